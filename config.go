@@ -1,0 +1,209 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis-gateway/redis-gateway/store"
+)
+
+// config is every setting, read once from the environment at start-up.
+type config struct {
+	Redis store.Options
+
+	Addr            string // HTTP_ADDR, or ":" + PORT
+	RequestTimeout  time.Duration
+	MaxBodyBytes    int64
+	ShutdownDrain   time.Duration
+	ShutdownTimeout time.Duration
+
+	LogLevel  slog.Level
+	LogFormat string // json or text
+
+	Tokens       []string
+	AuthDisabled bool
+
+	CacheDefaultTTL time.Duration
+	MaxTTL          time.Duration
+	SessionTTL      time.Duration
+}
+
+// errNoRedisURL is the mistake every new user makes first; its message says
+// how to fix it.
+var errNoRedisURL = errors.New("REDIS_URL is not defined: set it in the environment or in a .env file " +
+	"(REDIS_URL=redis://localhost:6379), use REDIS_URL=memory:// for an embedded in-memory Redis, " +
+	"or run with -dev")
+
+// loadConfig reads the configuration through getenv. dev applies the -dev
+// defaults: embedded Redis, no auth, text logs, no drain.
+func loadConfig(getenv func(string) string, dev bool) (config, error) {
+	e := envReader{getenv: getenv}
+	c := config{
+		Redis: store.Options{
+			URL:             e.str("REDIS_URL", ""),
+			Username:        e.str("REDIS_USERNAME", ""),
+			Password:        e.str("REDIS_PASSWORD", ""),
+			PasswordFile:    e.str("REDIS_PASSWORD_FILE", ""),
+			KeyPrefix:       e.str("REDIS_KEY_PREFIX", ""),
+			PoolSize:        e.int("REDIS_POOL_SIZE", 0, 0),
+			DialTimeout:     e.duration("REDIS_DIAL_TIMEOUT", 2*time.Second),
+			ReadTimeout:     e.duration("REDIS_READ_TIMEOUT", 3*time.Second),
+			WriteTimeout:    e.duration("REDIS_WRITE_TIMEOUT", 3*time.Second),
+			MaxRetries:      e.int("REDIS_MAX_RETRIES", 3, 0),
+			MinRetryBackoff: e.duration("REDIS_MIN_RETRY_BACKOFF", 8*time.Millisecond),
+			MaxRetryBackoff: e.duration("REDIS_MAX_RETRY_BACKOFF", 2*time.Second),
+		},
+		RequestTimeout:  e.duration("REQUEST_TIMEOUT", 5*time.Second),
+		MaxBodyBytes:    int64(e.int("MAX_BODY_BYTES", 1<<20, 1)),
+		ShutdownDrain:   e.duration("SHUTDOWN_DRAIN", 5*time.Second),
+		ShutdownTimeout: e.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
+		LogFormat:       e.str("LOG_FORMAT", "json"),
+		CacheDefaultTTL: e.seconds("CACHE_DEFAULT_TTL", time.Hour),
+		MaxTTL:          e.seconds("MAX_TTL", 30*24*time.Hour),
+		SessionTTL:      e.seconds("SESSION_TTL", 30*time.Minute),
+	}
+	c.Addr = e.addr()
+	c.LogLevel = e.level("LOG_LEVEL")
+	for _, t := range strings.Split(getenv("GATEWAY_TOKENS"), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			c.Tokens = append(c.Tokens, t)
+		}
+	}
+	switch auth := getenv("GATEWAY_AUTH"); auth {
+	case "", "token":
+	case "none":
+		c.AuthDisabled = true
+	default:
+		e.fail("GATEWAY_AUTH", auth, "want token or none")
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		e.fail("LOG_FORMAT", c.LogFormat, "want json or text")
+	}
+	// The 0 default means "go-redis's default"; "0 retries" must mean none.
+	if getenv("REDIS_MAX_RETRIES") == "0" {
+		c.Redis.MaxRetries = -1
+	}
+
+	if dev {
+		if getenv("REDIS_URL") == "" {
+			c.Redis.URL = "memory://"
+		}
+		c.AuthDisabled = true
+		if getenv("LOG_FORMAT") == "" {
+			c.LogFormat = "text"
+		}
+		if getenv("SHUTDOWN_DRAIN") == "" {
+			c.ShutdownDrain = 0
+		}
+	}
+
+	if len(e.errs) > 0 {
+		return c, errors.Join(e.errs...)
+	}
+	switch {
+	case c.Redis.URL == "":
+		return c, errNoRedisURL
+	case c.CacheDefaultTTL > c.MaxTTL:
+		return c, fmt.Errorf("CACHE_DEFAULT_TTL (%s) is above MAX_TTL (%s)", c.CacheDefaultTTL, c.MaxTTL)
+	case c.SessionTTL > c.MaxTTL:
+		return c, fmt.Errorf("SESSION_TTL (%s) is above MAX_TTL (%s)", c.SessionTTL, c.MaxTTL)
+	case !c.AuthDisabled && len(c.Tokens) == 0:
+		return c, errors.New("no GATEWAY_TOKENS: the data routes would accept nobody; " +
+			"set GATEWAY_TOKENS to one or more comma-separated tokens, or GATEWAY_AUTH=none to run without auth")
+	}
+	return c, nil
+}
+
+// envReader parses variables and collects every bad one, so a user fixes them
+// all in one go. An error names the variable but never echoes secrets.
+type envReader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (e *envReader) fail(name, value, why string) {
+	e.errs = append(e.errs, fmt.Errorf("%s=%q: %s", name, value, why))
+}
+
+func (e *envReader) str(name, def string) string {
+	if v := e.getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *envReader) int(name string, def, min int) int {
+	v := e.getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < min {
+		e.fail(name, v, fmt.Sprintf("want a whole number of at least %d", min))
+		return def
+	}
+	return n
+}
+
+func (e *envReader) duration(name string, def time.Duration) time.Duration {
+	v := e.getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d < 0 {
+		e.fail(name, v, "want a duration such as 500ms, 2s or 1m")
+		return def
+	}
+	return d
+}
+
+// seconds reads a TTL: whole seconds ("3600") or a Go duration of whole
+// seconds ("1h").
+func (e *envReader) seconds(name string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return def
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 1 && n <= 1<<33 {
+		return time.Duration(n) * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Second || d%time.Second != 0 {
+		e.fail(name, v, "want whole seconds of at least 1, such as 3600 or 1h")
+		return def
+	}
+	return d
+}
+
+func (e *envReader) level(name string) slog.Level {
+	var l slog.Level
+	v := e.getenv(name)
+	if v == "" {
+		return slog.LevelInfo
+	}
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		e.fail(name, v, "want debug, info, warn or error")
+	}
+	return l
+}
+
+// addr is HTTP_ADDR when set, else all interfaces on PORT.
+func (e *envReader) addr() string {
+	if a := e.getenv("HTTP_ADDR"); a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			e.fail("HTTP_ADDR", a, "want host:port, such as :8080 or 127.0.0.1:8080")
+		}
+		return a
+	}
+	port := e.str("PORT", "8080")
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		e.fail("PORT", port, "want a port number from 0 to 65535")
+	}
+	return ":" + port
+}

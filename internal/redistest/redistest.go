@@ -1,0 +1,148 @@
+// Package redistest starts real redis-server processes on free loopback ports
+// for tests that need what miniredis does not have.
+package redistest
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RequireEnv makes a missing redis-server a failure instead of a skip; CI sets it.
+const RequireEnv = "REDIS_GATEWAY_REQUIRE_SERVER"
+
+// Server is one redis-server process owned by a test.
+type Server struct {
+	t    testing.TB
+	bin  string
+	args []string
+	Port int
+	cmd  *exec.Cmd
+}
+
+// Binary returns the path of redis-server, or skips the test (fails it when
+// REDIS_GATEWAY_REQUIRE_SERVER=1) when there is none.
+func Binary(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatalf("redis-server not found and %s=1: %v", RequireEnv, err)
+		}
+		t.Skipf("redis-server not found (install it, or set %s=1 to make this a failure): %v", RequireEnv, err)
+	}
+	return bin
+}
+
+// Start runs redis-server on a free loopback port with no persistence, plus
+// any extra arguments, and stops it when the test ends.
+func Start(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: Binary(t), Port: FreePort(t)}
+	s.args = append([]string{
+		"--port", strconv.Itoa(s.Port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", t.TempDir(),
+	}, extra...)
+	s.start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Addr is host:port of the server.
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
+
+// URL is the redis:// URL of the server.
+func (s *Server) URL() string { return "redis://" + s.Addr() }
+
+func (s *Server) start() {
+	s.t.Helper()
+	cmd := exec.Command(s.bin, s.args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		s.t.Fatalf("redis-server: %v", err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	s.cmd = cmd
+	ready := make(chan struct{})
+	var log strings.Builder
+	go func() {
+		sc := bufio.NewScanner(out)
+		signalled := false
+		for sc.Scan() {
+			if !signalled {
+				log.WriteString(sc.Text() + "\n")
+			}
+			if !signalled && strings.Contains(sc.Text(), "Ready to accept connections") {
+				signalled = true
+				close(ready)
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		s.t.Fatalf("redis-server on port %d did not start:\n%s", s.Port, log.String())
+	}
+}
+
+// Stop ends the server; Stop on a stopped server does nothing.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same port, empty.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ln, err := net.Listen("tcp", s.Addr())
+		if err == nil {
+			ln.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("port %d still taken: %v", s.Port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.start()
+}
+
+// Client returns a go-redis client to inspect the server directly; it is
+// closed when the test ends.
+func (s *Server) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true})
+	s.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

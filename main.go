@@ -1,0 +1,206 @@
+// Command redis-gateway is an HTTP/JSON gateway to Redis: cache, sessions,
+// rate limits and counters over plain HTTP, with probes and metrics.
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/joho/godotenv"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/redis-gateway/redis-gateway/handlers"
+	"github.com/redis-gateway/redis-gateway/store"
+)
+
+//go:embed openapi.yaml
+var openAPISpec []byte
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+func main() {
+	// A missing .env is normal; variables already set always win.
+	if err := godotenv.Load(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(os.Stderr, "redis-gateway: .env: %v\n", err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "redis-gateway: %v\n", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// run is the whole program: main only supplies the process's context,
+// arguments, environment and output.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 1 {
+		switch args[1] {
+		case "healthcheck":
+			return healthcheck(ctx, args[2:], getenv, stderr)
+		case "version":
+			fmt.Fprintf(stdout, "redis-gateway %s %s\n", buildVersion(), runtime.Version())
+			return nil
+		}
+	}
+	fs := flag.NewFlagSet("redis-gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: redis-gateway [-dev] | healthcheck [--live] [--url URL] [--timeout D] | version\n\n"+
+			"Configuration comes from the environment and .env; see .env.example.\n\n")
+		fs.PrintDefaults()
+	}
+	dev := fs.Bool("dev", false, "development mode: embedded in-memory Redis, no auth, text logs")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unknown command %q", fs.Arg(0))
+	}
+
+	cfg, err := loadConfig(getenv, *dev)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stdout)
+	return serve(ctx, cfg, *dev, logger, stdout)
+}
+
+func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdout io.Writer) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace:   "redis_gateway",
+			Name:        "build_info",
+			Help:        "Always 1; the labels say which build is running.",
+			ConstLabels: prometheus.Labels{"version": buildVersion(), "goversion": runtime.Version()},
+		}, func() float64 { return 1 }),
+	)
+
+	cfg.Redis.Logger = logger
+	cfg.Redis.Registry = reg
+	st, err := store.New(cfg.Redis)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	var draining atomic.Bool
+	h := handlers.New(handlers.Config{
+		Store:          st,
+		Logger:         logger,
+		Registry:       reg,
+		Tokens:         cfg.Tokens,
+		AuthDisabled:   cfg.AuthDisabled,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		RequestTimeout: cfg.RequestTimeout,
+		TTLs: handlers.TTLs{
+			CacheDefault: cfg.CacheDefaultTTL,
+			Session:      cfg.SessionTTL,
+			Max:          cfg.MaxTTL,
+		},
+		Draining: draining.Load,
+		OpenAPI:  openAPISpec,
+	})
+
+	// Listen before serving, so a taken port fails here, at once.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (another process may hold the port: set PORT or HTTP_ADDR)", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if dev {
+		fmt.Fprintf(stdout, "\n  redis-gateway DEVELOPMENT MODE on http://%s\n"+
+			"  embedded in-memory Redis (data is lost on exit), authentication OFF.\n"+
+			"  Never run -dev in production.\n\n", displayAddr(ln.Addr()))
+	}
+	if cfg.AuthDisabled && !dev {
+		logger.Warn("authentication is off (GATEWAY_AUTH=none): every data route is open")
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "redis", st.Addr(), "version", buildVersion())
+	pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	if err := st.Ping(pingCtx); err != nil {
+		logger.Warn("redis is not reachable yet; /readyz answers 503 until it is", "redis", st.Addr(), "error", err)
+	}
+	cancel()
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	// Readiness fails first so load balancers stop sending; traffic that still
+	// arrives during the drain is served.
+	draining.Store(true)
+	logger.Info("shutting down", "drain", cfg.ShutdownDrain, "timeout", cfg.ShutdownTimeout)
+	time.Sleep(cfg.ShutdownDrain)
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shutdown: in-flight requests did not finish within SHUTDOWN_TIMEOUT (%s): %w", cfg.ShutdownTimeout, err)
+	}
+	<-served
+	logger.Info("stopped")
+	return nil
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// displayAddr turns a wildcard listen address into one a browser can open.
+func displayAddr(a net.Addr) string {
+	if tcp, ok := a.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("localhost:%d", tcp.Port)
+	}
+	return a.String()
+}

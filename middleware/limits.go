@@ -1,0 +1,46 @@
+package middleware
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// BodyLimit caps request bodies at max bytes; reading past it fails with
+// *http.MaxBytesError, which the handlers answer with 413.
+func BodyLimit(max int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Body != nil && r.Body != http.NoBody {
+				r.Body = http.MaxBytesReader(w, r.Body, max)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Deadline bounds each request, its Redis commands included, and the reading
+// of its body, so a client that trickles a body cannot hold a handler.
+func Deadline(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d)) // unsupported by test recorders
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
+// CloseWhen asks clients to close their connection once draining reports
+// true, so load balancers move them to other replicas during shutdown.
+func CloseWhen(draining func() bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if draining() {
+				w.Header().Set("Connection", "close")
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}

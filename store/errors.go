@@ -1,0 +1,88 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Errors a caller can act on, checked with errors.Is. The error returned by a
+// Store method wraps one of them and the cause, so the log keeps the detail.
+var (
+	ErrNotFound           = errors.New("not found")
+	ErrExists             = errors.New("already exists")
+	ErrPreconditionFailed = errors.New("precondition failed")
+	ErrWrongType          = errors.New("key holds another type")
+	ErrNotInteger         = errors.New("value is not an integer or out of range")
+	ErrUnavailable        = errors.New("redis unavailable")
+	ErrTimeout            = errors.New("redis timeout")
+)
+
+// classify wraps err with the sentinel that says what it means for the caller.
+// op names the operation, as in "get cache".
+func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var kind error
+	var rerr redis.Error
+	var nerr net.Error
+	switch {
+	case errors.Is(err, redis.Nil):
+		kind = ErrNotFound
+	case isOwn(err), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w", op, err)
+	case errors.As(err, &rerr):
+		msg := rerr.Error()
+		switch {
+		case strings.HasPrefix(msg, "WRONGTYPE"):
+			kind = ErrWrongType
+		case strings.Contains(msg, "not an integer"), strings.Contains(msg, "would overflow"):
+			kind = ErrNotInteger
+		case isUnavailableReply(msg):
+			kind = ErrUnavailable
+		default:
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	case isDialError(err):
+		kind = ErrUnavailable
+	case errors.As(err, &nerr) && nerr.Timeout():
+		kind = ErrTimeout
+	default:
+		// Everything else go-redis returns without a server reply is a transport
+		// failure: refused or reset connections, EOF, a closed or exhausted pool.
+		kind = ErrUnavailable
+	}
+	return fmt.Errorf("%s: %w: %w", op, kind, err)
+}
+
+// isUnavailableReply reports server replies that mean "not now" rather than
+// "bad command": loading, failing over, or read-only after a demotion.
+func isUnavailableReply(msg string) bool {
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOAUTH", "WRONGPASS", "NOPERM"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+func isOwn(err error) bool {
+	for _, e := range []error{ErrNotFound, ErrExists, ErrPreconditionFailed, ErrWrongType, ErrNotInteger, ErrUnavailable, ErrTimeout} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func isErr(err, target error) bool { return errors.Is(err, target) }

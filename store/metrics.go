@@ -1,0 +1,89 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+// poolCollector exports the connection pool's own counters at scrape time, so
+// the hot path pays nothing for them.
+type poolCollector struct {
+	client redis.UniversalClient
+
+	hits, misses, timeouts, total, idle, stale *prometheus.Desc
+}
+
+func newPoolCollector(namespace string, client redis.UniversalClient) *poolCollector {
+	desc := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "redis_pool", name), help, nil, nil)
+	}
+	return &poolCollector{
+		client:   client,
+		hits:     desc("hits_total", "Times a free connection was found in the pool."),
+		misses:   desc("misses_total", "Times no free connection was found in the pool."),
+		timeouts: desc("timeouts_total", "Times a wait for a pool connection timed out."),
+		total:    desc("connections", "Connections in the pool."),
+		idle:     desc("idle_connections", "Idle connections in the pool."),
+		stale:    desc("stale_connections_removed_total", "Stale connections removed from the pool."),
+	}
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(c, ch)
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.client.PoolStats()
+	ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(s.Hits))
+	ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(s.Misses))
+	ch <- prometheus.MustNewConstMetric(c.timeouts, prometheus.CounterValue, float64(s.Timeouts))
+	ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(s.TotalConns))
+	ch <- prometheus.MustNewConstMetric(c.idle, prometheus.GaugeValue, float64(s.IdleConns))
+	ch <- prometheus.MustNewConstMetric(c.stale, prometheus.CounterValue, float64(s.StaleConns))
+}
+
+// errorHook counts commands that failed for a reason other than a missing key.
+type errorHook struct {
+	errors *prometheus.CounterVec
+}
+
+func (h errorHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := next(ctx, network, addr)
+		if err != nil {
+			h.errors.WithLabelValues("dial").Inc()
+		}
+		return conn, err
+	}
+}
+
+func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if countable(err) {
+			h.errors.WithLabelValues(strings.ToLower(cmd.Name())).Inc()
+		}
+		return err
+	}
+}
+
+func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			if countable(cmd.Err()) {
+				h.errors.WithLabelValues(strings.ToLower(cmd.Name())).Inc()
+			}
+		}
+		return err
+	}
+}
+
+func countable(err error) bool {
+	return err != nil && !errors.Is(err, redis.Nil)
+}

@@ -1,0 +1,203 @@
+// Package store is everything that speaks to Redis: building the client from a
+// URL, naming keys, and the operations behind each route.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+// Options configure a Store. Zero values take go-redis defaults unless noted.
+type Options struct {
+	URL          string // redis://, rediss:// or memory://
+	Username     string // overrides the URL's user
+	Password     string // overrides the URL's password
+	PasswordFile string // read on every new connection, so a rotated secret needs no restart
+	KeyPrefix    string // namespace in front of every key space
+
+	PoolSize        int
+	DialTimeout     time.Duration
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	MaxRetries      int // 0 = go-redis default (3); negative = no retries
+	MinRetryBackoff time.Duration
+	MaxRetryBackoff time.Duration
+
+	Logger   *slog.Logger
+	Registry prometheus.Registerer // nil = no metrics
+}
+
+// Store runs the gateway's operations against one Redis deployment.
+type Store struct {
+	rdb     redis.UniversalClient
+	keys    keys
+	addr    string // redacted, for logs and errors
+	closers []func() error
+}
+
+// New builds the client. It does not wait for Redis: the gateway must start
+// when Redis is still down, and report that on its readiness probe.
+func New(opts Options) (*Store, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{keys: keys{prefix: opts.KeyPrefix}}
+
+	u, err := url.Parse(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %s is not a URL", Redact(opts.URL))
+	}
+	if u.Scheme == "memory" {
+		mr, stop, err := startMemory()
+		if err != nil {
+			return nil, fmt.Errorf("start in-memory redis: %w", err)
+		}
+		s.closers = append(s.closers, stop)
+		logger.Warn("using an embedded in-memory Redis: data lives only as long as this process", "addr", mr.Addr())
+		u = &url.URL{Scheme: "redis", Host: mr.Addr()}
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return nil, fmt.Errorf("REDIS_URL: scheme %q is not redis://, rediss:// or memory://", u.Scheme)
+	}
+
+	ro, err := redis.ParseURL(u.String())
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", errors.New(strings.ReplaceAll(err.Error(), u.String(), Redact(u.String()))))
+	}
+	if opts.Username != "" {
+		ro.Username = opts.Username
+	}
+	if opts.Password != "" {
+		ro.Password = opts.Password
+	}
+	if opts.PasswordFile != "" {
+		if _, err := readSecret(opts.PasswordFile); err != nil {
+			return nil, fmt.Errorf("REDIS_PASSWORD_FILE: %w", err)
+		}
+		user, file := ro.Username, opts.PasswordFile
+		ro.Password = ""
+		ro.CredentialsProviderContext = func(context.Context) (string, string, error) {
+			pass, err := readSecret(file)
+			return user, pass, err
+		}
+	}
+	setIfPositive(&ro.PoolSize, opts.PoolSize)
+	setIfPositive(&ro.DialTimeout, opts.DialTimeout)
+	setIfPositive(&ro.ReadTimeout, opts.ReadTimeout)
+	setIfPositive(&ro.WriteTimeout, opts.WriteTimeout)
+	setIfPositive(&ro.MinRetryBackoff, opts.MinRetryBackoff)
+	setIfPositive(&ro.MaxRetryBackoff, opts.MaxRetryBackoff)
+	if opts.MaxRetries != 0 {
+		ro.MaxRetries = opts.MaxRetries
+	}
+	// The request deadline, not a fixed socket timeout, bounds each command.
+	ro.ContextTimeoutEnabled = true
+	ro.DisableIdentity = true // no CLIENT SETINFO: ElastiCache and older servers reject it
+
+	s.rdb = redis.NewClient(ro)
+	s.addr = Redact(u.String())
+	s.closers = append([]func() error{s.rdb.Close}, s.closers...)
+
+	if opts.Registry != nil {
+		cmdErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "redis_gateway",
+			Name:      "redis_command_errors_total",
+			Help:      "Redis commands that failed, by command (a missing key is not a failure).",
+		}, []string{"command"})
+		if err := opts.Registry.Register(cmdErrors); err != nil {
+			return nil, fmt.Errorf("register redis metrics: %w", err)
+		}
+		if err := opts.Registry.Register(newPoolCollector("redis_gateway", s.rdb)); err != nil {
+			return nil, fmt.Errorf("register redis metrics: %w", err)
+		}
+		s.rdb.AddHook(errorHook{errors: cmdErrors})
+	}
+	return s, nil
+}
+
+// Addr is the Redis URL with any password replaced by "xxxxx".
+func (s *Store) Addr() string { return s.addr }
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return classify("ping", s.rdb.Ping(ctx).Err())
+}
+
+// Close releases the client, then the embedded server if there is one.
+func (s *Store) Close() error {
+	var errs []error
+	for _, c := range s.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}
+
+// Redact hides the password of a Redis URL, for logs.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+func readSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+func setIfPositive[T int | time.Duration](dst *T, v T) {
+	if v > 0 {
+		*dst = v
+	}
+}
+
+// startMemory runs miniredis for -dev and memory:// URLs. miniredis only moves
+// its clock for TTLs when told to, so a ticker keeps expiry close to real time.
+func startMemory() (*miniredis.Miniredis, func() error, error) {
+	mr := miniredis.NewMiniRedis()
+	if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+		return nil, nil, err
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		const tick = 100 * time.Millisecond
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				mr.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	stop := func() error {
+		close(done)
+		wg.Wait()
+		mr.Close()
+		return nil
+	}
+	return mr, stop, nil
+}
