@@ -90,9 +90,8 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 	}
 
 	if dev {
-		if getenv("REDIS_URL") == "" {
-			c.Redis.URL = "memory://"
-		}
+		// -dev always means the embedded Redis, even with a REDIS_URL in .env.
+		c.Redis.URL = "memory://"
 		c.AuthDisabled = true
 		if getenv("LOG_FORMAT") == "" {
 			c.LogFormat = "text"

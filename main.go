@@ -85,6 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := newLogger(cfg, stdout)
+	store.LogClientTo(logger)
 	return serve(ctx, cfg, *dev, logger, stdout)
 }
 
@@ -134,10 +135,13 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	}
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: readHeaderTimeout,
+		// Headers and body must arrive within this; net/http lifts it once the
+		// body is read, so it never cuts a slow handler short.
+		ReadTimeout:    readHeaderTimeout + cfg.RequestTimeout,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	if dev {
 		fmt.Fprintf(stdout, "\n  redis-gateway DEVELOPMENT MODE on http://%s\n"+
@@ -178,6 +182,9 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	logger.Info("stopped")
 	return nil
 }
+
+// readHeaderTimeout bounds how long a client may take to send its headers.
+const readHeaderTimeout = 10 * time.Second
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}

@@ -80,8 +80,13 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
+			// A 503 says Redis is away or the gateway is draining: worth a
+			// warning, not an error line for every probe.
 			level := slog.LevelInfo
-			if status >= 500 {
+			switch {
+			case status == http.StatusServiceUnavailable:
+				level = slog.LevelWarn
+			case status >= 500:
 				level = slog.LevelError
 			}
 			if !logger.Enabled(r.Context(), level) {

@@ -39,7 +39,7 @@ func classify(op string, err error) error {
 	case errors.As(err, &rerr):
 		msg := rerr.Error()
 		switch {
-		case strings.HasPrefix(msg, "WRONGTYPE"):
+		case strings.Contains(msg, "WRONGTYPE"):
 			kind = ErrWrongType
 		case strings.Contains(msg, "not an integer"), strings.Contains(msg, "would overflow"):
 			kind = ErrNotInteger

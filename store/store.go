@@ -104,6 +104,10 @@ func New(opts Options) (*Store, error) {
 	}
 	// The request deadline, not a fixed socket timeout, bounds each command.
 	ro.ContextTimeoutEnabled = true
+	// One dial per attempt: commands already retry REDIS_MAX_RETRIES times with
+	// backoff, and retrying every dial on top made a refused connection take
+	// seconds to become a 503.
+	ro.DialerRetries = 1
 	ro.DisableIdentity = true // no CLIENT SETINFO: ElastiCache and older servers reject it
 
 	s.rdb = redis.NewClient(ro)
@@ -200,4 +204,17 @@ func startMemory() (*miniredis.Miniredis, func() error, error) {
 		return nil
 	}
 	return mr, stop, nil
+}
+
+// LogClientTo sends go-redis's own log lines (dial retries, pool events) to
+// logger at debug level; each failed request already logs its error once.
+// go-redis keeps one logger per process, so call this once, from main.
+func LogClientTo(logger *slog.Logger) {
+	redis.SetLogger(clientLog{logger})
+}
+
+type clientLog struct{ logger *slog.Logger }
+
+func (l clientLog) Printf(ctx context.Context, format string, v ...any) {
+	l.logger.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
 }

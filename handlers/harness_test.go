@@ -1,0 +1,270 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-gateway/redis-gateway/handlers"
+	"github.com/redis-gateway/redis-gateway/internal/redistest"
+	"github.com/redis-gateway/redis-gateway/store"
+)
+
+const testToken = "test-token"
+
+// backend is one Redis the route suite runs against.
+type backend struct {
+	name string
+	url  string
+	rdb  *redis.Client // to look at Redis behind the gateway's back
+	// elapse moves Redis's clock forward (miniredis), or waits (a real server).
+	elapse func(d time.Duration)
+	// stop makes Redis unreachable.
+	stop func()
+}
+
+// forEachBackend runs fn against miniredis and against a real redis-server.
+func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
+	t.Helper()
+	t.Run("miniredis", func(t *testing.T) {
+		fn(t, miniBackend(t))
+	})
+	t.Run("redis-server", func(t *testing.T) {
+		srv := redistest.Start(t)
+		fn(t, backend{
+			name:   "redis-server",
+			url:    srv.URL(),
+			rdb:    srv.Client(),
+			elapse: time.Sleep,
+			stop:   srv.Stop,
+		})
+	})
+}
+
+func miniBackend(t *testing.T) backend {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), DisableIdentity: true})
+	t.Cleanup(func() { rdb.Close() })
+	return backend{name: "miniredis", url: "redis://" + mr.Addr(), rdb: rdb, elapse: mr.FastForward, stop: mr.Close}
+}
+
+// gateway is a handlers.New under test, behind a real HTTP server.
+type gateway struct {
+	t      *testing.T
+	url    string
+	client *http.Client
+	logs   *syncBuffer
+}
+
+// setup is what options may change before the gateway starts.
+type setup struct {
+	cfg   handlers.Config
+	store store.Options
+	wrap  func(handlers.Store) handlers.Store
+}
+
+type option func(*setup)
+
+func withKeyPrefix(p string) option {
+	return func(s *setup) { s.store.KeyPrefix = p }
+}
+
+func withConfig(f func(*handlers.Config)) option {
+	return func(s *setup) { f(&s.cfg) }
+}
+
+// withStore puts wrap around the real store, to inject a fault Redis cannot.
+func withStore(wrap func(handlers.Store) handlers.Store) option {
+	return func(s *setup) { s.wrap = wrap }
+}
+
+// startGateway serves the routes on b. Every response it receives is checked
+// against openapi.yaml.
+func startGateway(t *testing.T, b backend, opts ...option) *gateway {
+	t.Helper()
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	s := setup{store: store.Options{URL: b.url, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}
+	s.cfg = handlers.Config{
+		Logger:         logger,
+		Registry:       prometheus.NewRegistry(),
+		Tokens:         []string{testToken, "second-token"},
+		MaxBodyBytes:   4 << 10,
+		RequestTimeout: 2 * time.Second,
+		TTLs:           handlers.TTLs{CacheDefault: time.Hour, Session: 30 * time.Minute, Max: 30 * 24 * time.Hour},
+		OpenAPI:        []byte("openapi: 3.0.3\n"),
+	}
+	for _, o := range opts {
+		o(&s)
+	}
+	s.store.Registry = s.cfg.Registry
+	st, err := store.New(s.store)
+	if err != nil {
+		t.Fatalf("store.New: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s.cfg.Store = st
+	if s.wrap != nil {
+		s.cfg.Store = s.wrap(st)
+	}
+	srv := httptest.NewServer(handlers.New(s.cfg))
+	t.Cleanup(srv.Close)
+	return &gateway{
+		t:      t,
+		url:    srv.URL,
+		client: &http.Client{Transport: &specCheck{t: t, next: http.DefaultTransport}},
+		logs:   logs,
+	}
+}
+
+// request is one call to the gateway. Token "" sends the test token; "-"
+// sends none.
+type request struct {
+	method, path string
+	body         string
+	header       map[string]string
+	token        string
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+	close  bool // the server sent Connection: close (net/http removes the header)
+}
+
+func (g *gateway) do(req request) response {
+	g.t.Helper()
+	var body io.Reader
+	if req.body != "" {
+		body = strings.NewReader(req.body)
+	}
+	hr, err := http.NewRequest(req.method, g.url+req.path, body)
+	if err != nil {
+		g.t.Fatalf("%s %s: %v", req.method, req.path, err)
+	}
+	if req.body != "" {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	switch req.token {
+	case "":
+		hr.Header.Set("Authorization", "Bearer "+testToken)
+	case "-":
+	default:
+		hr.Header.Set("Authorization", "Bearer "+req.token)
+	}
+	for k, v := range req.header {
+		if v == "" {
+			hr.Header.Del(k)
+		} else {
+			hr.Header.Set(k, v)
+		}
+	}
+	resp, err := g.client.Do(hr)
+	if err != nil {
+		g.t.Fatalf("%s %s: %v", req.method, req.path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		g.t.Fatalf("%s %s: read body: %v", req.method, req.path, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b), close: resp.Close}
+}
+
+// must runs req and fails the test unless the status is want.
+func (g *gateway) must(req request, want int) response {
+	g.t.Helper()
+	resp := g.do(req)
+	if resp.status != want {
+		g.t.Fatalf("%s %s: status = %d, want %d; body: %s", req.method, req.path, resp.status, want, resp.body)
+	}
+	return resp
+}
+
+// specCheck validates every response of a known route against openapi.yaml.
+type specCheck struct {
+	t    *testing.T
+	next http.RoundTripper
+}
+
+var spec = sync.OnceValues(func() (routers.Router, error) {
+	doc, err := openapi3.NewLoader().LoadFromFile("../openapi.yaml")
+	if err != nil {
+		return nil, err
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, err
+	}
+	return gorillamux.NewRouter(doc)
+})
+
+func (s *specCheck) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := s.next.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	router, err := spec()
+	if err != nil {
+		s.t.Fatalf("load openapi.yaml: %v", err)
+	}
+	route, params, err := router.FindRoute(req)
+	if err != nil {
+		return resp, nil // unknown paths and methods are not in the contract
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+		Status:                 resp.StatusCode,
+		Header:                 resp.Header,
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true},
+	}
+	in.SetBodyBytes(body)
+	if err := openapi3filter.ValidateResponse(req.Context(), in); err != nil {
+		s.t.Errorf("%s %s: response %d does not match openapi.yaml: %v\nbody: %s", req.Method, req.URL.Path, resp.StatusCode, err, body)
+	}
+	if resp.Header.Get("X-Request-Id") == "" {
+		s.t.Errorf("%s %s: no X-Request-Id on the response", req.Method, req.URL.Path)
+	}
+	return resp, nil
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,131 @@
+package handlers_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// Every malformed input the contract names gets its 4xx problem response,
+// is logged once, and writes nothing to Redis.
+func TestBadInput(t *testing.T) {
+	long := strings.Repeat("k", 1025)
+	manyKeys := "/cache?" + strings.Repeat("key=k&", 1001)
+	tests := []struct {
+		name string
+		req  request
+		want int
+	}{
+		{"ttl not a number", request{method: "PUT", path: "/cache/k?ttl=abc", body: `1`}, 400},
+		{"ttl negative", request{method: "PUT", path: "/cache/k?ttl=-1", body: `1`}, 400},
+		{"ttl zero", request{method: "PUT", path: "/cache/k?ttl=0", body: `1`}, 400},
+		{"ttl fractional", request{method: "PUT", path: "/cache/k?ttl=1.5", body: `1`}, 400},
+		{"ttl above MAX_TTL", request{method: "PUT", path: "/cache/k?ttl=99999999999", body: `1`}, 400},
+		{"ttl empty", request{method: "PUT", path: "/cache/k?ttl=", body: `1`}, 400},
+		{"ttl with plus sign", request{method: "PUT", path: "/cache/k?ttl=%2B5", body: `1`}, 400},
+		{"ttl twice", request{method: "PUT", path: "/cache/k?ttl=5&ttl=6", body: `1`}, 400},
+		{"session ttl", request{method: "POST", path: "/session?ttl=abc", body: `{}`}, 400},
+		{"session put ttl", request{method: "PUT", path: "/session/s?ttl=0", body: `{}`}, 400},
+		{"expire without ttl", request{method: "POST", path: "/cache/k/expire"}, 400},
+		{"expire ttl", request{method: "POST", path: "/cache/k/expire?ttl=1.5"}, 400},
+		{"key too long", request{method: "PUT", path: "/cache/" + long, body: `1`}, 400},
+		{"key too long on GET", request{method: "GET", path: "/cache/" + long}, 400},
+		{"session id too long", request{method: "PUT", path: "/session/" + long, body: `{}`}, 400},
+		{"empty key in list", request{method: "GET", path: "/cache?key="}, 400},
+		{"no key in list", request{method: "GET", path: "/cache"}, 400},
+		{"too many keys", request{method: "DELETE", path: manyKeys}, 400},
+		{"malformed query", request{method: "PUT", path: "/cache/k?ttl=%zz", body: `1`}, 400},
+		{"invalid JSON", request{method: "PUT", path: "/cache/k", body: `{"a":`}, 400},
+		{"two JSON values", request{method: "PUT", path: "/cache/k", body: `1 2`}, 400},
+		{"empty body", request{method: "PUT", path: "/cache/k", header: map[string]string{"Content-Type": "application/json"}}, 400},
+		{"body too large", request{method: "PUT", path: "/cache/k", body: `"` + strings.Repeat("x", 5000) + `"`}, 413},
+		{"session body too large", request{method: "POST", path: "/session", body: `{"a":"` + strings.Repeat("x", 5000) + `"}`}, 413},
+		{"text body", request{method: "PUT", path: "/cache/k", body: `1`, header: map[string]string{"Content-Type": "text/plain"}}, 415},
+		{"form body", request{method: "POST", path: "/session", body: `{}`, header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}}, 415},
+		{"session array", request{method: "POST", path: "/session", body: `[]`}, 400},
+		{"session string", request{method: "PUT", path: "/session/s", body: `"x"`}, 400},
+		{"session null", request{method: "PUT", path: "/session/s", body: `null`}, 400},
+		{"touch not a bool", request{method: "GET", path: "/session/s?touch=maybe"}, 400},
+		{"If-None-Match with a tag on PUT", request{method: "PUT", path: "/cache/k", body: `1`, header: map[string]string{"If-None-Match": `"abc"`}}, 400},
+		{"malformed If-Match", request{method: "PUT", path: "/cache/k", body: `1`, header: map[string]string{"If-Match": `abc`}}, 400},
+		{"both preconditions", request{method: "PUT", path: "/cache/k", body: `1`, header: map[string]string{"If-Match": `*`, "If-None-Match": `*`}}, 400},
+		{"incr by text", request{method: "POST", path: "/cache/k/incr?by=abc"}, 400},
+		{"incr by fraction", request{method: "POST", path: "/cache/k/incr?by=1.5"}, 400},
+		{"incr by overflow", request{method: "POST", path: "/cache/k/incr?by=9223372036854775808"}, 400},
+		{"limit zero", request{method: "POST", path: "/ratelimit/k/incr?limit=0"}, 400},
+		{"limit text", request{method: "POST", path: "/ratelimit/k/incr?limit=abc"}, 400},
+		{"window zero", request{method: "POST", path: "/ratelimit/k/incr?window=0"}, 400},
+		{"window above MAX_TTL", request{method: "POST", path: "/ratelimit/k/incr?window=99999999999"}, 400},
+		{"cost zero", request{method: "POST", path: "/ratelimit/k/incr?cost=0"}, 400},
+		{"cost above limit", request{method: "POST", path: "/ratelimit/k/incr?limit=2&cost=3"}, 400},
+		{"unknown algorithm", request{method: "POST", path: "/ratelimit/k/incr?limit=2&algorithm=leaky"}, 400},
+		{"peek limit text", request{method: "GET", path: "/ratelimit/k?limit=x"}, 400},
+	}
+	b := miniBackend(t)
+	g := startGateway(t, b)
+	ctx := context.Background()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const id = "bad-input-request"
+			if tt.req.header == nil {
+				tt.req.header = map[string]string{}
+			}
+			tt.req.header["X-Request-Id"] = id + "-" + strings.ReplaceAll(tt.name, " ", "-")
+			resp := g.do(tt.req)
+			if resp.status != tt.want {
+				t.Fatalf("%s %.60s: status = %d, want %d; body %s", tt.req.method, tt.req.path, resp.status, tt.want, resp.body)
+			}
+			if ct := resp.header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("Content-Type = %q, want application/problem+json", ct)
+			}
+			p := decode[struct {
+				Type, Title, Detail string
+				Status              int
+				RequestID           string `json:"request_id"`
+			}](t, "problem", resp.body)
+			if p.Status != tt.want || p.Detail == "" || !strings.HasPrefix(p.Type, "urn:redis-gateway:problem:") || p.RequestID != tt.req.header["X-Request-Id"] {
+				t.Errorf("problem = %s, want status %d, a type, a detail and the request id", resp.body, tt.want)
+			}
+			if n := b.rdb.DBSize(ctx).Val(); n != 0 {
+				t.Errorf("bad input wrote %d keys to Redis", n)
+			}
+			if n := logLinesFor(t, g.logs.String(), tt.req.header["X-Request-Id"]); n != 1 {
+				t.Errorf("request logged %d times, want once", n)
+			}
+		})
+	}
+}
+
+// logLinesFor counts the JSON log lines that carry request id id.
+func logLinesFor(t *testing.T, logs, id string) int {
+	t.Helper()
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if entry["request_id"] == id {
+			n++
+		}
+	}
+	return n
+}
+
+// A key of exactly 1024 bytes is the longest allowed.
+func TestKeyLengthBoundary(t *testing.T) {
+	g := startGateway(t, miniBackend(t))
+	g.must(request{method: "PUT", path: "/cache/" + strings.Repeat("é", 512), body: `1`}, http.StatusCreated)
+	g.must(request{method: "PUT", path: "/cache/" + strings.Repeat("é", 512) + "x", body: `1`}, http.StatusBadRequest)
+}
+
+// A JSON media type with a +json suffix is JSON; no Content-Type is accepted.
+func TestJSONMediaTypes(t *testing.T) {
+	g := startGateway(t, miniBackend(t))
+	for _, ct := range []string{"application/json; charset=utf-8", "application/merge-patch+json", ""} {
+		g.must(request{method: "PUT", path: "/cache/k", body: `1`, header: map[string]string{"Content-Type": ct}}, http.StatusCreated)
+		g.must(request{method: "DELETE", path: "/cache/k"}, http.StatusNoContent)
+	}
+}
