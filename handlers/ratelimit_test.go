@@ -74,7 +74,7 @@ func TestRateLimitFixedWindow(t *testing.T) {
 		if !peek.Allowed || peek.Count != 0 || peek.Remaining != 2 {
 			t.Errorf("peek after reset: %+v, want allowed count=0 remaining=2", peek)
 		}
-		if n := b.rdb.Exists(context.Background(), "ratelimit:api").Val(); n != 0 {
+		if n := b.rdb.Exists(context.Background(), "ratelimit:{api}").Val(); n != 0 {
 			t.Errorf("peek created the counter key")
 		}
 	})
@@ -104,7 +104,7 @@ func TestRateLimitCounterWindowIsNotExtended(t *testing.T) {
 		if second.Count != 6 || second.Reset != 2 {
 			t.Errorf("second incr = %+v, want count 6 and reset 2 (the window is not pushed back)", second)
 		}
-		if d := b.rdb.PTTL(ctx, "ratelimit:c").Val(); d > 1900*time.Millisecond {
+		if d := b.rdb.PTTL(ctx, "ratelimit:{c}").Val(); d > 1900*time.Millisecond {
 			t.Errorf("PTTL = %v after a later increment, want the original window's remainder", d)
 		}
 	})

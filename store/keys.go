@@ -1,5 +1,7 @@
 package store
 
+import "strings"
+
 // The key spaces of the gateway. Only this file joins a prefix to a key, so a
 // handler can never write outside its own space.
 const (
@@ -13,6 +15,24 @@ type keys struct {
 	prefix string // REDIS_KEY_PREFIX, such as "orders:"; may be empty
 }
 
-func (k keys) cache(key string) string     { return k.prefix + spaceCache + key }
-func (k keys) session(id string) string    { return k.prefix + spaceSession + id }
-func (k keys) rateLimit(key string) string { return k.prefix + spaceRateLimit + key }
+// cache and session keys are exactly the space plus the user's key, so other
+// Redis clients find them where they expect.
+func (k keys) cache(key string) string  { return k.prefix + spaceCache + key }
+func (k keys) session(id string) string { return k.prefix + spaceSession + id }
+
+// rateLimit names a limiter's keys. All of them carry the user key as one hash
+// tag, so a limiter's keys share a cluster slot and one script can touch them
+// all; suffix tells them apart ("" for the main key).
+func (k keys) rateLimit(key, suffix string) string {
+	return k.prefix + spaceRateLimit + hashTag(key) + suffix
+}
+
+// tagEscaper keeps a user key from ending its hash tag early: a key such as
+// "}x" would otherwise give the empty tag "{}", which Redis ignores, and the
+// keys of one limiter could land on different slots.
+var tagEscaper = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D")
+
+// hashTag wraps key in braces, escaped so the tag is exactly the key.
+func hashTag(key string) string {
+	return "{" + tagEscaper.Replace(key) + "}"
+}

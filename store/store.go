@@ -154,6 +154,9 @@ func Redact(raw string) string {
 	if err != nil {
 		return "(unparsable URL)"
 	}
+	if _, has := u.User.Password(); !has {
+		return raw
+	}
 	return u.Redacted()
 }
 
