@@ -85,6 +85,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := newLogger(cfg, stdout)
+	// go-redis has one logger per process (held atomically); the process runs
+	// one gateway, so its lines join ours.
 	store.LogClientTo(logger)
 	return serve(ctx, cfg, *dev, logger, stdout)
 }
@@ -151,15 +153,20 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	if cfg.AuthDisabled && !dev {
 		logger.Warn("authentication is off (GATEWAY_AUTH=none): every data route is open")
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "redis", st.Addr(), "version", buildVersion())
-	pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	if err := st.Ping(pingCtx); err != nil {
-		logger.Warn("redis is not reachable yet; /readyz answers 503 until it is", "redis", st.Addr(), "error", err)
-	}
-	cancel()
+	conns := newConnTracker()
+	srv.ConnState = conns.track
 
+	logger.Info("listening", "addr", ln.Addr().String(), "redis", st.Addr(), "version", buildVersion())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	// Serve first: probes must answer while Redis is slow or down.
+	go func() {
+		pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := st.Ping(pingCtx); err != nil && ctx.Err() == nil {
+			logger.Warn("redis is not reachable yet; /readyz answers 503 until it is", "redis", st.Addr(), "error", err)
+		}
+	}()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
@@ -174,11 +181,17 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// Stop accepting, then let every accepted request be read and answered
+	// before Shutdown: net/http closes a request it reads after Shutdown began
+	// without answering it (golang/go#75591), and the client cannot tell
+	// whether its write was applied.
+	_ = ln.Close()
+	<-served
+	conns.waitQuiet(shutdownCtx)
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		_ = srv.Close()
 		return fmt.Errorf("shutdown: in-flight requests did not finish within SHUTDOWN_TIMEOUT (%s): %w", cfg.ShutdownTimeout, err)
 	}
-	<-served
 	logger.Info("stopped")
 	return nil
 }
