@@ -25,6 +25,8 @@ type config struct {
 	LogLevel  slog.Level
 	LogFormat string // json or text
 
+	PprofAddr string // empty = no profiling listener
+
 	Tokens       []string
 	AuthDisabled bool
 
@@ -63,11 +65,17 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		ShutdownDrain:   e.duration("SHUTDOWN_DRAIN", 5*time.Second),
 		ShutdownTimeout: e.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
 		LogFormat:       e.str("LOG_FORMAT", "json"),
+		PprofAddr:       e.str("PPROF_ADDR", ""),
 		CacheDefaultTTL: e.seconds("CACHE_DEFAULT_TTL", time.Hour),
 		MaxTTL:          e.seconds("MAX_TTL", 30*24*time.Hour),
 		SessionTTL:      e.seconds("SESSION_TTL", 30*time.Minute),
 	}
 	c.Addr = e.addr()
+	if c.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+			e.fail("PPROF_ADDR", c.PprofAddr, "want host:port, such as 127.0.0.1:6060")
+		}
+	}
 	c.LogLevel = e.level("LOG_LEVEL")
 	for _, t := range strings.Split(getenv("GATEWAY_TOKENS"), ",") {
 		if t = strings.TrimSpace(t); t != "" {

@@ -130,6 +130,14 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		OpenAPI:  openAPISpec,
 	})
 
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+
 	// Listen before serving, so a taken port fails here, at once.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
