@@ -59,6 +59,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 			MaxRetries:      e.int("REDIS_MAX_RETRIES", 3, 0),
 			MinRetryBackoff: e.duration("REDIS_MIN_RETRY_BACKOFF", 8*time.Millisecond),
 			MaxRetryBackoff: e.duration("REDIS_MAX_RETRY_BACKOFF", 2*time.Second),
+			NoAutoPipeline:  !e.onOff("REDIS_AUTOPIPELINE", true),
 		},
 		RequestTimeout:  e.duration("REQUEST_TIMEOUT", 5*time.Second),
 		MaxBodyBytes:    int64(e.int("MAX_BODY_BYTES", 1<<20, 1)),
@@ -186,6 +187,20 @@ func (e *envReader) seconds(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+func (e *envReader) onOff(name string, def bool) bool {
+	switch v := strings.TrimSpace(e.getenv(name)); v {
+	case "":
+		return def
+	case "on":
+		return true
+	case "off":
+		return false
+	default:
+		e.fail(name, v, "want on or off")
+		return def
+	}
 }
 
 func (e *envReader) level(name string) slog.Level {

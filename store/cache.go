@@ -13,8 +13,14 @@ import (
 // Digest identifies a stored value: the hex SHA-1 of its bytes. Lua computes
 // the same with redis.sha1hex, which lets If-Match run inside one script.
 func Digest(value []byte) string {
+	return string(AppendDigest(nil, value))
+}
+
+// AppendDigest appends the Digest of value to dst, so a caller can build a
+// string around it in one allocation.
+func AppendDigest(dst, value []byte) []byte {
 	sum := sha1.Sum(value)
-	return hex.EncodeToString(sum[:])
+	return hex.AppendEncode(dst, sum[:])
 }
 
 // Condition restricts a write to the current state of the key.
@@ -26,7 +32,7 @@ type Condition struct {
 
 // GetCache returns the stored bytes of a cache key.
 func (s *Store) GetCache(ctx context.Context, key string) ([]byte, error) {
-	b, err := s.rdb.Get(ctx, s.keys.cache(key)).Bytes()
+	b, err := run(ctx, s, redis.NewStringCmd, "get", s.keys.cache(key)).Bytes()
 	return b, classify("get cache", err)
 }
 
@@ -35,12 +41,13 @@ func (s *Store) GetCache(ctx context.Context, key string) ([]byte, error) {
 // may live in different cluster slots.
 func (s *Store) GetCacheMany(ctx context.Context, keys []string) ([][]byte, error) {
 	cmds := make([]*redis.StringCmd, len(keys))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	done, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
 			cmds[i] = p.Get(ctx, s.keys.cache(k))
 		}
 		return nil
 	})
+	s.errs.count(done...)
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, classify("get cache", err)
 	}
@@ -63,22 +70,26 @@ func (s *Store) GetCacheMany(ctx context.Context, keys []string) ([][]byte, erro
 func (s *Store) PutCache(ctx context.Context, key string, value []byte, ttl time.Duration, cond Condition) (created bool, err error) {
 	k := s.keys.cache(key)
 	switch {
-	case cond.IfAbsent:
-		ok, err := s.rdb.SetNX(ctx, k, value, ttl).Result()
+	case cond.IfAbsent, cond.IfPresent:
+		mode, created := "nx", true
+		if cond.IfPresent {
+			mode, created = "xx", false
+		}
+		ok, err := run(ctx, s, redis.NewBoolCmd, setArgs(k, value, ttl, mode)...).Result()
 		if err != nil {
 			return false, classify("put cache", err)
 		}
 		if !ok {
 			return false, classify("put cache", ErrPreconditionFailed)
 		}
-		return true, nil
+		return created, nil
 	case len(cond.IfDigest) > 0:
 		args := make([]any, 0, 2+len(cond.IfDigest))
 		args = append(args, value, ttl.Milliseconds())
 		for _, d := range cond.IfDigest {
 			args = append(args, d)
 		}
-		n, err := scriptCachePutIfMatch.Run(ctx, s.rdb, []string{k}, args...).Int()
+		n, err := scriptCachePutIfMatch.Run(ctx, scripter{s}, []string{k}, args...).Int()
 		if err != nil {
 			return false, classify("put cache", err)
 		}
@@ -86,31 +97,29 @@ func (s *Store) PutCache(ctx context.Context, key string, value []byte, ttl time
 			return false, classify("put cache", ErrPreconditionFailed)
 		}
 		return false, nil
-	case cond.IfPresent:
-		ok, err := s.rdb.SetXX(ctx, k, value, ttl).Result()
-		if err != nil {
-			return false, classify("put cache", err)
-		}
-		if !ok {
-			return false, classify("put cache", ErrPreconditionFailed)
-		}
-		return false, nil
 	}
-	var existed *redis.IntCmd
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		existed = p.Exists(ctx, k)
-		p.Set(ctx, k, value, ttl)
-		return nil
-	})
+	existed, err := scriptCachePut.Run(ctx, scripter{s}, []string{k}, value, ttl.Milliseconds()).Int()
 	if err != nil {
 		return false, classify("put cache", err)
 	}
-	return existed.Val() == 0, nil
+	return existed == 0, nil
+}
+
+// setArgs is SET key value [PX ttl] [NX|XX]; a ttl of 0 keeps no expiry.
+func setArgs(key string, value []byte, ttl time.Duration, mode string) []any {
+	args := []any{"set", key, value}
+	if ttl > 0 {
+		args = append(args, "px", ttl.Milliseconds())
+	}
+	if mode != "" {
+		args = append(args, mode)
+	}
+	return args
 }
 
 // DeleteCache removes a key; ErrNotFound when there was none.
 func (s *Store) DeleteCache(ctx context.Context, key string) error {
-	n, err := s.rdb.Del(ctx, s.keys.cache(key)).Result()
+	n, err := run(ctx, s, redis.NewIntCmd, "del", s.keys.cache(key)).Result()
 	if err == nil && n == 0 {
 		err = ErrNotFound
 	}
@@ -121,12 +130,13 @@ func (s *Store) DeleteCache(ctx context.Context, key string) error {
 // per key, pipelined, so the keys may live in different cluster slots.
 func (s *Store) DeleteCacheMany(ctx context.Context, keys []string) (int64, error) {
 	cmds := make([]*redis.IntCmd, len(keys))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	done, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
 			cmds[i] = p.Del(ctx, s.keys.cache(k))
 		}
 		return nil
 	})
+	s.errs.count(done...)
 	if err != nil {
 		return 0, classify("delete cache", err)
 	}
@@ -140,7 +150,7 @@ func (s *Store) DeleteCacheMany(ctx context.Context, keys []string) (int64, erro
 // CacheTTL returns the time left before a key expires, -1 for a key with no
 // expiry, ErrNotFound for a missing key.
 func (s *Store) CacheTTL(ctx context.Context, key string) (time.Duration, error) {
-	d, err := s.rdb.PTTL(ctx, s.keys.cache(key)).Result()
+	d, err := run(ctx, s, newMsCmd, "pttl", s.keys.cache(key)).Result()
 	if err != nil {
 		return 0, classify("cache ttl", err)
 	}
@@ -155,7 +165,7 @@ func (s *Store) CacheTTL(ctx context.Context, key string) (time.Duration, error)
 
 // ExpireCache sets a new TTL on an existing key.
 func (s *Store) ExpireCache(ctx context.Context, key string, ttl time.Duration) error {
-	ok, err := s.rdb.PExpire(ctx, s.keys.cache(key), ttl).Result()
+	ok, err := run(ctx, s, redis.NewBoolCmd, "pexpire", s.keys.cache(key), ttl.Milliseconds()).Result()
 	if err == nil && !ok {
 		err = ErrNotFound
 	}
@@ -165,6 +175,6 @@ func (s *Store) ExpireCache(ctx context.Context, key string, ttl time.Duration) 
 // IncrCache adds by to an integer value and returns the result. A key this
 // call creates expires after newTTL.
 func (s *Store) IncrCache(ctx context.Context, key string, by int64, newTTL time.Duration) (int64, error) {
-	n, err := scriptCacheIncr.Run(ctx, s.rdb, []string{s.keys.cache(key)}, by, newTTL.Milliseconds()).Int64()
+	n, err := scriptCacheIncr.Run(ctx, scripter{s}, []string{s.keys.cache(key)}, by, newTTL.Milliseconds()).Int64()
 	return n, classify("incr cache", err)
 }

@@ -1,9 +1,7 @@
 package store
 
 import (
-	"context"
 	"errors"
-	"net"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,43 +45,35 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.stale, prometheus.CounterValue, float64(s.StaleConns))
 }
 
-// errorHook counts commands that failed for a reason other than a missing key.
-type errorHook struct {
-	errors *prometheus.CounterVec
+// cmdErrors counts commands that failed for a reason other than a missing
+// key. It is fed from the store's own call paths rather than a go-redis hook:
+// any hook on the client makes the auto-pipeliner guard every waiting caller
+// with a stack walk (to spot a hook reading results on the batch's own
+// goroutine), which cost a fifth of the gateway's CPU under load.
+type cmdErrors struct {
+	vec *prometheus.CounterVec // nil = no metrics
 }
 
-func (h errorHook) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := next(ctx, network, addr)
-		if err != nil {
-			h.errors.WithLabelValues("dial").Inc()
+// count looks at commands that have completed. A command that failed because
+// no connection could be opened also counts as a "dial" error.
+func (c cmdErrors) count(cmds ...redis.Cmder) {
+	if c.vec == nil {
+		return
+	}
+	for _, cmd := range cmds {
+		err := cmd.Err()
+		if !countable(err) {
+			continue
 		}
-		return conn, err
+		c.vec.WithLabelValues(strings.ToLower(cmd.Name())).Inc()
+		if isDialError(err) {
+			c.vec.WithLabelValues("dial").Inc()
+		}
 	}
 }
 
-func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if countable(err) {
-			h.errors.WithLabelValues(strings.ToLower(cmd.Name())).Inc()
-		}
-		return err
-	}
-}
-
-func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		for _, cmd := range cmds {
-			if countable(cmd.Err()) {
-				h.errors.WithLabelValues(strings.ToLower(cmd.Name())).Inc()
-			}
-		}
-		return err
-	}
-}
-
+// countable leaves out a missing key, and NOSCRIPT, which redis.Script
+// answers by sending the script itself.
 func countable(err error) bool {
-	return err != nil && !errors.Is(err, redis.Nil)
+	return err != nil && !errors.Is(err, redis.Nil) && !redis.HasErrorPrefix(err, "NOSCRIPT")
 }

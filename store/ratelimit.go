@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Window is the state of a fixed-window counter.
@@ -27,7 +29,7 @@ func (s *Store) fixed(ctx context.Context, key string, cost int64, window time.D
 	if count {
 		flag = "1"
 	}
-	res, err := scriptRateLimitFixed.Run(ctx, s.rdb, []string{s.keys.rateLimit(key, "")}, cost, window.Milliseconds(), flag).Int64Slice()
+	res, err := scriptRateLimitFixed.Run(ctx, scripter{s}, []string{s.keys.rateLimit(key, "")}, cost, window.Milliseconds(), flag).Int64Slice()
 	if err != nil {
 		return Window{}, classify("rate limit", err)
 	}
@@ -36,5 +38,5 @@ func (s *Store) fixed(ctx context.Context, key string, cost int64, window time.D
 
 // ResetRateLimit forgets everything counted for key.
 func (s *Store) ResetRateLimit(ctx context.Context, key string) error {
-	return classify("reset rate limit", s.rdb.Del(ctx, s.keys.rateLimit(key, "")).Err())
+	return classify("reset rate limit", run(ctx, s, redis.NewIntCmd, "del", s.keys.rateLimit(key, "")).Err())
 }

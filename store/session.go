@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // CreateSession stores a new session under a fresh id of 130 random bits and
@@ -34,7 +36,7 @@ func (s *Store) putSession(ctx context.Context, id string, doc []byte, ttl time.
 	if create {
 		mode = "create"
 	}
-	n, err := scriptSessionPut.Run(ctx, s.rdb, []string{s.keys.session(id)}, doc, int64(ttl/time.Second), mode).Int()
+	n, err := scriptSessionPut.Run(ctx, scripter{s}, []string{s.keys.session(id)}, doc, int64(ttl/time.Second), mode).Int()
 	if err != nil {
 		return false, classify("put session", err)
 	}
@@ -49,16 +51,16 @@ func (s *Store) putSession(ctx context.Context, id string, doc []byte, ttl time.
 func (s *Store) GetSession(ctx context.Context, id string, touch bool) ([]byte, error) {
 	k := s.keys.session(id)
 	if touch {
-		b, err := scriptSessionGet.Run(ctx, s.rdb, []string{k}).Text()
+		b, err := scriptSessionGet.Run(ctx, scripter{s}, []string{k}).Text()
 		return []byte(b), classify("get session", err)
 	}
-	b, err := s.rdb.HGet(ctx, k, "doc").Bytes()
+	b, err := run(ctx, s, redis.NewStringCmd, "hget", k, "doc").Bytes()
 	return b, classify("get session", err)
 }
 
 // DeleteSession removes a session; ErrNotFound when there was none.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	n, err := s.rdb.Del(ctx, s.keys.session(id)).Result()
+	n, err := run(ctx, s, redis.NewIntCmd, "del", s.keys.session(id)).Result()
 	if err == nil && n == 0 {
 		err = ErrNotFound
 	}

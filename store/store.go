@@ -34,6 +34,10 @@ type Options struct {
 	MinRetryBackoff time.Duration
 	MaxRetryBackoff time.Duration
 
+	// NoAutoPipeline sends every command on its own round trip instead of
+	// batching the single commands of concurrent requests.
+	NoAutoPipeline bool
+
 	Logger   *slog.Logger
 	Registry prometheus.Registerer // nil = no metrics
 }
@@ -41,6 +45,8 @@ type Options struct {
 // Store runs the gateway's operations against one Redis deployment.
 type Store struct {
 	rdb     redis.UniversalClient
+	ap      *redis.AutoPipeliner // nil when auto-pipelining is off
+	errs    cmdErrors
 	keys    keys
 	addr    string // redacted, for logs and errors
 	closers []func() error
@@ -115,18 +121,24 @@ func New(opts Options) (*Store, error) {
 	s.closers = append([]func() error{s.rdb.Close}, s.closers...)
 
 	if opts.Registry != nil {
-		cmdErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
+		errorsTotal := prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "redis_gateway",
 			Name:      "redis_command_errors_total",
 			Help:      "Redis commands that failed, by command (a missing key is not a failure).",
 		}, []string{"command"})
-		if err := opts.Registry.Register(cmdErrors); err != nil {
+		if err := opts.Registry.Register(errorsTotal); err != nil {
 			return nil, fmt.Errorf("register redis metrics: %w", err)
 		}
 		if err := opts.Registry.Register(newPoolCollector("redis_gateway", s.rdb)); err != nil {
 			return nil, fmt.Errorf("register redis metrics: %w", err)
 		}
-		s.rdb.AddHook(errorHook{errors: cmdErrors})
+		s.errs = cmdErrors{vec: errorsTotal}
+	}
+	if !opts.NoAutoPipeline {
+		if err := s.enableAutoPipeline(); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -136,16 +148,40 @@ func (s *Store) Addr() string { return s.addr }
 
 // Ping checks that Redis answers.
 func (s *Store) Ping(ctx context.Context) error {
-	return classify("ping", s.rdb.Ping(ctx).Err())
+	cmd := s.rdb.Ping(ctx)
+	s.errs.count(cmd)
+	return classify("ping", cmd.Err())
 }
 
-// Close releases the client, then the embedded server if there is one.
+// Close releases the client, then the embedded server if there is one. It
+// waits at most closeTimeout: batched commands run on the auto-pipeliner's
+// own context, so against a Redis that stopped answering they end only when
+// their read timeouts and retries run out, and the client waits for them.
 func (s *Store) Close() error {
-	var errs []error
-	for _, c := range s.closers {
-		errs = append(errs, c())
+	return closeWithin(func() error {
+		var errs []error
+		for _, c := range s.closers {
+			errs = append(errs, c())
+		}
+		return errors.Join(errs...)
+	}, closeTimeout)
+}
+
+const closeTimeout = 2 * time.Second
+
+// closeWithin runs close and stops waiting for it after d; close goes on in
+// the background.
+func closeWithin(close func() error, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- close() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("close redis client: commands still in flight after %s; not waiting for them", d)
 	}
-	return errors.Join(errs...)
 }
 
 // Redact hides the password of a Redis URL, for logs.
