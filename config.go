@@ -23,7 +23,8 @@ type config struct {
 	ShutdownTimeout time.Duration
 
 	LogLevel  slog.Level
-	LogFormat string // json or text
+	LogFormat string        // json or text
+	LogBuffer time.Duration // 0 = write every line at once
 
 	PprofAddr string // empty = no profiling listener
 
@@ -66,6 +67,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		ShutdownDrain:   e.duration("SHUTDOWN_DRAIN", 5*time.Second),
 		ShutdownTimeout: e.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
 		LogFormat:       e.str("LOG_FORMAT", "json"),
+		LogBuffer:       e.duration("LOG_BUFFER", 100*time.Millisecond),
 		PprofAddr:       e.str("PPROF_ADDR", ""),
 		CacheDefaultTTL: e.seconds("CACHE_DEFAULT_TTL", time.Hour),
 		MaxTTL:          e.seconds("MAX_TTL", 30*24*time.Hour),

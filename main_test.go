@@ -70,6 +70,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{name: "LOG_LEVEL=loud", env: withEnv(valid, map[string]string{"LOG_LEVEL": "loud"}), want: []string{"LOG_LEVEL", "loud"}},
 		{name: "GATEWAY_AUTH=maybe", env: withEnv(valid, map[string]string{"GATEWAY_AUTH": "maybe"}), want: []string{"GATEWAY_AUTH", "maybe"}},
 		{name: "REDIS_AUTOPIPELINE=yes", env: withEnv(valid, map[string]string{"REDIS_AUTOPIPELINE": "yes"}), want: []string{"REDIS_AUTOPIPELINE", "yes", "on or off"}},
+		{name: "LOG_BUFFER=fast", env: withEnv(valid, map[string]string{"LOG_BUFFER": "fast"}), want: []string{"LOG_BUFFER", "fast"}},
 		{name: "PPROF_ADDR=6060", env: withEnv(valid, map[string]string{"PPROF_ADDR": "6060"}), want: []string{"PPROF_ADDR", "6060", "host:port"}},
 		{
 			name: "no GATEWAY_TOKENS and no GATEWAY_AUTH=none",

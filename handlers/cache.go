@@ -33,7 +33,13 @@ type TTLs struct {
 	Max          time.Duration // MAX_TTL
 }
 
-func etag(value []byte) string { return `"` + store.Digest(value) + `"` }
+// etag is the strong entity tag of a stored value: its digest, quoted.
+func etag(value []byte) string {
+	var buf [64]byte // room for a quoted digest, so only the string allocates
+	b := append(buf[:0], '"')
+	b = store.AppendDigest(b, value)
+	return string(append(b, '"'))
+}
 
 // handleCacheGet serves GET and HEAD /cache/{key}: the stored bytes as they
 // were sent, with a strong ETag.

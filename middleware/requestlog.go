@@ -16,10 +16,16 @@ const RequestIDHeader = "X-Request-Id"
 
 type ctxKey int
 
-const (
-	requestIDKey ctxKey = iota
-	noteKey
-)
+const requestKey ctxKey = iota
+
+// request is what the middleware keeps about a request in its context: one
+// allocation carries the id and, once a handler notes it, the error behind
+// the response, so the access log line can carry it and a request is logged
+// exactly once.
+type request struct {
+	id  string
+	err error
+}
 
 // RequestID echoes a well-formed X-Request-Id or makes one up, puts it on the
 // response before anything else can answer, and in the request's context.
@@ -30,14 +36,16 @@ func RequestID(next http.Handler) http.Handler {
 			id = rand.Text()
 		}
 		w.Header().Set(RequestIDHeader, id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey, &request{id: id})))
 	})
 }
 
 // GetRequestID returns the request id that RequestID stored in ctx.
 func GetRequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if req, ok := ctx.Value(requestKey).(*request); ok {
+		return req.id
+	}
+	return ""
 }
 
 // validRequestID bounds what a client may put into our logs and headers.
@@ -53,14 +61,10 @@ func validRequestID(id string) bool {
 	return true
 }
 
-// note is where a handler leaves the error behind its response, so the
-// access log line can carry it and a request is logged exactly once.
-type note struct{ err error }
-
 // NoteError attaches err to the request's access log line.
 func NoteError(ctx context.Context, err error) {
-	if n, ok := ctx.Value(noteKey).(*note); ok {
-		n.err = err
+	if req, ok := ctx.Value(requestKey).(*request); ok {
+		req.err = err
 	}
 }
 
@@ -71,9 +75,12 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			n := &note{}
+			req, ok := r.Context().Value(requestKey).(*request)
+			if !ok { // RequestID did not run first: keep a place for the error anyway
+				req = &request{}
+				r = r.WithContext(context.WithValue(r.Context(), requestKey, req))
+			}
 			ww := chimw.NewWrapResponseWriter(w, r.ProtoMajor)
-			r = r.WithContext(context.WithValue(r.Context(), noteKey, n))
 			next.ServeHTTP(ww, r)
 
 			status := ww.Status()
@@ -98,12 +105,14 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				slog.Int("status", status),
 				slog.Int("bytes", ww.BytesWritten()),
 				slog.Duration("duration", time.Since(start)),
-				slog.String("request_id", GetRequestID(r.Context())),
+				slog.String("request_id", req.id),
 			}
-			if n.err != nil {
-				attrs = append(attrs, slog.String("error", n.err.Error()))
+			if req.err != nil {
+				attrs = append(attrs, slog.String("error", req.err.Error()))
 			}
-			logger.LogAttrs(context.WithoutCancel(r.Context()), level, "request", attrs...)
+			// The request's own context: the handlers of log/slog never look at
+			// its cancellation, and a detached copy would cost an allocation.
+			logger.LogAttrs(r.Context(), level, "request", attrs...)
 		})
 	}
 }

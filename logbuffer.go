@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// logBuffer gathers log lines and writes them out together, at most every
+// interval, so the access log costs one write per batch of lines rather than
+// one system call per request. Every line is still written, one per record.
+type logBuffer struct {
+	mu   sync.Mutex
+	w    *bufio.Writer
+	stop chan struct{}
+	done chan struct{}
+}
+
+// logBufferSize is what a burst between two flushes may fill before the
+// writer flushes early.
+const logBufferSize = 64 << 10
+
+func newLogBuffer(w io.Writer, interval time.Duration) *logBuffer {
+	b := &logBuffer{
+		w:    bufio.NewWriterSize(w, logBufferSize),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(b.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = b.Flush()
+			case <-b.stop:
+				return
+			}
+		}
+	}()
+	return b
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.w.Write(p)
+}
+
+// Flush writes out what has gathered.
+func (b *logBuffer) Flush() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.w.Flush()
+}
+
+// Close stops the timer and writes out the rest.
+func (b *logBuffer) Close() error {
+	close(b.stop)
+	<-b.done
+	return b.Flush()
+}
+
+// flushOnWarn writes the buffer out after every record at warn level or
+// above, so problems reach the log at once, and are not lost with the
+// process if it then dies.
+type flushOnWarn struct {
+	slog.Handler
+	buf *logBuffer
+}
+
+func (h flushOnWarn) Handle(ctx context.Context, r slog.Record) error {
+	err := h.Handler.Handle(ctx, r)
+	if r.Level >= slog.LevelWarn {
+		_ = h.buf.Flush()
+	}
+	return err
+}
+
+func (h flushOnWarn) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return flushOnWarn{h.Handler.WithAttrs(attrs), h.buf}
+}
+
+func (h flushOnWarn) WithGroup(name string) slog.Handler {
+	return flushOnWarn{h.Handler.WithGroup(name), h.buf}
+}
