@@ -74,6 +74,17 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		SessionTTL:      e.seconds("SESSION_TTL", 30*time.Minute),
 	}
 	c.Addr = e.addr()
+	near := store.NearCacheOptions{
+		MaxEntries:   e.int("NEAR_CACHE_MAX_ENTRIES", 100_000, 1),
+		MaxBytes:     int64(e.int("NEAR_CACHE_MAX_BYTES", 16<<20, 1<<10)),
+		MaxStaleness: e.duration("NEAR_CACHE_MAX_STALENESS", 10*time.Second),
+	}
+	if near.MaxStaleness < time.Millisecond {
+		e.fail("NEAR_CACHE_MAX_STALENESS", e.getenv("NEAR_CACHE_MAX_STALENESS"), "want a duration of at least 1ms")
+	}
+	if e.onOff("NEAR_CACHE", true) {
+		c.Redis.NearCache = &near
+	}
 	if c.PprofAddr != "" {
 		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
 			e.fail("PPROF_ADDR", c.PprofAddr, "want host:port, such as 127.0.0.1:6060")

@@ -53,6 +53,29 @@ func run[C redis.Cmder](ctx context.Context, s *Store, newCmd func(context.Conte
 	return cmd
 }
 
+// runPair runs a then b, as run does, in one round trip. It returns ctx's
+// error when ctx ended before both had run; the commands must not be read
+// then.
+func (s *Store) runPair(ctx context.Context, a, b redis.Cmder) error {
+	if s.ap == nil {
+		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			_ = p.Process(ctx, a)
+			_ = p.Process(ctx, b)
+			return nil
+		})
+	} else {
+		fa, fb := s.ap.Submit(ctx, a), s.ap.Submit(ctx, b)
+		if fa.WaitContext(ctx) != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if fb.WaitContext(ctx) != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	s.errs.count(a, b)
+	return nil
+}
+
 // newMsCmd builds commands whose reply is a time in milliseconds.
 func newMsCmd(ctx context.Context, args ...any) *redis.DurationCmd {
 	return redis.NewDurationCmd(ctx, time.Millisecond, args...)

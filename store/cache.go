@@ -16,6 +16,14 @@ func Digest(value []byte) string {
 	return string(AppendDigest(nil, value))
 }
 
+// ETag is the strong entity tag of a stored value: its Digest, quoted.
+func ETag(value []byte) string {
+	var buf [64]byte // room for a quoted digest, so only the string allocates
+	b := append(buf[:0], '"')
+	b = AppendDigest(b, value)
+	return string(append(b, '"'))
+}
+
 // AppendDigest appends the Digest of value to dst, so a caller can build a
 // string around it in one allocation.
 func AppendDigest(dst, value []byte) []byte {
@@ -34,6 +42,72 @@ type Condition struct {
 func (s *Store) GetCache(ctx context.Context, key string) ([]byte, error) {
 	b, err := run(ctx, s, redis.NewStringCmd, "get", s.keys.cache(key)).Bytes()
 	return b, classify("get cache", err)
+}
+
+// GetCacheTagged returns the stored bytes of a cache key and their ETag,
+// from the near-cache when it holds them. The bytes may be shared with the
+// near-cache: callers must not change them.
+func (s *Store) GetCacheTagged(ctx context.Context, key string) ([]byte, string, error) {
+	k := s.keys.cache(key)
+	c := s.near
+	if c == nil || !c.serving() {
+		b, err := run(ctx, s, redis.NewStringCmd, "get", k).Bytes()
+		if err != nil {
+			return nil, "", classify("get cache", err)
+		}
+		return b, ETag(b), nil
+	}
+	if value, tag, ok := c.get(k); ok {
+		c.metrics.hits.Inc()
+		return value, tag, nil
+	}
+	c.metrics.misses.Inc()
+	token := c.reserve(k)
+	sent := c.now()
+	value, ttl, err := s.getWithTTL(ctx, k)
+	if err != nil {
+		if token != 0 {
+			c.cancel(k, token)
+		}
+		return nil, "", classify("get cache", err)
+	}
+	tag := ETag(value)
+	if token != 0 {
+		c.fill(k, token, value, tag, sent, ttl)
+	}
+	return value, tag, nil
+}
+
+// getWithTTL reads a value and its TTL (negative: none), so the near-cache
+// never keeps a value past its expiry in Redis. The two commands are not
+// atomic and need not be: a write between them removes the reservation the
+// answer would fill.
+func (s *Store) getWithTTL(ctx context.Context, k string) ([]byte, time.Duration, error) {
+	get, pttl := redis.NewStringCmd(ctx, "get", k), newMsCmd(ctx, "pttl", k)
+	if err := s.runPair(ctx, get, pttl); err != nil {
+		return nil, 0, err
+	}
+	value, err := get.Bytes()
+	if err != nil {
+		return nil, 0, err
+	}
+	ttl, err := pttl.Result()
+	if err != nil {
+		return nil, 0, err
+	}
+	if ttl < 0 { // go-redis gives -1 (no expiry) and -2 (gone meanwhile) as such
+		ttl = -1
+	}
+	return value, ttl, nil
+}
+
+// forget drops key from the near-cache after the gateway has written it, and
+// before the write is acknowledged: a read that follows never sees what was
+// there before. Call it deferred, at the start of every write.
+func (s *Store) forget(key string) {
+	if s.near != nil {
+		s.near.invalidate(key, "write")
+	}
 }
 
 // GetCacheMany returns the values of several keys in the order asked, nil for
@@ -69,6 +143,7 @@ func (s *Store) GetCacheMany(ctx context.Context, keys []string) ([][]byte, erro
 // (rather than replaced); a write that cond forbids is ErrPreconditionFailed.
 func (s *Store) PutCache(ctx context.Context, key string, value []byte, ttl time.Duration, cond Condition) (created bool, err error) {
 	k := s.keys.cache(key)
+	defer s.forget(k)
 	switch {
 	case cond.IfAbsent, cond.IfPresent:
 		mode, created := "nx", true
@@ -119,7 +194,9 @@ func setArgs(key string, value []byte, ttl time.Duration, mode string) []any {
 
 // DeleteCache removes a key; ErrNotFound when there was none.
 func (s *Store) DeleteCache(ctx context.Context, key string) error {
-	n, err := run(ctx, s, redis.NewIntCmd, "del", s.keys.cache(key)).Result()
+	k := s.keys.cache(key)
+	defer s.forget(k)
+	n, err := run(ctx, s, redis.NewIntCmd, "del", k).Result()
 	if err == nil && n == 0 {
 		err = ErrNotFound
 	}
@@ -129,6 +206,11 @@ func (s *Store) DeleteCache(ctx context.Context, key string) error {
 // DeleteCacheMany removes several keys and returns how many existed. One DEL
 // per key, pipelined, so the keys may live in different cluster slots.
 func (s *Store) DeleteCacheMany(ctx context.Context, keys []string) (int64, error) {
+	defer func() {
+		for _, k := range keys {
+			s.forget(s.keys.cache(k))
+		}
+	}()
 	cmds := make([]*redis.IntCmd, len(keys))
 	done, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
@@ -165,7 +247,9 @@ func (s *Store) CacheTTL(ctx context.Context, key string) (time.Duration, error)
 
 // ExpireCache sets a new TTL on an existing key.
 func (s *Store) ExpireCache(ctx context.Context, key string, ttl time.Duration) error {
-	ok, err := run(ctx, s, redis.NewBoolCmd, "pexpire", s.keys.cache(key), ttl.Milliseconds()).Result()
+	k := s.keys.cache(key)
+	defer s.forget(k) // the near-cache keeps the TTL too
+	ok, err := run(ctx, s, redis.NewBoolCmd, "pexpire", k, ttl.Milliseconds()).Result()
 	if err == nil && !ok {
 		err = ErrNotFound
 	}
@@ -175,6 +259,8 @@ func (s *Store) ExpireCache(ctx context.Context, key string, ttl time.Duration) 
 // IncrCache adds by to an integer value and returns the result. A key this
 // call creates expires after newTTL.
 func (s *Store) IncrCache(ctx context.Context, key string, by int64, newTTL time.Duration) (int64, error) {
-	n, err := scriptCacheIncr.Run(ctx, scripter{s}, []string{s.keys.cache(key)}, by, newTTL.Milliseconds()).Int64()
+	k := s.keys.cache(key)
+	defer s.forget(k)
+	n, err := scriptCacheIncr.Run(ctx, scripter{s}, []string{k}, by, newTTL.Milliseconds()).Int64()
 	return n, classify("incr cache", err)
 }

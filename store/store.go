@@ -38,6 +38,10 @@ type Options struct {
 	// batching the single commands of concurrent requests.
 	NoAutoPipeline bool
 
+	// NearCache, when set, keeps values read by GetCacheTagged in memory,
+	// invalidated by Redis's client tracking. nil = off.
+	NearCache *NearCacheOptions
+
 	Logger   *slog.Logger
 	Registry prometheus.Registerer // nil = no metrics
 }
@@ -46,6 +50,7 @@ type Options struct {
 type Store struct {
 	rdb     redis.UniversalClient
 	ap      *redis.AutoPipeliner // nil when auto-pipelining is off
+	near    *nearCache           // nil when the near-cache is off
 	errs    cmdErrors
 	keys    keys
 	addr    string // redacted, for logs and errors
@@ -65,7 +70,8 @@ func New(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %s is not a URL", Redact(opts.URL))
 	}
-	if u.Scheme == "memory" {
+	embedded := u.Scheme == "memory"
+	if embedded {
 		mr, stop, err := startMemory()
 		if err != nil {
 			return nil, fmt.Errorf("start in-memory redis: %w", err)
@@ -136,6 +142,12 @@ func New(opts Options) (*Store, error) {
 	}
 	if !opts.NoAutoPipeline {
 		if err := s.enableAutoPipeline(); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if opts.NearCache != nil {
+		if err := s.enableNearCache(ro, embedded, *opts.NearCache, logger, opts.Registry); err != nil {
 			s.Close()
 			return nil, err
 		}
