@@ -32,6 +32,34 @@ func BenchmarkCacheGet(b *testing.B) {
 	benchRoute(b, h, "GET", "/cache/hot", "", http.StatusOK)
 }
 
+// BenchmarkCacheGetNearCache reads a value the near-cache holds: no Redis.
+func BenchmarkCacheGetNearCache(b *testing.B) {
+	h, reg := benchGatewayWithMetrics(b, store.Options{
+		NearCache: &store.NearCacheOptions{MaxEntries: 1000, MaxBytes: 1 << 20, MaxStaleness: time.Minute},
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValue(b, reg, "redis_gateway_near_cache_serving") != 1 {
+		if time.Now().After(deadline) {
+			b.Fatal("the near-cache did not start serving within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mustServe(b, h, "PUT", "/cache/hot", `{"ok":true,"value":"gateway-gateway-gateway-gate"}`, http.StatusCreated)
+	// The invalidation Redis sends for the PUT may drop the first value read
+	// after it; read until one is served from memory.
+	for metricValue(b, reg, "redis_gateway_near_cache_hits_total") == 0 {
+		if time.Now().After(deadline) {
+			b.Fatal("no read was served from the near-cache within 5s")
+		}
+		mustServe(b, h, "GET", "/cache/hot", "", http.StatusOK)
+	}
+	before := metricValue(b, reg, "redis_gateway_near_cache_hits_total")
+	benchRoute(b, h, "GET", "/cache/hot", "", http.StatusOK)
+	if hits := metricValue(b, reg, "redis_gateway_near_cache_hits_total") - before; hits < float64(b.N)/2 {
+		b.Errorf("%.0f of %d reads came from the near-cache, want most", hits, b.N)
+	}
+}
+
 func BenchmarkCachePut(b *testing.B) {
 	h := benchGateway(b, store.Options{})
 	benchRoute(b, h, "PUT", "/cache/p", `{"id":123456789,"name":"benchmark document","tags":["alpha","beta","gamma"],"active":true}`, http.StatusNoContent)
@@ -43,6 +71,12 @@ func BenchmarkRateLimitIncr(b *testing.B) {
 }
 
 func benchGateway(b *testing.B, opts store.Options) http.Handler {
+	b.Helper()
+	h, _ := benchGatewayWithMetrics(b, opts)
+	return h
+}
+
+func benchGatewayWithMetrics(b *testing.B, opts store.Options) (http.Handler, *prometheus.Registry) {
 	b.Helper()
 	srv := redistest.Start(b)
 	reg := prometheus.NewRegistry()
@@ -61,7 +95,7 @@ func benchGateway(b *testing.B, opts store.Options) http.Handler {
 		MaxBodyBytes:   1 << 20,
 		RequestTimeout: 5 * time.Second,
 		TTLs:           handlers.TTLs{CacheDefault: time.Hour, Session: 30 * time.Minute, Max: 30 * 24 * time.Hour},
-	})
+	}), reg
 }
 
 // benchRoute serves method path from b.N concurrent callers; the first

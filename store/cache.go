@@ -48,8 +48,14 @@ func (s *Store) GetCache(ctx context.Context, key string) ([]byte, error) {
 // from the near-cache when it holds them. The bytes may be shared with the
 // near-cache: callers must not change them.
 func (s *Store) GetCacheTagged(ctx context.Context, key string) ([]byte, string, error) {
-	k := s.keys.cache(key)
 	c := s.near
+	if c != nil && c.serving() {
+		if value, tag, ok := c.get(key); ok {
+			c.metrics.hits.Inc()
+			return value, tag, nil
+		}
+	}
+	k := s.keys.cache(key)
 	if c == nil || !c.serving() {
 		b, err := run(ctx, s, redis.NewStringCmd, "get", k).Bytes()
 		if err != nil {
@@ -57,23 +63,19 @@ func (s *Store) GetCacheTagged(ctx context.Context, key string) ([]byte, string,
 		}
 		return b, ETag(b), nil
 	}
-	if value, tag, ok := c.get(k); ok {
-		c.metrics.hits.Inc()
-		return value, tag, nil
-	}
 	c.metrics.misses.Inc()
-	token := c.reserve(k)
+	token := c.reserve(key)
 	sent := c.now()
 	value, ttl, err := s.getWithTTL(ctx, k)
 	if err != nil {
 		if token != 0 {
-			c.cancel(k, token)
+			c.cancel(key, token)
 		}
 		return nil, "", classify("get cache", err)
 	}
 	tag := ETag(value)
 	if token != 0 {
-		c.fill(k, token, value, tag, sent, ttl)
+		c.fill(key, token, value, tag, sent, ttl)
 	}
 	return value, tag, nil
 }
@@ -101,9 +103,10 @@ func (s *Store) getWithTTL(ctx context.Context, k string) ([]byte, time.Duration
 	return value, ttl, nil
 }
 
-// forget drops key from the near-cache after the gateway has written it, and
-// before the write is acknowledged: a read that follows never sees what was
-// there before. Call it deferred, at the start of every write.
+// forget drops a cache key (the client's name for it, without prefixes) from
+// the near-cache after the gateway has written it, and before the write is
+// acknowledged: a read that follows never sees what was there before. Call it
+// deferred, at the start of every write.
 func (s *Store) forget(key string) {
 	if s.near != nil {
 		s.near.invalidate(key, "write")
@@ -143,7 +146,7 @@ func (s *Store) GetCacheMany(ctx context.Context, keys []string) ([][]byte, erro
 // (rather than replaced); a write that cond forbids is ErrPreconditionFailed.
 func (s *Store) PutCache(ctx context.Context, key string, value []byte, ttl time.Duration, cond Condition) (created bool, err error) {
 	k := s.keys.cache(key)
-	defer s.forget(k)
+	defer s.forget(key)
 	switch {
 	case cond.IfAbsent, cond.IfPresent:
 		mode, created := "nx", true
@@ -195,7 +198,7 @@ func setArgs(key string, value []byte, ttl time.Duration, mode string) []any {
 // DeleteCache removes a key; ErrNotFound when there was none.
 func (s *Store) DeleteCache(ctx context.Context, key string) error {
 	k := s.keys.cache(key)
-	defer s.forget(k)
+	defer s.forget(key)
 	n, err := run(ctx, s, redis.NewIntCmd, "del", k).Result()
 	if err == nil && n == 0 {
 		err = ErrNotFound
@@ -208,7 +211,7 @@ func (s *Store) DeleteCache(ctx context.Context, key string) error {
 func (s *Store) DeleteCacheMany(ctx context.Context, keys []string) (int64, error) {
 	defer func() {
 		for _, k := range keys {
-			s.forget(s.keys.cache(k))
+			s.forget(k)
 		}
 	}()
 	cmds := make([]*redis.IntCmd, len(keys))
@@ -248,7 +251,7 @@ func (s *Store) CacheTTL(ctx context.Context, key string) (time.Duration, error)
 // ExpireCache sets a new TTL on an existing key.
 func (s *Store) ExpireCache(ctx context.Context, key string, ttl time.Duration) error {
 	k := s.keys.cache(key)
-	defer s.forget(k) // the near-cache keeps the TTL too
+	defer s.forget(key) // the near-cache keeps the TTL too
 	ok, err := run(ctx, s, redis.NewBoolCmd, "pexpire", k, ttl.Milliseconds()).Result()
 	if err == nil && !ok {
 		err = ErrNotFound
@@ -260,7 +263,7 @@ func (s *Store) ExpireCache(ctx context.Context, key string, ttl time.Duration) 
 // call creates expires after newTTL.
 func (s *Store) IncrCache(ctx context.Context, key string, by int64, newTTL time.Duration) (int64, error) {
 	k := s.keys.cache(key)
-	defer s.forget(k)
+	defer s.forget(key)
 	n, err := scriptCacheIncr.Run(ctx, scripter{s}, []string{k}, by, newTTL.Milliseconds()).Int64()
 	return n, classify("incr cache", err)
 }

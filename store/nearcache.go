@@ -17,7 +17,8 @@ type NearCacheOptions struct {
 	MaxStaleness time.Duration // a value is read from Redis again at least this often
 }
 
-// nearCache holds cache values by Redis key, with their ETags and the time
+// nearCache holds cache values by key (the client's name, without the
+// prefixes of the Redis key), with their ETags and the time
 // their Redis TTL ends. Entries are dropped when the gateway writes the key
 // (before the write is acknowledged), when Redis reports that anyone else
 // changed it (see tracker), when their TTL or MaxStaleness passes, and all

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -137,14 +138,22 @@ func (t *tracker) follow(ctx context.Context) error {
 				continue
 			}
 			for _, key := range m.PayloadSlice {
-				t.cache.invalidate(key, "redis")
+				t.invalidate(key)
 			}
 			if m.Payload != "" {
-				t.cache.invalidate(m.Payload, "redis")
+				t.invalidate(m.Payload)
 			}
 		case *redis.Pong:
 			awaitingPong = false
 		}
+	}
+}
+
+// invalidate drops a key Redis reported; the near-cache knows keys by the
+// client's names, without the prefix.
+func (t *tracker) invalidate(redisKey string) {
+	if key, ok := strings.CutPrefix(redisKey, t.prefix); ok {
+		t.cache.invalidate(key, "redis")
 	}
 }
 
