@@ -90,6 +90,8 @@ type result struct {
 	p50, p99  time.Duration
 	ratio     float64
 	rssKiB    int64
+	cpu       time.Duration // of the server per request
+	redisCPU  time.Duration // of redis-server per request
 	note      string
 	measured  bool
 	logLines  int64
@@ -178,14 +180,14 @@ func run(ctx context.Context, o options) error {
 	}
 
 	step("starting redis-server")
-	redisAddr, stopRedis, err := startRedis(ctx, tmp)
+	redisAddr, redisPid, stopRedis, err := startRedis(ctx, tmp)
 	if err != nil {
 		return err
 	}
 	defer stopRedis()
 
 	b := &bench{o: o, tmp: tmp, gatewayBin: gatewayBin, ceilingBin: ceilingBin, scriptDir: scriptDir,
-		redisURL: "redis://" + redisAddr, token: randomToken()}
+		redisURL: "redis://" + redisAddr, redisPid: redisPid, token: randomToken()}
 	step(fmt.Sprintf("storing %d keys and %d sessions through the gateway", o.keys, o.sessions))
 	if err := b.populate(ctx); err != nil {
 		return err
@@ -215,6 +217,7 @@ type bench struct {
 	ceilingBin string
 	scriptDir  string
 	redisURL   string
+	redisPid   int
 	token      string
 }
 
@@ -256,17 +259,19 @@ func (b *bench) runOnce(ctx context.Context, n int) ([]result, error) {
 		ceilings = append(ceilings, next)
 		last = next
 	}
-	var rps, p50, p99 []float64
+	var rps, p50, p99, cpu []float64
 	for _, c := range ceilings {
 		rps = append(rps, c.rps)
 		p50 = append(p50, float64(c.p50))
 		p99 = append(p99, float64(c.p99))
+		cpu = append(cpu, float64(c.cpu))
 	}
 	ceiling := result{
 		name:     "ceiling (net/http, fixed 50 B)",
 		rps:      median(rps),
 		p50:      time.Duration(median(p50)),
 		p99:      time.Duration(median(p99)),
+		cpu:      time.Duration(median(cpu)),
 		ratio:    1,
 		measured: true,
 		note:     fmt.Sprintf("median of %d runs, %.0f–%.0f", len(ceilings), slices.Min(rps), slices.Max(rps)),
@@ -295,11 +300,13 @@ func (b *bench) measureCeiling(ctx context.Context) (result, error) {
 			return result{}, err
 		}
 	}
+	cpu := processCPU(cmd.Process.Pid)
 	r, err := b.wrk(ctx, url, "", b.o.duration, false)
 	if err != nil {
 		return result{}, err
 	}
 	r.rssKiB = vmHWM(cmd.Process.Pid)
+	r.cpu = perRequest(processCPU(cmd.Process.Pid)-cpu, r.requests)
 	return r, nil
 }
 
@@ -330,12 +337,15 @@ func (b *bench) measureGateway(ctx context.Context, sc scenario) (result, error)
 		return result{}, fmt.Errorf("probe %s %s: status %d", sc.method, sc.path, status)
 	}
 
-	script := ""
+	script, path := "", sc.path
 	if sc.script != "" {
 		script = filepath.Join(b.scriptDir, sc.script)
+		// Should the script fail, wrk would send plain GETs of the URL's path:
+		// make those fail loudly rather than measure the wrong route.
+		path = "/bench-script-not-loaded"
 	}
 	if b.o.warmup > 0 {
-		if _, err := b.wrk(ctx, g.url+sc.path, script, b.o.warmup, true); err != nil {
+		if _, err := b.wrk(ctx, g.url+path, script, b.o.warmup, true); err != nil {
 			return result{}, err
 		}
 	}
@@ -347,10 +357,13 @@ func (b *bench) measureGateway(ctx context.Context, sc scenario) (result, error)
 		})
 	}
 	logged := g.lines.Load()
-	r, err := b.wrk(ctx, g.url+sc.path, script, b.o.duration, true)
+	cpu, redisCPU := processCPU(g.cmd.Process.Pid), processCPU(b.redisPid)
+	r, err := b.wrk(ctx, g.url+path, script, b.o.duration, true)
 	if err != nil {
 		return result{}, err
 	}
+	r.cpu = perRequest(processCPU(g.cmd.Process.Pid)-cpu, r.requests)
+	r.redisCPU = perRequest(processCPU(b.redisPid)-redisCPU, r.requests)
 	profiled.Wait()
 	if pprofAddr != "" {
 		b.saveProfile(ctx, pprofAddr, sc.name, "allocs", "/debug/pprof/allocs")
@@ -585,6 +598,9 @@ func (b *bench) wrk(ctx context.Context, url, script string, d time.Duration, au
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %w\n%s", err, out)
 	}
+	if script != "" && strings.Contains(string(out), script+":") {
+		return result{}, fmt.Errorf("wrk: error in %s:\n%s", filepath.Base(script), out)
+	}
 	return parseWrk(string(out))
 }
 
@@ -654,32 +670,32 @@ func (b *bench) saveProfile(ctx context.Context, addr, scenario, kind, path stri
 
 // printTable writes rows as a Markdown table.
 func printTable(w io.Writer, rows []result) {
-	fmt.Fprintln(w, "| scenario | requests/s | p50 | p99 | × ceiling | gateway RSS | note |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| scenario | requests/s | p50 | p99 | × ceiling | gateway RSS | CPU µs/request: server, redis | note |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range rows {
 		if !r.measured {
-			fmt.Fprintf(w, "| %s | – | – | – | – | – | %s |\n", r.name, r.note)
+			fmt.Fprintf(w, "| %s | – | – | – | – | – | – | %s |\n", r.name, r.note)
 			continue
 		}
 		rss := "–"
 		if r.rssKiB > 0 && !strings.HasPrefix(r.name, "ceiling") {
 			rss = fmt.Sprintf("%.1f MiB", float64(r.rssKiB)/1024)
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.2f | %s | %s |\n",
-			r.name, r.rps, fmtLatency(r.p50), fmtLatency(r.p99), r.ratio, rss, r.note)
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.2f | %s | %s | %s |\n",
+			r.name, r.rps, fmtLatency(r.p50), fmtLatency(r.p99), r.ratio, rss, fmtCPU(r.cpu, r.redisCPU), r.note)
 	}
 }
 
 // printMedian writes, per scenario, the median of the runs and their spread.
 func printMedian(w io.Writer, runs [][]result) {
-	fmt.Fprintln(w, "| scenario | requests/s | p50 | p99 | × ceiling | gateway RSS | note |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| scenario | requests/s | p50 | p99 | × ceiling | gateway RSS | CPU µs/request: server, redis |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
 	for i, first := range runs[0] {
 		if !first.measured {
 			fmt.Fprintf(w, "| %s | – | – | – | – | – | %s |\n", first.name, first.note)
 			continue
 		}
-		var rps, ratio, p50, p99, rss []float64
+		var rps, ratio, p50, p99, rss, cpu, redisCPU []float64
 		for _, rows := range runs {
 			r := rows[i]
 			rps = append(rps, r.rps)
@@ -687,20 +703,19 @@ func printMedian(w io.Writer, runs [][]result) {
 			p50 = append(p50, float64(r.p50))
 			p99 = append(p99, float64(r.p99))
 			rss = append(rss, float64(r.rssKiB)/1024)
+			cpu = append(cpu, float64(r.cpu))
+			redisCPU = append(redisCPU, float64(r.redisCPU))
 		}
-		rssCell := "–"
+		rssCell, ratioCell := "–", "1"
 		if !strings.HasPrefix(first.name, "ceiling") {
 			rssCell = fmt.Sprintf("%.1f MiB (%.1f–%.1f)", median(rss), slices.Min(rss), slices.Max(rss))
-		}
-		ratioCell := "1"
-		if !strings.HasPrefix(first.name, "ceiling") {
 			ratioCell = fmt.Sprintf("%.2f (%.2f–%.2f)", median(ratio), slices.Min(ratio), slices.Max(ratio))
 		}
-		fmt.Fprintf(w, "| %s | %.0f (%.0f–%.0f) | %s | %s (%s–%s) | %s | %s | |\n",
+		fmt.Fprintf(w, "| %s | %.0f (%.0f–%.0f) | %s | %s (%s–%s) | %s | %s | %s |\n",
 			first.name, median(rps), slices.Min(rps), slices.Max(rps),
 			fmtLatency(time.Duration(median(p50))),
 			fmtLatency(time.Duration(median(p99))), fmtLatency(time.Duration(slices.Min(p99))), fmtLatency(time.Duration(slices.Max(p99))),
-			ratioCell, rssCell)
+			ratioCell, rssCell, fmtCPU(time.Duration(median(cpu)), time.Duration(median(redisCPU))))
 	}
 }
 
@@ -711,6 +726,13 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func fmtCPU(server, redis time.Duration) string {
+	if redis == 0 {
+		return fmt.Sprintf("%.1f", float64(server)/1e3)
+	}
+	return fmt.Sprintf("%.1f, %.1f", float64(server)/1e3, float64(redis)/1e3)
 }
 
 func fmtLatency(d time.Duration) string {
@@ -765,6 +787,34 @@ func loadavg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// processCPU is the CPU time a process has used, user and system, from
+// /proc/<pid>/stat (in clock ticks of 10 ms on Linux).
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, field 2, may hold spaces; fields count from after it.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+func perRequest(d time.Duration, requests int64) time.Duration {
+	if requests <= 0 {
+		return 0
+	}
+	return d / time.Duration(requests)
 }
 
 // vmHWM is the peak resident set size of a process, in KiB.
@@ -834,17 +884,17 @@ func writeScripts(dir string) error {
 	return nil
 }
 
-func startRedis(ctx context.Context, dir string) (string, func(), error) {
+func startRedis(ctx context.Context, dir string) (string, int, func(), error) {
 	addr := freeAddr()
 	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.CommandContext(ctx, "redis-server", "--port", port, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	ready := make(chan struct{})
 	go func() {
@@ -860,9 +910,9 @@ func startRedis(ctx context.Context, dir string) (string, func(), error) {
 	case <-ready:
 	case <-time.After(10 * time.Second):
 		stopProcess(cmd)
-		return "", nil, errors.New("redis-server did not start within 10s")
+		return "", 0, nil, errors.New("redis-server did not start within 10s")
 	}
-	return addr, func() { stopProcess(cmd) }, nil
+	return addr, cmd.Process.Pid, func() { stopProcess(cmd) }, nil
 }
 
 // freeAddr returns a loopback address with a port free right now.

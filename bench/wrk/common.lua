@@ -14,3 +14,18 @@ end
 function pick(n)
   return math.random(0, n - 1)
 end
+
+-- Headers for a JSON body: wrk.format replaces wrk.headers (the -H ones, with
+-- the bearer token) when given its own, so they are copied in.
+local json
+
+function json_headers()
+  if json == nil then
+    json = {}
+    for k, v in pairs(wrk.headers) do
+      json[k] = v
+    end
+    json["Content-Type"] = "application/json"
+  end
+  return json
+end

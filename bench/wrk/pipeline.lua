@@ -4,5 +4,5 @@ local body = '[["SET","bench:pipe:1","v"],["GET","bench:pipe:1"],["INCR","bench:
   '["STRLEN","bench:pipe:1"],["GET","bench:pipe:n"],["DEL","bench:pipe:3"],["PING"]]'
 
 request = function()
-  return wrk.format("POST", "/redis/pipeline", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", "/redis/pipeline", json_headers(), body)
 end
