@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
@@ -248,4 +249,36 @@ func equalCounts(a, b map[string]float64) bool {
 		}
 	}
 	return true
+}
+
+// PUT replaces whatever the key holds, and says whether there was anything:
+// a string takes one SET … GET; another type needs the script.
+func TestPutCacheReplacesAnyType(t *testing.T) {
+	srv := redistest.Start(t)
+	mr := miniredis.RunT(t)
+	for name, url := range map[string]string{"redis-server": srv.URL(), "miniredis": "redis://" + mr.Addr()} {
+		t.Run(name, func(t *testing.T) {
+			s := newTestStore(t, Options{URL: url})
+			ctx := context.Background()
+			if err := s.rdb.HSet(ctx, "cache:h", "f", "v").Err(); err != nil {
+				t.Fatalf("HSET: %v", err)
+			}
+			for _, tt := range []struct {
+				key         string
+				wantCreated bool
+			}{{"new", true}, {"new", false}, {"h", false}} {
+				created, err := s.PutCache(ctx, tt.key, []byte(`{"v":1}`), time.Minute, Condition{})
+				if err != nil || created != tt.wantCreated {
+					t.Errorf("PutCache(%s) = %v, %v; want %v, nil", tt.key, created, err, tt.wantCreated)
+				}
+				got, err := s.GetCache(ctx, tt.key)
+				if err != nil || string(got) != `{"v":1}` {
+					t.Errorf("GetCache(%s) = %s, %v; want {\"v\":1}", tt.key, got, err)
+				}
+				if d := s.rdb.PTTL(ctx, "cache:"+tt.key).Val(); d <= 50*time.Second || d > time.Minute {
+					t.Errorf("PTTL(cache:%s) = %v, want about 1m", tt.key, d)
+				}
+			}
+		})
+	}
 }

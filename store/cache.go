@@ -176,14 +176,27 @@ func (s *Store) PutCache(ctx context.Context, key string, value []byte, ttl time
 		}
 		return false, nil
 	}
-	existed, err := scriptCachePut.Run(ctx, scripter{s}, []string{k}, value, ttl.Milliseconds()).Int()
-	if err != nil {
-		return false, classify("put cache", err)
+	// SET … GET says whether it replaced a value in one plain command, which
+	// costs Redis a third of a script. It refuses to replace a key of another
+	// type, and servers before 6.2 do not know it; the script replaces
+	// anything, everywhere.
+	err = run(ctx, s, redis.NewStringCmd, setArgs(k, value, ttl, "get")...).Err()
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, redis.Nil):
+		return true, nil
+	case redis.HasErrorPrefix(err, "WRONGTYPE"), redis.HasErrorPrefix(err, "syntax error"):
+		existed, err := scriptCachePut.Run(ctx, scripter{s}, []string{k}, value, ttl.Milliseconds()).Int()
+		if err != nil {
+			return false, classify("put cache", err)
+		}
+		return existed == 0, nil
 	}
-	return existed == 0, nil
+	return false, classify("put cache", err)
 }
 
-// setArgs is SET key value [PX ttl] [NX|XX]; a ttl of 0 keeps no expiry.
+// setArgs is SET key value [PX ttl] [NX|XX|GET]; a ttl of 0 keeps no expiry.
 func setArgs(key string, value []byte, ttl time.Duration, mode string) []any {
 	args := []any{"set", key, value}
 	if ttl > 0 {
