@@ -38,6 +38,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	TTLs           TTLs
 
+	// RateLimitFailOpen allows rate-limited calls when Redis cannot be asked,
+	// flagged with RateLimit-Degraded, instead of answering 503.
+	RateLimitFailOpen bool
+
 	Draining func() bool // true once shutdown has begun
 	OpenAPI  []byte      // the contract, served at /openapi.yaml
 }
@@ -69,6 +73,9 @@ func New(cfg Config) http.Handler {
 	r.Get("/metrics", handleMetrics(cfg.Registry).ServeHTTP)
 	r.Get("/openapi.yaml", handleOpenAPI(cfg.OpenAPI).ServeHTTP)
 
+	rl := rateLimiting{store: cfg.Store, maxTTL: cfg.TTLs.Max, failOpen: cfg.RateLimitFailOpen,
+		metrics: newRateLimitMetrics(cfg.Registry)}
+
 	r.Group(func(r chi.Router) {
 		if !cfg.AuthDisabled {
 			r.Use(middleware.BearerAuth(cfg.Tokens))
@@ -91,8 +98,8 @@ func New(cfg Config) http.Handler {
 		r.Method(http.MethodPut, "/session/{id}", handleSessionPut(s, ttls))
 		r.Method(http.MethodDelete, "/session/{id}", handleSessionDelete(s))
 
-		r.Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimitIncr(s, ttls))
-		r.Method(http.MethodGet, "/ratelimit/{key}", handleRateLimitPeek(s, ttls))
+		r.Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimitIncr(rl))
+		r.Method(http.MethodGet, "/ratelimit/{key}", handleRateLimitPeek(rl))
 		r.Method(http.MethodDelete, "/ratelimit/{key}", handleRateLimitReset(s))
 	})
 	return r

@@ -27,4 +27,12 @@ var (
 	//go:embed scripts/ratelimit_fixed.lua
 	rateLimitFixedSrc    string
 	scriptRateLimitFixed = redis.NewScript(rateLimitFixedSrc)
+
+	//go:embed scripts/ratelimit_sliding.lua
+	rateLimitSlidingSrc    string
+	scriptRateLimitSliding = redis.NewScript(rateLimitSlidingSrc)
+
+	//go:embed scripts/ratelimit_gcra.lua
+	rateLimitGCRASrc    string
+	scriptRateLimitGCRA = redis.NewScript(rateLimitGCRASrc)
 )
