@@ -20,6 +20,7 @@ type Store interface {
 	cacheStore
 	sessionStore
 	rateLimitStore
+	lockStore
 	pinger
 }
 
@@ -101,6 +102,11 @@ func New(cfg Config) http.Handler {
 		r.Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimitIncr(rl))
 		r.Method(http.MethodGet, "/ratelimit/{key}", handleRateLimitPeek(rl))
 		r.Method(http.MethodDelete, "/ratelimit/{key}", handleRateLimitReset(s))
+
+		r.Method(http.MethodPost, "/lock/{name}", handleLockAcquire(s, ttls, cfg.RequestTimeout))
+		r.Method(http.MethodGet, "/lock/{name}", handleLockInspect(s))
+		r.Method(http.MethodDelete, "/lock/{name}", handleLockRelease(s))
+		r.Method(http.MethodPost, "/lock/{name}/refresh", handleLockRefresh(s, ttls))
 	})
 	return r
 }

@@ -35,4 +35,16 @@ var (
 	//go:embed scripts/ratelimit_gcra.lua
 	rateLimitGCRASrc    string
 	scriptRateLimitGCRA = redis.NewScript(rateLimitGCRASrc)
+
+	//go:embed scripts/lock_acquire.lua
+	lockAcquireSrc    string
+	scriptLockAcquire = redis.NewScript(lockAcquireSrc)
+
+	//go:embed scripts/lock_refresh.lua
+	lockRefreshSrc    string
+	scriptLockRefresh = redis.NewScript(lockRefreshSrc)
+
+	//go:embed scripts/lock_release.lua
+	lockReleaseSrc    string
+	scriptLockRelease = redis.NewScript(lockReleaseSrc)
 )
