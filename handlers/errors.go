@@ -74,6 +74,8 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		problem.Write(w, http.StatusConflict, "lock-held", "the lock is held by someone else")
 	case errors.Is(err, store.ErrLockHeld):
 		problem.Write(w, http.StatusConflict, "lock-held", "the lock is held by another token")
+	case errors.Is(err, store.ErrConflict):
+		problem.Write(w, http.StatusConflict, "conflict", "too many concurrent updates; retry the request")
 	case errors.Is(err, store.ErrExists):
 		problem.Write(w, http.StatusConflict, "conflict", "already exists")
 	case errors.Is(err, store.ErrUnavailable):

@@ -97,6 +97,7 @@ func New(cfg Config) http.Handler {
 		r.Method(http.MethodPost, "/session", handleSessionCreate(s, ttls))
 		r.Method(http.MethodGet, "/session/{id}", handleSessionGet(s))
 		r.Method(http.MethodPut, "/session/{id}", handleSessionPut(s, ttls))
+		r.Method(http.MethodPatch, "/session/{id}", handleSessionPatch(s, cfg.MaxBodyBytes))
 		r.Method(http.MethodDelete, "/session/{id}", handleSessionDelete(s))
 
 		r.Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimitIncr(rl))

@@ -24,6 +24,10 @@ var (
 	sessionGetSrc    string
 	scriptSessionGet = redis.NewScript(sessionGetSrc)
 
+	//go:embed scripts/session_patch.lua
+	sessionPatchSrc    string
+	scriptSessionPatch = redis.NewScript(sessionPatchSrc)
+
 	//go:embed scripts/ratelimit_fixed.lua
 	rateLimitFixedSrc    string
 	scriptRateLimitFixed = redis.NewScript(rateLimitFixedSrc)
