@@ -31,6 +31,8 @@ type config struct {
 	CacheDefaultTTL time.Duration
 	MaxTTL          time.Duration
 	SessionTTL      time.Duration
+
+	RateLimitFailOpen bool
 }
 
 // errNoRedisURL is the mistake every new user makes first; its message says
@@ -66,6 +68,8 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		CacheDefaultTTL: e.seconds("CACHE_DEFAULT_TTL", time.Hour),
 		MaxTTL:          e.seconds("MAX_TTL", 30*24*time.Hour),
 		SessionTTL:      e.seconds("SESSION_TTL", 30*time.Minute),
+
+		RateLimitFailOpen: e.bool("RATELIMIT_FAIL_OPEN", false),
 	}
 	c.Addr = e.addr()
 	c.LogLevel = e.level("LOG_LEVEL")
@@ -178,6 +182,19 @@ func (e *envReader) seconds(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+func (e *envReader) bool(name string, def bool) bool {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(name, v, "want true or false")
+		return def
+	}
+	return b
 }
 
 func (e *envReader) level(name string) slog.Level {

@@ -126,8 +126,9 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 			Session:      cfg.SessionTTL,
 			Max:          cfg.MaxTTL,
 		},
-		Draining: draining.Load,
-		OpenAPI:  openAPISpec,
+		RateLimitFailOpen: cfg.RateLimitFailOpen,
+		Draining:          draining.Load,
+		OpenAPI:           openAPISpec,
 	})
 
 	// Listen before serving, so a taken port fails here, at once.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/redis-gateway/redis-gateway/middleware"
 	"github.com/redis-gateway/redis-gateway/problem"
@@ -50,6 +51,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 	var he *httpError
 	var tooLarge *http.MaxBytesError
+	var held *store.LockHeldError
 	switch {
 	case errors.As(err, &he):
 		problem.Write(w, he.Status, he.Slug, he.Message)
@@ -67,6 +69,13 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		problem.Write(w, http.StatusConflict, "wrong-type", "the key holds a value of another type")
 	case errors.Is(err, store.ErrNotInteger):
 		problem.Write(w, http.StatusConflict, "not-an-integer", "the value is not an integer or the result is out of range")
+	case errors.As(err, &held):
+		w.Header().Set("Retry-After", strconv.FormatInt(max(1, seconds(held.Remaining)), 10))
+		problem.Write(w, http.StatusConflict, "lock-held", "the lock is held by someone else")
+	case errors.Is(err, store.ErrLockHeld):
+		problem.Write(w, http.StatusConflict, "lock-held", "the lock is held by another token")
+	case errors.Is(err, store.ErrConflict):
+		problem.Write(w, http.StatusConflict, "conflict", "too many concurrent updates; retry the request")
 	case errors.Is(err, store.ErrExists):
 		problem.Write(w, http.StatusConflict, "conflict", "already exists")
 	case errors.Is(err, store.ErrUnavailable):

@@ -20,6 +20,7 @@ type Store interface {
 	cacheStore
 	sessionStore
 	rateLimitStore
+	lockStore
 	pinger
 }
 
@@ -37,6 +38,10 @@ type Config struct {
 	MaxBodyBytes   int64
 	RequestTimeout time.Duration
 	TTLs           TTLs
+
+	// RateLimitFailOpen allows rate-limited calls when Redis cannot be asked,
+	// flagged with RateLimit-Degraded, instead of answering 503.
+	RateLimitFailOpen bool
 
 	Draining func() bool // true once shutdown has begun
 	OpenAPI  []byte      // the contract, served at /openapi.yaml
@@ -69,6 +74,9 @@ func New(cfg Config) http.Handler {
 	r.Get("/metrics", handleMetrics(cfg.Registry).ServeHTTP)
 	r.Get("/openapi.yaml", handleOpenAPI(cfg.OpenAPI).ServeHTTP)
 
+	rl := rateLimiting{store: cfg.Store, maxTTL: cfg.TTLs.Max, failOpen: cfg.RateLimitFailOpen,
+		metrics: newRateLimitMetrics(cfg.Registry)}
+
 	r.Group(func(r chi.Router) {
 		if !cfg.AuthDisabled {
 			r.Use(middleware.BearerAuth(cfg.Tokens))
@@ -89,11 +97,17 @@ func New(cfg Config) http.Handler {
 		r.Method(http.MethodPost, "/session", handleSessionCreate(s, ttls))
 		r.Method(http.MethodGet, "/session/{id}", handleSessionGet(s))
 		r.Method(http.MethodPut, "/session/{id}", handleSessionPut(s, ttls))
+		r.Method(http.MethodPatch, "/session/{id}", handleSessionPatch(s, cfg.MaxBodyBytes))
 		r.Method(http.MethodDelete, "/session/{id}", handleSessionDelete(s))
 
-		r.Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimitIncr(s, ttls))
-		r.Method(http.MethodGet, "/ratelimit/{key}", handleRateLimitPeek(s, ttls))
+		r.Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimitIncr(rl))
+		r.Method(http.MethodGet, "/ratelimit/{key}", handleRateLimitPeek(rl))
 		r.Method(http.MethodDelete, "/ratelimit/{key}", handleRateLimitReset(s))
+
+		r.Method(http.MethodPost, "/lock/{name}", handleLockAcquire(s, ttls, cfg.RequestTimeout))
+		r.Method(http.MethodGet, "/lock/{name}", handleLockInspect(s))
+		r.Method(http.MethodDelete, "/lock/{name}", handleLockRelease(s))
+		r.Method(http.MethodPost, "/lock/{name}/refresh", handleLockRefresh(s, ttls))
 	})
 	return r
 }

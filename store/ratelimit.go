@@ -2,7 +2,16 @@ package store
 
 import (
 	"context"
+	"math"
 	"time"
+)
+
+// Suffixes of a limiter's keys, one per algorithm, so that switching a key
+// from one algorithm to another never reads state the other wrote.
+const (
+	suffixFixed   = ""
+	suffixSliding = ":sliding"
+	suffixGCRA    = ":gcra"
 )
 
 // Window is the state of a fixed-window counter.
@@ -23,18 +32,87 @@ func (s *Store) PeekFixed(ctx context.Context, key string, window time.Duration)
 }
 
 func (s *Store) fixed(ctx context.Context, key string, cost int64, window time.Duration, count bool) (Window, error) {
-	flag := "0"
-	if count {
-		flag = "1"
-	}
-	res, err := scriptRateLimitFixed.Run(ctx, s.rdb, []string{s.keys.rateLimit(key, "")}, cost, window.Milliseconds(), flag).Int64Slice()
+	res, err := scriptRateLimitFixed.Run(ctx, s.rdb, []string{s.keys.rateLimit(key, suffixFixed)}, cost, window.Milliseconds(), flag(count)).Int64Slice()
 	if err != nil {
 		return Window{}, classify("rate limit", err)
 	}
 	return Window{Count: res[0], Reset: time.Duration(res[1]) * time.Millisecond}, nil
 }
 
-// ResetRateLimit forgets everything counted for key.
+// Limit is the policy of a sliding-window or GCRA limiter.
+type Limit struct {
+	Limit  int64         // calls per window
+	Window time.Duration // whole milliseconds
+	Burst  int64         // GCRA only: calls admitted at once
+	Cost   int64         // how much this call counts
+}
+
+// MaxExact bounds limit × window (in milliseconds) for the sliding window,
+// and burst × window for GCRA: the scripts' arithmetic is exact below it.
+const MaxExact = 1 << 52
+
+// Decision is a limiter's answer to one call.
+type Decision struct {
+	Allowed    bool
+	Count      int64         // units the limiter holds now
+	Remaining  int64         // units that could still pass now
+	Reset      time.Duration // until everything counted has aged out
+	RetryAfter time.Duration // until a denied call could pass; 0 when allowed
+}
+
+// Sliding decides a call against a sliding-window counter. With consume
+// false it only says whether the call would pass and changes nothing.
+func (s *Store) Sliding(ctx context.Context, key string, l Limit, consume bool) (Decision, error) {
+	res, err := scriptRateLimitSliding.Run(ctx, s.rdb, []string{s.keys.rateLimit(key, suffixSliding)},
+		l.Limit, l.Window.Milliseconds(), l.Cost, flag(consume)).Int64Slice()
+	if err != nil {
+		return Decision{}, classify("rate limit", err)
+	}
+	return decision(res), nil
+}
+
+// GCRA decides a call against a generic cell rate limiter: limit calls per
+// window at a smooth rate, up to burst at once. With consume false it only
+// says whether the call would pass and changes nothing.
+func (s *Store) GCRA(ctx context.Context, key string, l Limit, consume bool) (Decision, error) {
+	res, err := scriptRateLimitGCRA.Run(ctx, s.rdb, []string{s.keys.rateLimit(key, suffixGCRA)},
+		l.Limit, l.Window.Milliseconds(), l.Burst, l.Cost, flag(consume)).Int64Slice()
+	if err != nil {
+		return Decision{}, classify("rate limit", err)
+	}
+	return decision(res), nil
+}
+
+func decision(res []int64) Decision {
+	return Decision{
+		Allowed:    res[0] == 1,
+		Count:      res[1],
+		Remaining:  res[2],
+		Reset:      millis(res[3]),
+		RetryAfter: millis(res[4]),
+	}
+}
+
+// millis converts milliseconds to a Duration, saturating: a bucket a client
+// sized at a billion calls an hour drains for longer than a Duration holds.
+func millis(ms int64) time.Duration {
+	if ms > math.MaxInt64/int64(time.Millisecond) {
+		return math.MaxInt64
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// ResetRateLimit forgets everything every algorithm counted for key. The keys
+// share a hash tag, so one DEL reaches them all, on a cluster too.
 func (s *Store) ResetRateLimit(ctx context.Context, key string) error {
-	return classify("reset rate limit", s.rdb.Del(ctx, s.keys.rateLimit(key, "")).Err())
+	k := s.keys
+	return classify("reset rate limit", s.rdb.Del(ctx,
+		k.rateLimit(key, suffixFixed), k.rateLimit(key, suffixSliding), k.rateLimit(key, suffixGCRA)).Err())
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }

@@ -44,6 +44,8 @@ type Store struct {
 	keys    keys
 	addr    string // redacted, for logs and errors
 	closers []func() error
+
+	updating keyedMutex // sessions being patched by this process
 }
 
 // New builds the client. It does not wait for Redis: the gateway must start
