@@ -20,6 +20,7 @@ type Store interface {
 	cacheStore
 	sessionStore
 	rateLimitStore
+	commandStore
 	pinger
 }
 
@@ -94,6 +95,26 @@ func New(cfg Config) http.Handler {
 		r.Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimitIncr(s, ttls))
 		r.Method(http.MethodGet, "/ratelimit/{key}", handleRateLimitPeek(s, ttls))
 		r.Method(http.MethodDelete, "/ratelimit/{key}", handleRateLimitReset(s))
+	})
+
+	// The Upstash-compatible command API answers in that protocol's envelope,
+	// {"error": ...}, down to its 401s and 405s, and also takes the token as
+	// ?_token=.
+	r.Route("/redis", func(r chi.Router) {
+		r.NotFound(commandNotFound)
+		r.MethodNotAllowed(commandMethodNotAllowed(r))
+		if !cfg.AuthDisabled {
+			r.Use(middleware.BearerAuth(cfg.Tokens,
+				middleware.QueryToken("_token"), middleware.Unauthorized(writeCommandUnauthorized)))
+		}
+		r.Use(middleware.BodyLimit(cfg.MaxBodyBytes), syncToken)
+
+		s := cfg.Store
+		r.Method(http.MethodPost, "/", handleCommandBody(s))
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut} {
+			r.Method(m, "/{command}", handleCommandPath(s))
+			r.Method(m, "/{command}/*", handleCommandPath(s))
+		}
 	})
 	return r
 }

@@ -1,0 +1,247 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+// Reply is one Redis reply in RESP2 terms: nil, int64, string, ReplyError (an
+// error inside an array, as scripts return them) or []Reply.
+type Reply = any
+
+// ReplyError is an error reply nested in an array reply.
+type ReplyError string
+
+// CommandError is Redis's error reply to a command, verbatim, or the
+// gateway's refusal of a command in the same style.
+type CommandError struct {
+	Msg     string
+	Refused bool // the gateway refused the command; Redis never saw it
+}
+
+func (e *CommandError) Error() string { return e.Msg }
+
+// newCommandClient returns the client of the command API: the main client's
+// options (address, auth, TLS, timeouts, pool size) over RESP2, whose reply
+// shapes are what Upstash clients decode. RESP3 would answer HGETALL with a
+// map and scores with doubles. o is the options before go-redis fills in its
+// defaults, which it does again for the new client.
+func newCommandClient(o redis.Options) *redis.Client {
+	o.Protocol = 2
+	return redis.NewClient(&o)
+}
+
+// newClusterCommandClient is newCommandClient for Redis Cluster: go-redis
+// routes each command by the slot of its first key. Keyless commands go to one primary (PING, TIME, INFO, RANDOMKEY,
+// PUBLISH, ...), except those about the whole data set, which prepare sends
+// to every primary; SCAN is refused, since its cursor only means something
+// on the node that issued it.
+func newClusterCommandClient(o redis.ClusterOptions) *redis.ClusterClient {
+	o.Protocol = 2
+	return redis.NewClusterClient(&o)
+}
+
+// command is a client's command made ready for Redis.
+type command struct {
+	args    []any
+	label   string // for metrics
+	refused error
+	// merge, on Redis Cluster, runs the command on every primary and merges
+	// their replies, for keyless commands about the whole data set.
+	merge func([]Reply) Reply
+}
+
+// prepare classifies args.
+func (s *Store) prepare(args []string) command {
+	if len(args) == 0 {
+		return command{label: "other", refused: &CommandError{Msg: "ERR empty command", Refused: true}}
+	}
+	c := command{label: commandLabel(args[0])}
+	if class := classifyCommand(args); class != classPlain {
+		c.refused = refusal(class, args)
+		return c
+	}
+	name := strings.ToLower(args[0])
+	if _, cluster := s.cmd.(*redis.ClusterClient); cluster {
+		if name == "scan" {
+			c.refused = &CommandError{Refused: true,
+				Msg: "ERR command 'scan' is not supported on Redis Cluster: its cursor belongs to one node; use KEYS or per-key commands"}
+			return c
+		}
+		c.merge = clusterMerge(args)
+	}
+	c.args = make([]any, len(args))
+	for i, a := range args {
+		c.args[i] = a
+	}
+	return c
+}
+
+// clusterMerge returns how to merge the replies of every primary for the
+// keyless commands whose meaning is the whole data set, nil for the others.
+// Scripts are loaded everywhere so EVALSHA finds them whichever node owns
+// its keys.
+func clusterMerge(args []string) func([]Reply) Reply {
+	sub := ""
+	if len(args) > 1 {
+		sub = strings.ToLower(args[1])
+	}
+	switch name := strings.ToLower(args[0]); {
+	case name == "dbsize":
+		return func(rs []Reply) Reply {
+			var n int64
+			for _, r := range rs {
+				v, _ := r.(int64)
+				n += v
+			}
+			return n
+		}
+	case name == "keys":
+		return func(rs []Reply) Reply {
+			all := []Reply{}
+			for _, r := range rs {
+				keys, _ := r.([]Reply)
+				all = append(all, keys...)
+			}
+			return all
+		}
+	case name == "script" && sub == "load":
+		return func(rs []Reply) Reply { return rs[0] }
+	case name == "script" && sub == "exists":
+		// A script exists where every primary has it.
+		return func(rs []Reply) Reply {
+			out, _ := rs[0].([]Reply)
+			for _, r := range rs[1:] {
+				found, _ := r.([]Reply)
+				for i, v := range found {
+					if i < len(out) && v != int64(1) {
+						out[i] = int64(0)
+					}
+				}
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+// result turns a command that ran into the API's reply and error.
+func (c command) result(cmd *redis.Cmd) (Reply, error) {
+	v, err := cmd.Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, commandErr(err)
+	}
+	return toReply(v), nil
+}
+
+// commandErr passes Redis's error replies on verbatim, except those that say
+// Redis cannot serve at all (loading, no auth, ...): those, and failures
+// without a reply, are classified like every other Redis failure.
+func commandErr(err error) error {
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !isUnavailableReply(rerr.Error()) {
+		return &CommandError{Msg: rerr.Error()}
+	}
+	return classify("redis command", err)
+}
+
+// toReply converts go-redis's RESP2 values, which need no conversion but for
+// errors nested in arrays.
+func toReply(v any) Reply {
+	switch v := v.(type) {
+	case nil, int64, string:
+		return v
+	case []any:
+		out := make([]Reply, len(v))
+		for i, e := range v {
+			out[i] = toReply(e)
+		}
+		return out
+	case error:
+		return ReplyError(v.Error())
+	default:
+		// Only RESP3 has other types, and this client speaks RESP2.
+		return fmt.Sprint(v)
+	}
+}
+
+// Command runs one command of a client.
+func (s *Store) Command(ctx context.Context, args []string) (Reply, error) {
+	c := s.prepare(args)
+	if c.refused != nil {
+		s.countCommand(c.label, c.refused)
+		return nil, c.refused
+	}
+	reply, err := s.run(ctx, c)
+	s.countCommand(c.label, err)
+	return reply, err
+}
+
+// run runs a prepared command on its own: on the node go-redis routes it to,
+// or every primary when it has a merge.
+func (s *Store) run(ctx context.Context, c command) (Reply, error) {
+	cluster, ok := s.cmd.(*redis.ClusterClient)
+	if !ok || c.merge == nil {
+		return c.result(s.cmd.Do(ctx, c.args...))
+	}
+	var mu sync.Mutex
+	var replies []Reply
+	err := cluster.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		r, err := c.result(node.Do(ctx, c.args...))
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		replies = append(replies, r)
+		return nil
+	})
+	var cerr *CommandError
+	switch {
+	case errors.As(err, &cerr), isOwn(err):
+		return nil, err
+	case err != nil:
+		return nil, classify("redis command", err)
+	case len(replies) == 0:
+		return nil, classify("redis command", errors.New("no primary answered"))
+	}
+	return c.merge(replies), nil
+}
+
+func (s *Store) countCommand(label string, err error) {
+	if s.commands == nil {
+		return
+	}
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	s.commands.WithLabelValues(label, result).Inc()
+}
+
+// registerCommandMetrics counts the command API's commands, its pool, and
+// its failed commands alongside the main client's.
+func (s *Store) registerCommandMetrics(reg prometheus.Registerer, cmdErrors *prometheus.CounterVec) error {
+	s.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "redis_gateway",
+		Name:      "command_api_commands_total",
+		Help:      "Commands run through /redis, by command (names outside the Redis command set are \"other\") and result.",
+	}, []string{"command", "result"})
+	if err := reg.Register(s.commands); err != nil {
+		return err
+	}
+	if err := reg.Register(newPoolCollector("redis_gateway_command_api", s.cmd)); err != nil {
+		return err
+	}
+	s.cmd.AddHook(errorHook{errors: cmdErrors})
+	return nil
+}
