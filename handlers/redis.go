@@ -21,6 +21,8 @@ import (
 // commandStore is what the Upstash-compatible command API needs from Redis.
 type commandStore interface {
 	Command(ctx context.Context, args []string) (store.Reply, error)
+	Pipeline(ctx context.Context, cmds [][]string) ([]store.Result, error)
+	Transaction(ctx context.Context, cmds [][]string) ([]store.Result, error)
 }
 
 // replyFormat is how a reply goes back: the protocol's JSON, with or without
@@ -89,6 +91,61 @@ func handleCommandPath(s commandStore) http.Handler {
 		writeReply(w, f, reply)
 		return nil
 	})
+}
+
+// handlePipeline serves POST /redis/pipeline: commands run in order, not
+// atomically, each with its own result or error, always 200.
+func handlePipeline(s commandStore) http.Handler {
+	return commandHandler(func(w http.ResponseWriter, r *http.Request) error {
+		f, cmds, err := readBatch(r)
+		if err != nil {
+			return err
+		}
+		results, err := s.Pipeline(r.Context(), cmds)
+		if err != nil {
+			return err
+		}
+		writeResults(w, f, results)
+		return nil
+	})
+}
+
+// handleMultiExec serves POST /redis/multi-exec: the commands as one MULTI
+// ... EXEC transaction. A transaction rejected as a whole is one error, 400.
+func handleMultiExec(s commandStore) http.Handler {
+	return commandHandler(func(w http.ResponseWriter, r *http.Request) error {
+		f, cmds, err := readBatch(r)
+		if err != nil {
+			return err
+		}
+		results, err := s.Transaction(r.Context(), cmds)
+		if err != nil {
+			return err
+		}
+		writeResults(w, f, results)
+		return nil
+	})
+}
+
+func readBatch(r *http.Request) (replyFormat, [][]string, error) {
+	f, err := readReplyFormat(r)
+	if err != nil {
+		return f, nil, err
+	}
+	var raw [][]any
+	if err := readCommandJSON(r, &raw); err != nil {
+		return f, nil, err
+	}
+	if len(raw) == 0 {
+		return f, nil, commandBadRequest("the body must be a non-empty array of commands")
+	}
+	cmds := make([][]string, len(raw))
+	for i, c := range raw {
+		if cmds[i], err = commandArgs(c, fmt.Sprintf("command %d: ", i+1)); err != nil {
+			return f, nil, err
+		}
+	}
+	return f, cmds, nil
 }
 
 // readCommandJSON decodes the body into v, numbers kept as written. The
@@ -221,6 +278,44 @@ func writeReply(w http.ResponseWriter, f replyFormat, reply store.Reply) {
 		return
 	}
 	writeCommandJSON(w, http.StatusOK, resultBody{Result: jsonReply(reply, f.base64)})
+}
+
+func writeResults(w http.ResponseWriter, f replyFormat, results []store.Result) {
+	if f.resp2 {
+		b := fmt.Appendf(nil, "*%d\r\n", len(results))
+		for _, res := range results {
+			if res.Err != nil {
+				b = appendRESP2(b, store.ReplyError(entryError(res.Err)))
+			} else {
+				b = appendRESP2(b, res.Reply)
+			}
+		}
+		writeRESP2(w, b)
+		return
+	}
+	out := make([]any, len(results))
+	for i, res := range results {
+		if res.Err != nil {
+			out[i] = errorBody{Error: entryError(res.Err)}
+		} else {
+			out[i] = resultBody{Result: jsonReply(res.Reply, f.base64)}
+		}
+	}
+	writeCommandJSON(w, http.StatusOK, out)
+}
+
+// entryError is the text of one failed command in a pipeline: Redis's own,
+// or what kept Redis from answering.
+func entryError(err error) string {
+	var cerr *store.CommandError
+	switch {
+	case errors.As(err, &cerr):
+		return cerr.Msg
+	case errors.Is(err, store.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "ERR redis timeout"
+	default:
+		return "ERR redis unavailable"
+	}
 }
 
 // jsonReply maps a reply to its JSON value: nil is null, integers are

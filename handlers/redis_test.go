@@ -146,6 +146,8 @@ func TestCommandBase64(t *testing.T) {
 			{req: enc(post("/redis", `["LRANGE","l",0,-1]`)), status: 200, body: ok(`["` + b64("a") + `","` + b64("b") + `"]`)},
 			{req: enc(post("/redis", `["MGET","u","missing"]`)), status: 200, body: ok(`["` + b64(text) + `",null]`)},
 			{req: enc(post("/redis", `["INCR","u"]`)), status: 400, body: cmdErr("ERR value is not an integer or out of range")},
+			{req: enc(post("/redis/pipeline", `[["GET","u"],["TYPE","l"],["INCR","c"],["INCR","u"]]`)), status: 200,
+				body: `[` + ok(`"`+b64(text)+`"`) + `,` + ok(`"`+b64("list")+`"`) + `,` + ok(`1`) + `,` + cmdErr("ERR value is not an integer or out of range") + `]`},
 		})
 		// Without base64, bytes that are not UTF-8 cannot survive JSON; text can.
 		runCmds(t, g, []cmd{{req: post("/redis", `["GET","u"]`), status: 200, body: ok(jsonString(text))}})
@@ -163,6 +165,8 @@ func TestCommandRESP2Format(t *testing.T) {
 		{resp2(post("/redis", `["LRANGE","l",0,-1]`)), "*2\r\n$1\r\na\r\n$2\r\nbc\r\n"},
 		{resp2(post("/redis", `["GET","missing"]`)), "$-1\r\n"},
 		{resp2(get("/redis/llen/l")), ":2\r\n"},
+		{resp2(post("/redis/pipeline", `[["LLEN","l"],["INCR","l"]]`)),
+			"*2\r\n:2\r\n-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"},
 	}
 	for _, tt := range tests {
 		resp := g.must(tt.req, 200)
@@ -205,12 +209,14 @@ func TestCommandAuth(t *testing.T) {
 		{req: request{method: "POST", path: "/redis", body: `["PING"]`, token: "-"}, status: 401, body: cmdErr("ERR missing bearer token")},
 		{req: request{method: "POST", path: "/redis", body: `["PING"]`, token: "wrong"}, status: 401, body: cmdErr("ERR invalid bearer token")},
 		{req: request{method: "GET", path: "/redis/ping?_token=wrong", token: "-"}, status: 401, body: cmdErr("ERR invalid bearer token")},
+		{req: request{method: "POST", path: "/redis/pipeline", body: `[["PING"]]`, token: "-"}, status: 401, body: cmdErr("ERR missing bearer token")},
 		// ?_token= admits, on every form, and never becomes an argument:
 		// ECHO with a third argument would be an arity error.
 		{req: request{method: "GET", path: "/redis/echo/hi?_token=" + testToken, token: "-"}, status: 200, body: ok(`"hi"`)},
 		{req: request{method: "GET", path: "/redis/set/k/v?_token=" + testToken + "&EX=60", token: "-"}, status: 200, body: ok(`"OK"`)},
 		{req: request{method: "GET", path: "/redis/ttl/k?_token=" + testToken, token: "-"}, status: 200, body: ok(`60`)},
 		{req: request{method: "POST", path: "/redis?_token=" + testToken, body: `["ECHO","hi"]`, token: "-"}, status: 200, body: ok(`"hi"`)},
+		{req: request{method: "POST", path: "/redis/pipeline?_token=" + testToken, body: `[["ECHO","hi"]]`, token: "-"}, status: 200, body: `[` + ok(`"hi"`) + `]`},
 		// The header wins, and the parameter is still dropped.
 		{req: request{method: "GET", path: "/redis/echo/hi?_token=wrong"}, status: 200, body: ok(`"hi"`)},
 	})
@@ -236,6 +242,8 @@ func TestCommandBodyLimit(t *testing.T) {
 	runCmds(t, g, []cmd{
 		{req: post("/redis", `["SET","k","`+big+`"]`), status: 413, body: cmdErr("ERR max request size exceeded")},
 		{req: post("/redis/set/k", big), status: 413, body: cmdErr("ERR max request size exceeded")},
+		{req: post("/redis/pipeline", `[["SET","k","`+big+`"]]`), status: 413, body: cmdErr("ERR max request size exceeded")},
+		{req: post("/redis/multi-exec", `[["SET","k","`+big+`"]]`), status: 413, body: cmdErr("ERR max request size exceeded")},
 		{req: post("/redis/set/k", big[:3<<10]), status: 200, body: ok(`"OK"`)},
 	})
 }
@@ -277,10 +285,13 @@ func TestRefusedCommands(t *testing.T) {
 			runCmds(t, g, []cmd{
 				{req: post("/redis", string(body)), status: 400, body: cmdErr(tt.want)},
 				{req: get(path), status: 400, body: cmdErr(tt.want)},
+				{req: post("/redis/pipeline", `[["SET","p","1"],`+string(body)+`]`), status: 200, body: `[` + ok(`"OK"`) + `,` + cmdErr(tt.want) + `]`},
+				{req: post("/redis/multi-exec", `[["SET","m","1"],`+string(body)+`]`), status: 400,
+					body: cmdErr("EXECABORT Transaction discarded because of previous errors. (command 2: " + tt.want + ")")},
 			})
 		}
-		if n, err := b.rdb.Exists(context.Background(), "survivor").Result(); err != nil || n != 1 {
-			t.Errorf("after the refused commands: survivor exists %d times (%v), want 1", n, err)
+		if n, err := b.rdb.Exists(context.Background(), "survivor", "m").Result(); err != nil || n != 1 {
+			t.Errorf("after the refused commands: %d of survivor and m exist (%v), want only survivor", n, err)
 		}
 		// Their harmless relatives pass.
 		runCmds(t, g, []cmd{
@@ -292,11 +303,57 @@ func TestRefusedCommands(t *testing.T) {
 	})
 }
 
+func TestPipeline(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		g := startGateway(t, b)
+		runCmds(t, g, []cmd{
+			{req: post("/redis/pipeline", `[["SET","a","1"],["INCR","a"],["LPUSH","a","x"],["GET","missing"],["GET","a"]]`), status: 200,
+				body: `[` + ok(`"OK"`) + `,` + ok(`2`) + `,` + cmdErr("WRONGTYPE Operation against a key holding the wrong kind of value") + `,` + ok(`null`) + `,` + ok(`"2"`) + `]`},
+			{req: post("/redis/pipeline", `[]`), status: 400, body: cmdErr("ERR the body must be a non-empty array of commands")},
+			{req: post("/redis/pipeline", `[["GET","a"],[]]`), status: 400, body: cmdErr("ERR command 2: a command needs at least its name")},
+			{req: post("/redis/pipeline", `["GET","a"]`), status: 400, body: `{"error":"ERR the body must be a JSON array of commands`, prefix: true},
+		})
+		b.stop()
+		resp := g.do(post("/redis/pipeline", `[["GET","a"],["GET","b"]]`))
+		if resp.status != 503 || resp.body != cmdErr("ERR redis unavailable") || resp.header.Get("Retry-After") != "1" {
+			t.Errorf("pipeline with Redis down: %d %s, want 503 with the envelope", resp.status, resp.body)
+		}
+	})
+}
+
+func TestMultiExec(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		g := startGateway(t, b)
+		runCmds(t, g, []cmd{
+			{req: post("/redis/multi-exec", `[["SET","a","1"],["INCR","a"],["GET","a"]]`), status: 200,
+				body: `[` + ok(`"OK"`) + `,` + ok(`2`) + `,` + ok(`"2"`) + `]`},
+			// A command failing at run time has its own entry; the rest applied.
+			{req: post("/redis/multi-exec", `[["SET","s","x"],["INCR","s"],["SET","after","1"]]`), status: 200,
+				body: `[` + ok(`"OK"`) + `,` + cmdErr("ERR value is not an integer or out of range") + `,` + ok(`"OK"`) + `]`},
+			// Redis refusing to queue a command rejects all of it.
+			{req: post("/redis/multi-exec", `[["SET","rejected","1"],["SET","a"]]`), status: 400,
+				body: cmdErr("EXECABORT Transaction discarded because of previous errors. (command 2: ERR wrong number of arguments for 'set' command)")},
+			{req: post("/redis/multi-exec", `[]`), status: 400, body: cmdErr("ERR the body must be a non-empty array of commands")},
+		})
+		if n := b.rdb.Exists(context.Background(), "rejected").Val(); n != 0 {
+			t.Errorf("a rejected transaction still set its first key")
+		}
+		if got := b.rdb.Get(context.Background(), "after").Val(); got != "1" {
+			t.Errorf("after a run-time error, the next command's key = %q, want 1", got)
+		}
+		if b.name == "redis-server" {
+			// miniredis never answers an unknown command inside MULTI.
+			runCmds(t, g, []cmd{{req: post("/redis/multi-exec", `[["SET","rejected","1"],["NOSUCH"]]`), status: 400,
+				body: `{"error":"EXECABORT Transaction discarded because of previous errors. (command 2: ERR unknown command`, prefix: true}})
+		}
+	})
+}
+
 func TestCommandRedisDown(t *testing.T) {
 	b := miniBackend(t)
 	g := startGateway(t, b, withConfig(func(c *handlers.Config) { c.RequestTimeout = 500 * time.Millisecond }))
 	b.stop()
-	for _, r := range []request{post("/redis", `["GET","a"]`), get("/redis/get/a")} {
+	for _, r := range []request{post("/redis", `["GET","a"]`), get("/redis/get/a"), post("/redis/multi-exec", `[["GET","a"]]`)} {
 		resp := g.do(r)
 		if resp.status != 503 || resp.body != cmdErr("ERR redis unavailable") || resp.header.Get("Retry-After") != "1" {
 			t.Errorf("%s %s with Redis down: %d %s, want 503 in the envelope", r.method, r.path, resp.status, resp.body)
@@ -312,7 +369,7 @@ func TestCommandMetricsAreBounded(t *testing.T) {
 	g.must(post("/redis", `["FLUSHALL"]`), 400)
 	for _, name := range []string{"made-up-1", "made-up-2", "Made-Up-3"} {
 		g.must(post("/redis", `["`+name+`","x"]`), 400)
-		g.must(get("/redis/"+name), 400)
+		g.must(post("/redis/pipeline", `[["`+name+`"]]`), 200)
 	}
 	metrics := g.must(request{method: "GET", path: "/metrics"}, 200).body
 	for _, want := range []string{

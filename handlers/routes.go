@@ -111,6 +111,8 @@ func New(cfg Config) http.Handler {
 
 		s := cfg.Store
 		r.Method(http.MethodPost, "/", handleCommandBody(s))
+		r.Method(http.MethodPost, "/pipeline", handlePipeline(s))
+		r.Method(http.MethodPost, "/multi-exec", handleMultiExec(s))
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut} {
 			r.Method(m, "/{command}", handleCommandPath(s))
 			r.Method(m, "/{command}/*", handleCommandPath(s))

@@ -12,7 +12,7 @@ import (
 )
 
 // Reply is one Redis reply in RESP2 terms: nil, int64, string, ReplyError (an
-// error inside an array, as scripts return them) or []Reply.
+// error inside an array, as EXEC and scripts return them) or []Reply.
 type Reply = any
 
 // ReplyError is an error reply nested in an array reply.
@@ -27,6 +27,14 @@ type CommandError struct {
 
 func (e *CommandError) Error() string { return e.Msg }
 
+// Result is the outcome of one command of a pipeline or transaction: a reply,
+// or an error that is a *CommandError or the failure that left the command
+// without one.
+type Result struct {
+	Reply Reply
+	Err   error
+}
+
 // newCommandClient returns the client of the command API: the main client's
 // options (address, auth, TLS, timeouts, pool size) over RESP2, whose reply
 // shapes are what Upstash clients decode. RESP3 would answer HGETALL with a
@@ -38,7 +46,9 @@ func newCommandClient(o redis.Options) *redis.Client {
 }
 
 // newClusterCommandClient is newCommandClient for Redis Cluster: go-redis
-// routes each command by the slot of its first key. Keyless commands go to one primary (PING, TIME, INFO, RANDOMKEY,
+// routes each command by the slot of its first key, splits pipelines by node
+// and refuses a transaction whose keys span slots with Redis's CROSSSLOT
+// error. Keyless commands go to one primary (PING, TIME, INFO, RANDOMKEY,
 // PUBLISH, ...), except those about the whole data set, which prepare sends
 // to every primary; SCAN is refused, since its cursor only means something
 // on the node that issued it.
@@ -217,6 +227,102 @@ func (s *Store) run(ctx context.Context, c command) (Reply, error) {
 	return c.merge(replies), nil
 }
 
+// Pipeline runs cmds in order in one round trip per node, not atomically.
+// Each command has its own result; the error is set only when Redis answered
+// none of them.
+func (s *Store) Pipeline(ctx context.Context, cmds [][]string) ([]Result, error) {
+	prepared := make([]command, len(cmds))
+	sent := make([]*redis.Cmd, len(cmds))
+	pipe := s.cmd.Pipeline()
+	for i, args := range cmds {
+		prepared[i] = s.prepare(args)
+		if prepared[i].refused == nil && prepared[i].merge == nil {
+			sent[i] = pipe.Do(ctx, prepared[i].args...)
+		}
+	}
+	if pipe.Len() > 0 {
+		_, _ = pipe.Exec(ctx) // each command carries its own error
+	}
+	results := make([]Result, len(cmds))
+	var failure error
+	answered := false
+	for i, c := range prepared {
+		if c.refused != nil {
+			results[i].Err = c.refused
+		} else {
+			// A cluster pipeline runs on its nodes side by side, so a command
+			// for a node of its own choosing may as well come after the others.
+			if sent[i] == nil {
+				results[i].Reply, results[i].Err = s.run(ctx, c)
+			} else {
+				results[i].Reply, results[i].Err = c.result(sent[i])
+			}
+			var cerr *CommandError
+			if results[i].Err == nil || errors.As(results[i].Err, &cerr) {
+				answered = true
+			} else if failure == nil {
+				failure = results[i].Err
+			}
+		}
+		s.countCommand(c.label, results[i].Err)
+	}
+	if failure != nil && !answered {
+		return nil, failure
+	}
+	return results, nil
+}
+
+// Transaction runs cmds atomically, in MULTI and EXEC on one connection. A
+// transaction Redis rejects as a whole (a command it refused to queue, keys
+// in several cluster slots) or the gateway refuses is a *CommandError; a
+// command failing while the transaction runs has its own result.
+func (s *Store) Transaction(ctx context.Context, cmds [][]string) ([]Result, error) {
+	prepared := make([]command, len(cmds))
+	for i, args := range cmds {
+		prepared[i] = s.prepare(args)
+		if err := prepared[i].refused; err != nil {
+			s.countAll(prepared, err)
+			return nil, execAbort(i, err.Error())
+		}
+	}
+	pipe := s.cmd.TxPipeline()
+	sent := make([]*redis.Cmd, len(cmds))
+	for i, c := range prepared {
+		sent[i] = pipe.Do(ctx, c.args...)
+	}
+	_, err := pipe.Exec(ctx)
+	var rerr redis.Error
+	switch {
+	case err == nil || errors.Is(err, redis.Nil):
+	case !errors.As(err, &rerr):
+		s.countAll(prepared, err)
+		return nil, classify("redis transaction", err)
+	case strings.HasPrefix(err.Error(), "EXECABORT"):
+		s.countAll(prepared, err)
+		for i, cmd := range sent {
+			if e := cmd.Err(); e != nil && !strings.HasPrefix(e.Error(), "EXECABORT") {
+				return nil, execAbort(i, e.Error())
+			}
+		}
+		return nil, &CommandError{Msg: err.Error()}
+	case errors.Is(err, redis.ErrCrossSlot):
+		s.countAll(prepared, err)
+		return nil, &CommandError{Msg: err.Error()}
+	}
+	results := make([]Result, len(cmds))
+	for i, c := range prepared {
+		results[i].Reply, results[i].Err = c.result(sent[i])
+		s.countCommand(c.label, results[i].Err)
+	}
+	return results, nil
+}
+
+// execAbort is the rejection of a whole transaction because of command i,
+// in the words Redis uses for it plus which command it was.
+func execAbort(i int, cause string) error {
+	return &CommandError{Msg: fmt.Sprintf("EXECABORT Transaction discarded because of previous errors. (command %d: %s)", i+1, cause)}
+}
+
 func (s *Store) countCommand(label string, err error) {
 	if s.commands == nil {
 		return
@@ -226,6 +332,12 @@ func (s *Store) countCommand(label string, err error) {
 		result = "error"
 	}
 	s.commands.WithLabelValues(label, result).Inc()
+}
+
+func (s *Store) countAll(cmds []command, err error) {
+	for _, c := range cmds {
+		s.countCommand(c.label, err)
+	}
 }
 
 // registerCommandMetrics counts the command API's commands, its pool, and
