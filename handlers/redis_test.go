@@ -2,7 +2,9 @@ package handlers_test
 
 import (
 	"context"
+	"crypto/sha1"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis-gateway/redis-gateway/handlers"
+	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
 
 // cmd is a call to the command API and the answer a client would check.
@@ -385,4 +388,62 @@ func TestCommandMetricsAreBounded(t *testing.T) {
 	if strings.Contains(strings.ToLower(metrics), "made-up") {
 		t.Errorf("/metrics carries a client's command name as a label")
 	}
+}
+
+// Scripts written for the hosted service carry a shebang flag Redis rejects;
+// the gateway runs them, and EVALSHA with the client's SHA finds them.
+func TestScriptsWithHostedServiceFlags(t *testing.T) {
+	srv := redistest.Start(t)
+	b := backend{name: "redis-server", url: srv.URL(), rdb: srv.Client(), elapse: time.Sleep, stop: srv.Stop}
+	g := startGateway(t, b)
+	ctx := context.Background()
+
+	script := "#!lua flags=allow-key-locking\nreturn redis.call('INCR', KEYS[1])"
+	sha := sha1hex(script)
+	// The premise: Redis itself refuses the script.
+	if err := b.rdb.Eval(ctx, script, []string{"n"}).Err(); err == nil || !strings.Contains(err.Error(), "Unexpected flag in script shebang") {
+		t.Fatalf("Redis ran the flagged script directly (%v); the test proves nothing", err)
+	}
+	evalBody := func(s string) string {
+		return `["EVAL",` + jsonString(s) + `,1,"n"]`
+	}
+	readOnly := "#!lua flags=no-writes,allow-key-locking\nreturn redis.call('INCR', KEYS[1])"
+	runCmds(t, g, []cmd{
+		// Before any EVAL, the client's SHA is unknown: NOSCRIPT, as the
+		// client expects, and it falls back to EVAL.
+		{req: post("/redis", `["EVALSHA","`+sha+`",1,"n"]`), status: 400, body: `{"error":"NOSCRIPT`, prefix: true},
+		{req: post("/redis", evalBody(script)), status: 200, body: ok(`1`)},
+		// From now on EVALSHA with the SHA of the text the client sent works,
+		// without a NOSCRIPT first, on every form.
+		{req: post("/redis", `["EVALSHA","`+sha+`",1,"n"]`), status: 200, body: ok(`2`)},
+		{req: post("/redis", `["EVALSHA","`+strings.ToUpper(sha)+`",1,"n"]`), status: 200, body: ok(`3`)},
+		{req: get("/redis/evalsha/" + sha + "/1/n"), status: 200, body: ok(`4`)},
+		{req: post("/redis/pipeline", `[["EVALSHA","`+sha+`",1,"n"],`+evalBody(script)+`]`), status: 200, body: `[` + ok(`5`) + `,` + ok(`6`) + `]`},
+		{req: post("/redis/multi-exec", `[["EVALSHA","`+sha+`",1,"n"],["GET","n"]]`), status: 200, body: `[` + ok(`7`) + `,` + ok(`"7"`) + `]`},
+		{req: post("/redis", `["SCRIPT","EXISTS","`+sha+`","0000000000000000000000000000000000000000"]`), status: 200, body: ok(`[1,0]`)},
+		// Flags Redis knows stay: this script may not write.
+		{req: post("/redis", evalBody(readOnly)), status: 400, body: `{"error":"ERR Write commands are not allowed from read-only scripts`, prefix: true},
+		// Another engine is Redis's to refuse.
+		{req: post("/redis", evalBody("#!python flags=allow-key-locking\nreturn 1")), status: 400, body: cmdErr("ERR Unexpected engine in script shebang: #!python")},
+	})
+	// SCRIPT LOAD answers the SHA of the text sent.
+	other := "#!lua flags=allow-key-locking,allow-oom\nreturn ARGV[1]"
+	runCmds(t, g, []cmd{
+		{req: post("/redis", `["SCRIPT","LOAD",`+jsonString(other)+`]`), status: 200, body: ok(`"` + sha1hex(other) + `"`)},
+		{req: post("/redis", `["EVALSHA","`+sha1hex(other)+`",0,"hi"]`), status: 200, body: ok(`"hi"`)},
+	})
+
+	// After a restart Redis has forgotten the script: NOSCRIPT goes back to
+	// the client, whose EVAL loads it again.
+	srv.Restart()
+	runCmds(t, g, []cmd{
+		{req: post("/redis", `["EVALSHA","`+sha+`",1,"n"]`), status: 400, body: `{"error":"NOSCRIPT`, prefix: true},
+		{req: post("/redis", evalBody(script)), status: 200, body: ok(`1`)},
+		{req: post("/redis", `["EVALSHA","`+sha+`",1,"n"]`), status: 200, body: ok(`2`)},
+	})
+}
+
+func sha1hex(s string) string {
+	sum := sha1.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

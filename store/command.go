@@ -35,6 +35,10 @@ type Result struct {
 	Err   error
 }
 
+// maxScriptAliases bounds the script aliases: a client library has a few
+// dozen scripts, and an entry costs about 200 bytes.
+const maxScriptAliases = 4096
+
 // newCommandClient returns the client of the command API: the main client's
 // options (address, auth, TLS, timeouts, pool size) over RESP2, whose reply
 // shapes are what Upstash clients decode. RESP3 would answer HGETALL with a
@@ -62,12 +66,15 @@ type command struct {
 	args    []any
 	label   string // for metrics
 	refused error
+	// answer replaces the reply to SCRIPT LOAD of a script compatScript
+	// changed: the client expects the SHA of the text it sent.
+	answer string
 	// merge, on Redis Cluster, runs the command on every primary and merges
 	// their replies, for keyless commands about the whole data set.
 	merge func([]Reply) Reply
 }
 
-// prepare classifies args.
+// prepare classifies args and adapts scripts written for the hosted service.
 func (s *Store) prepare(args []string) command {
 	if len(args) == 0 {
 		return command{label: "other", refused: &CommandError{Msg: "ERR empty command", Refused: true}}
@@ -89,6 +96,31 @@ func (s *Store) prepare(args []string) command {
 	c.args = make([]any, len(args))
 	for i, a := range args {
 		c.args[i] = a
+	}
+	switch name {
+	case "eval", "eval_ro":
+		if len(args) > 1 {
+			c.args[1] = s.compatScript(args[1])
+		}
+	case "evalsha", "evalsha_ro":
+		if len(args) > 1 {
+			c.args[1] = s.aliases.get(args[1])
+		}
+	case "script":
+		if len(args) < 3 {
+			break
+		}
+		switch strings.ToLower(args[1]) {
+		case "load":
+			if out := s.compatScript(args[2]); out != args[2] {
+				c.args[2] = out
+				c.answer = scriptSHA(args[2])
+			}
+		case "exists":
+			for i := 2; i < len(args); i++ {
+				c.args[i] = s.aliases.get(args[i])
+			}
+		}
 	}
 	return c
 }
@@ -141,6 +173,16 @@ func clusterMerge(args []string) func([]Reply) Reply {
 	return nil
 }
 
+// compatScript returns the script to send for src, and remembers which SHA
+// stands for the client's.
+func (s *Store) compatScript(src string) string {
+	out, changed := compatScript(src)
+	if changed {
+		s.aliases.put(scriptSHA(src), scriptSHA(out))
+	}
+	return out
+}
+
 // result turns a command that ran into the API's reply and error.
 func (c command) result(cmd *redis.Cmd) (Reply, error) {
 	v, err := cmd.Result()
@@ -150,7 +192,11 @@ func (c command) result(cmd *redis.Cmd) (Reply, error) {
 	if err != nil {
 		return nil, commandErr(err)
 	}
-	return toReply(v), nil
+	r := toReply(v)
+	if _, ok := r.(string); ok && c.answer != "" {
+		r = c.answer
+	}
+	return r, nil
 }
 
 // commandErr passes Redis's error replies on verbatim, except those that say

@@ -42,6 +42,7 @@ type Options struct {
 type Store struct {
 	rdb     redis.UniversalClient
 	cmd     redis.UniversalClient // the command API's RESP2 client, to the same deployment
+	aliases *scriptAliases
 	keys    keys
 	addr    string // redacted, for logs and errors
 	closers []func() error
@@ -115,6 +116,7 @@ func New(opts Options) (*Store, error) {
 
 	s.rdb = redis.NewClient(ro)
 	s.cmd = newCommandClient(*ro)
+	s.aliases = newScriptAliases(maxScriptAliases)
 	s.addr = Redact(u.String())
 	s.closers = append([]func() error{s.rdb.Close, s.cmd.Close}, s.closers...)
 
