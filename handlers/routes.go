@@ -21,6 +21,7 @@ type Store interface {
 	sessionStore
 	rateLimitStore
 	commandStore
+	pubSubStore
 	pinger
 }
 
@@ -41,6 +42,15 @@ type Config struct {
 
 	Draining func() bool // true once shutdown has begun
 	OpenAPI  []byte      // the contract, served at /openapi.yaml
+
+	// MaxSubscribers caps open event streams, each holding a Redis
+	// connection; past it, 503. 0 means 1000.
+	MaxSubscribers int
+	// Heartbeat is how often idle event streams get a comment line. 0 means 15 s.
+	Heartbeat time.Duration
+	// Stop is closed when the server shuts down, which ends open event
+	// streams; http.Server.Shutdown would wait for them otherwise.
+	Stop <-chan struct{}
 }
 
 // New returns the gateway's whole HTTP handler.
@@ -70,6 +80,7 @@ func New(cfg Config) http.Handler {
 	r.Get("/metrics", handleMetrics(cfg.Registry).ServeHTTP)
 	r.Get("/openapi.yaml", handleOpenAPI(cfg.OpenAPI).ServeHTTP)
 
+	streams := newStreams(cfg)
 	r.Group(func(r chi.Router) {
 		if !cfg.AuthDisabled {
 			r.Use(middleware.BearerAuth(cfg.Tokens))
@@ -95,6 +106,10 @@ func New(cfg Config) http.Handler {
 		r.Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimitIncr(s, ttls))
 		r.Method(http.MethodGet, "/ratelimit/{key}", handleRateLimitPeek(s, ttls))
 		r.Method(http.MethodDelete, "/ratelimit/{key}", handleRateLimitReset(s))
+
+		r.Method(http.MethodPost, "/publish/{channel}", handlePublish(s))
+		r.With(middleware.NoDeadline).Method(http.MethodGet, "/subscribe/{channel}", handleSubscribe(s, streams))
+		r.With(middleware.NoDeadline).Method(http.MethodGet, "/subscribe", handlePSubscribe(s, streams))
 	})
 
 	// The Upstash-compatible command API answers in that protocol's envelope,
@@ -113,6 +128,8 @@ func New(cfg Config) http.Handler {
 		r.Method(http.MethodPost, "/", handleCommandBody(s))
 		r.Method(http.MethodPost, "/pipeline", handlePipeline(s))
 		r.Method(http.MethodPost, "/multi-exec", handleMultiExec(s))
+		r.With(middleware.NoDeadline).Method(http.MethodPost, "/subscribe/{channel}", handleUpstashSubscribe(s, streams, false))
+		r.With(middleware.NoDeadline).Method(http.MethodPost, "/psubscribe/{pattern}", handleUpstashSubscribe(s, streams, true))
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut} {
 			r.Method(m, "/{command}", handleCommandPath(s))
 			r.Method(m, "/{command}/*", handleCommandPath(s))

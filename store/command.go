@@ -72,6 +72,9 @@ type command struct {
 	// merge, on Redis Cluster, runs the command on every primary and merges
 	// their replies, for keyless commands about the whole data set.
 	merge func([]Reply) Reply
+	// channel, on Redis Cluster, sends PUBLISH to the primary of the
+	// channel's slot (see Store.Publish).
+	channel string
 }
 
 // prepare classifies args and adapts scripts written for the hosted service.
@@ -92,6 +95,9 @@ func (s *Store) prepare(args []string) command {
 			return c
 		}
 		c.merge = clusterMerge(args)
+		if name == "publish" && len(args) > 1 {
+			c.channel = args[1]
+		}
 	}
 	c.args = make([]any, len(args))
 	for i, a := range args {
@@ -243,11 +249,18 @@ func (s *Store) Command(ctx context.Context, args []string) (Reply, error) {
 }
 
 // run runs a prepared command on its own: on the node go-redis routes it to,
-// or every primary when it has a merge.
+// the node of its channel, or every primary when it has a merge.
 func (s *Store) run(ctx context.Context, c command) (Reply, error) {
 	cluster, ok := s.cmd.(*redis.ClusterClient)
-	if !ok || c.merge == nil {
+	switch {
+	case !ok || c.merge == nil && c.channel == "":
 		return c.result(s.cmd.Do(ctx, c.args...))
+	case c.channel != "":
+		node, err := cluster.MasterForKey(ctx, c.channel)
+		if err != nil {
+			return nil, classify("redis command", err)
+		}
+		return c.result(node.Do(ctx, c.args...))
 	}
 	var mu sync.Mutex
 	var replies []Reply
@@ -282,7 +295,7 @@ func (s *Store) Pipeline(ctx context.Context, cmds [][]string) ([]Result, error)
 	pipe := s.cmd.Pipeline()
 	for i, args := range cmds {
 		prepared[i] = s.prepare(args)
-		if prepared[i].refused == nil && prepared[i].merge == nil {
+		if prepared[i].refused == nil && prepared[i].merge == nil && prepared[i].channel == "" {
 			sent[i] = pipe.Do(ctx, prepared[i].args...)
 		}
 	}
