@@ -53,9 +53,10 @@ func newCommandClient(o redis.Options) *redis.Client {
 // routes each command by the slot of its first key, splits pipelines by node
 // and refuses a transaction whose keys span slots with Redis's CROSSSLOT
 // error. Keyless commands go to one primary (PING, TIME, INFO, RANDOMKEY,
-// PUBLISH, ...), except those about the whole data set, which prepare sends
-// to every primary; SCAN is refused, since its cursor only means something
-// on the node that issued it.
+// ...), except those about the whole data set, which prepare sends to every
+// primary, and PUBLISH, which goes to its channel's; SCAN is refused, since
+// its cursor only means something on the node that issued it. Copy o before redis.NewClusterClient sees the
+// main client's options: unlike NewClient, it fills in its defaults in place.
 func newClusterCommandClient(o redis.ClusterOptions) *redis.ClusterClient {
 	o.Protocol = 2
 	return redis.NewClusterClient(&o)
