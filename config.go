@@ -32,7 +32,9 @@ type config struct {
 	MaxTTL          time.Duration
 	SessionTTL      time.Duration
 
-	RateLimitFailOpen bool
+	RateLimitFailOpen  bool
+	MaxSubscribers     int
+	SubscribeHeartbeat time.Duration
 }
 
 // errNoRedisURL is the mistake every new user makes first; its message says
@@ -69,7 +71,9 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		MaxTTL:          e.seconds("MAX_TTL", 30*24*time.Hour),
 		SessionTTL:      e.seconds("SESSION_TTL", 30*time.Minute),
 
-		RateLimitFailOpen: e.bool("RATELIMIT_FAIL_OPEN", false),
+		RateLimitFailOpen:  e.bool("RATELIMIT_FAIL_OPEN", false),
+		MaxSubscribers:     e.int("MAX_SUBSCRIBERS", 1000, 1),
+		SubscribeHeartbeat: e.duration("SUBSCRIBE_HEARTBEAT", 15*time.Second),
 	}
 	c.Addr = e.addr()
 	c.LogLevel = e.level("LOG_LEVEL")
@@ -115,6 +119,8 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		return c, fmt.Errorf("CACHE_DEFAULT_TTL (%s) is above MAX_TTL (%s)", c.CacheDefaultTTL, c.MaxTTL)
 	case c.SessionTTL > c.MaxTTL:
 		return c, fmt.Errorf("SESSION_TTL (%s) is above MAX_TTL (%s)", c.SessionTTL, c.MaxTTL)
+	case c.SubscribeHeartbeat < 100*time.Millisecond:
+		return c, fmt.Errorf("SUBSCRIBE_HEARTBEAT (%s) is below 100ms", c.SubscribeHeartbeat)
 	case !c.AuthDisabled && len(c.Tokens) == 0:
 		return c, errors.New("no GATEWAY_TOKENS: the data routes would accept nobody; " +
 			"set GATEWAY_TOKENS to one or more comma-separated tokens, or GATEWAY_AUTH=none to run without auth")

@@ -113,6 +113,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	defer st.Close()
 
 	var draining atomic.Bool
+	stop := make(chan struct{}) // closed when shutdown begins, ending event streams
 	h := handlers.New(handlers.Config{
 		Store:          st,
 		Logger:         logger,
@@ -129,6 +130,9 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		RateLimitFailOpen: cfg.RateLimitFailOpen,
 		Draining:          draining.Load,
 		OpenAPI:           openAPISpec,
+		MaxSubscribers:    cfg.MaxSubscribers,
+		Heartbeat:         cfg.SubscribeHeartbeat,
+		Stop:              stop,
 	})
 
 	// Listen before serving, so a taken port fails here, at once.
@@ -140,12 +144,14 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		// Headers and body must arrive within this; net/http lifts it once the
-		// body is read, so it never cuts a slow handler short.
+		// body is read, so it never cuts a slow handler or an event stream short.
 		ReadTimeout:    readHeaderTimeout + cfg.RequestTimeout,
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for handlers to return, and an event stream returns only
+	// when told to.
 	if dev {
 		fmt.Fprintf(stdout, "\n  redis-gateway DEVELOPMENT MODE on http://%s\n"+
 			"  embedded in-memory Redis (data is lost on exit), authentication OFF.\n"+
@@ -188,6 +194,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	// whether its write was applied.
 	_ = ln.Close()
 	<-served
+	close(stop) // end event streams: they stay active until told, and would hold the wait below
 	conns.waitQuiet(shutdownCtx)
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		_ = srv.Close()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/redis-gateway/redis-gateway/middleware"
 	"github.com/redis-gateway/redis-gateway/problem"
@@ -86,4 +87,48 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		problem.Write(w, http.StatusInternalServerError, "internal", "internal error")
 	}
+}
+
+// commandHandler is handlerFunc for the command API, whose errors keep the
+// Upstash envelope {"error": "..."} instead of problem documents.
+type commandHandler func(w http.ResponseWriter, r *http.Request) error
+
+func (f commandHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := f(w, r); err != nil {
+		writeCommandError(w, r, err)
+	}
+}
+
+// writeCommandError is writeError for the command API. Redis's error replies
+// go back verbatim with 400; the log gets only their first word, since
+// Redis quotes arguments in some of them.
+func writeCommandError(w http.ResponseWriter, r *http.Request, err error) {
+	var cerr *store.CommandError
+	var he *httpError
+	var tooLarge *http.MaxBytesError
+	status, msg := http.StatusInternalServerError, "ERR internal error"
+	switch {
+	case errors.As(err, &cerr):
+		status, msg = http.StatusBadRequest, cerr.Msg
+		if !cerr.Refused {
+			code, _, _ := strings.Cut(cerr.Msg, " ")
+			err = fmt.Errorf("redis replied %s", code)
+		}
+	case errors.As(err, &he):
+		status, msg = he.Status, he.Message
+		if !strings.HasPrefix(msg, "ERR ") {
+			msg = "ERR " + msg
+		}
+	case errors.As(err, &tooLarge):
+		status, msg = http.StatusRequestEntityTooLarge, "ERR max request size exceeded"
+	case errors.Is(r.Context().Err(), context.Canceled), errors.Is(err, context.Canceled):
+		status, msg = problem.StatusClientClosedRequest, "ERR client closed request"
+	case errors.Is(err, store.ErrUnavailable):
+		w.Header().Set("Retry-After", "1")
+		status, msg = http.StatusServiceUnavailable, "ERR redis unavailable"
+	case errors.Is(err, store.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		status, msg = http.StatusGatewayTimeout, "ERR redis timeout"
+	}
+	middleware.NoteError(r.Context(), err)
+	writeCommandJSON(w, status, errorBody{Error: msg})
 }

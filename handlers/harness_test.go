@@ -97,9 +97,10 @@ type gateway struct {
 
 // setup is what options may change before the gateway starts.
 type setup struct {
-	cfg   handlers.Config
-	store store.Options
-	wrap  func(handlers.Store) handlers.Store
+	cfg    handlers.Config
+	store  store.Options
+	wrap   func(handlers.Store) handlers.Store
+	server func(*http.Server)
 }
 
 type option func(*setup)
@@ -115,6 +116,11 @@ func withConfig(f func(*handlers.Config)) option {
 // withStore puts wrap around the real store, to inject a fault Redis cannot.
 func withStore(wrap func(handlers.Store) handlers.Store) option {
 	return func(s *setup) { s.wrap = wrap }
+}
+
+// withServer changes the HTTP server before it starts, as main does.
+func withServer(f func(*http.Server)) option {
+	return func(s *setup) { s.server = f }
 }
 
 // startGateway serves the routes on b. Every response it receives is checked
@@ -146,7 +152,11 @@ func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 	if s.wrap != nil {
 		s.cfg.Store = s.wrap(st)
 	}
-	srv := httptest.NewServer(handlers.New(s.cfg))
+	srv := httptest.NewUnstartedServer(handlers.New(s.cfg))
+	if s.server != nil {
+		s.server(srv.Config)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	// Enough idle connections for the concurrency tests' many clients.
 	tr := http.DefaultTransport.(*http.Transport).Clone()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -48,6 +47,8 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // errorHook counts commands that failed for a reason other than a missing key.
+// Command names go through commandLabel: clients of the command API choose
+// them, and must not grow the number of series.
 type errorHook struct {
 	errors *prometheus.CounterVec
 }
@@ -66,7 +67,7 @@ func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
 		if countable(err) {
-			h.errors.WithLabelValues(strings.ToLower(cmd.Name())).Inc()
+			h.errors.WithLabelValues(commandLabel(cmd.Name())).Inc()
 		}
 		return err
 	}
@@ -77,7 +78,7 @@ func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		err := next(ctx, cmds)
 		for _, cmd := range cmds {
 			if countable(cmd.Err()) {
-				h.errors.WithLabelValues(strings.ToLower(cmd.Name())).Inc()
+				h.errors.WithLabelValues(commandLabel(cmd.Name())).Inc()
 			}
 		}
 		return err

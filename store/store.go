@@ -41,11 +41,14 @@ type Options struct {
 // Store runs the gateway's operations against one Redis deployment.
 type Store struct {
 	rdb     redis.UniversalClient
+	cmd     redis.UniversalClient // the command API's RESP2 client, to the same deployment
+	aliases *scriptAliases
 	keys    keys
 	addr    string // redacted, for logs and errors
 	closers []func() error
 
-	updating keyedMutex // sessions being patched by this process
+	updating keyedMutex             // sessions being patched by this process
+	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
 }
 
 // New builds the client. It does not wait for Redis: the gateway must start
@@ -113,8 +116,10 @@ func New(opts Options) (*Store, error) {
 	ro.DisableIdentity = true // no CLIENT SETINFO: ElastiCache and older servers reject it
 
 	s.rdb = redis.NewClient(ro)
+	s.cmd = newCommandClient(*ro)
+	s.aliases = newScriptAliases(maxScriptAliases)
 	s.addr = Redact(u.String())
-	s.closers = append([]func() error{s.rdb.Close}, s.closers...)
+	s.closers = append([]func() error{s.rdb.Close, s.cmd.Close}, s.closers...)
 
 	if opts.Registry != nil {
 		cmdErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -129,6 +134,9 @@ func New(opts Options) (*Store, error) {
 			return nil, fmt.Errorf("register redis metrics: %w", err)
 		}
 		s.rdb.AddHook(errorHook{errors: cmdErrors})
+		if err := s.registerCommandMetrics(opts.Registry, cmdErrors); err != nil {
+			return nil, fmt.Errorf("register redis metrics: %w", err)
+		}
 	}
 	return s, nil
 }
