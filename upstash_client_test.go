@@ -56,7 +56,7 @@ func TestUpstashClients(t *testing.T) {
 	node, npm := lookNode(t)
 	modules := installUpstashClients(t, npm)
 	srv := redistest.Start(t)
-	g := startRun(t, map[string]string{"REDIS_URL": srv.URL()})
+	g := mustStartGateway(t, srv.URL())
 
 	runUpstashScript(t, g, modules, node, "all")
 }
@@ -64,7 +64,7 @@ func TestUpstashClients(t *testing.T) {
 // runUpstashScript runs testdata/upstash-client/run.mjs against g and fails
 // unless it reports every operation of upstashOperations. With scope
 // "single-key" (Redis Cluster) it may skip those whose keys span slots.
-func runUpstashScript(t *testing.T, g *runningGateway, modules, node, scope string) {
+func runUpstashScript(t *testing.T, g *gateway, modules, node, scope string) {
 	t.Helper()
 	// The script must sit next to node_modules for Node to resolve the
 	// packages; a directory of its own per run keeps parallel runs apart.
@@ -85,9 +85,9 @@ func runUpstashScript(t *testing.T, g *runningGateway, modules, node, scope stri
 	cmd := exec.CommandContext(ctx, node, "run.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
-		"UPSTASH_REDIS_REST_URL="+g.url+"/redis",
-		"UPSTASH_REDIS_REST_TOKEN=test-token",
-		"GATEWAY_URL="+g.url,
+		"UPSTASH_REDIS_REST_URL="+g.URL+"/redis",
+		"UPSTASH_REDIS_REST_TOKEN="+testToken,
+		"GATEWAY_URL="+g.URL,
 		"UPSTASH_TEST_SCOPE="+scope,
 		"UPSTASH_DISABLE_TELEMETRY=1",
 	)
@@ -112,7 +112,7 @@ func runUpstashScript(t *testing.T, g *runningGateway, modules, node, scope stri
 		}
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("run.mjs: %v\n%s\ngateway log:\n%s", err, stderr.String(), g.log())
+		t.Fatalf("run.mjs: %v\n%s\ngateway log:\n%s", err, stderr.String(), g.Stdout.String())
 	}
 	for _, op := range upstashOperations {
 		if !exercised[op] && !(scope == "single-key" && skipped[op]) {
