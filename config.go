@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -26,6 +28,7 @@ type config struct {
 	LogFormat string // json or text
 
 	Tokens       []string
+	TokensFile   string // GATEWAY_TOKENS_FILE: scoped tokens, re-read when it changes
 	AuthDisabled bool
 
 	CacheDefaultTTL time.Duration
@@ -82,12 +85,24 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 			c.Tokens = append(c.Tokens, t)
 		}
 	}
+	c.TokensFile = getenv("GATEWAY_TOKENS_FILE")
 	switch auth := getenv("GATEWAY_AUTH"); auth {
 	case "", "token":
 	case "none":
 		c.AuthDisabled = true
 	default:
 		e.fail("GATEWAY_AUTH", auth, "want token or none")
+	}
+	tokens := len(c.Tokens)
+	if c.TokensFile != "" && !c.AuthDisabled && !dev {
+		// Read here so that a bad file fails start-up with the other bad
+		// values; serve reads it again to watch it.
+		set, err := readTokens(c.Tokens, c.TokensFile)
+		if err != nil {
+			e.fail("GATEWAY_TOKENS_FILE", c.TokensFile, err.Error())
+		} else {
+			tokens = set.Len()
+		}
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		e.fail("LOG_FORMAT", c.LogFormat, "want json or text")
@@ -121,11 +136,20 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		return c, fmt.Errorf("SESSION_TTL (%s) is above MAX_TTL (%s)", c.SessionTTL, c.MaxTTL)
 	case c.SubscribeHeartbeat < 100*time.Millisecond:
 		return c, fmt.Errorf("SUBSCRIBE_HEARTBEAT (%s) is below 100ms", c.SubscribeHeartbeat)
-	case !c.AuthDisabled && len(c.Tokens) == 0:
-		return c, errors.New("no GATEWAY_TOKENS: the data routes would accept nobody; " +
-			"set GATEWAY_TOKENS to one or more comma-separated tokens, or GATEWAY_AUTH=none to run without auth")
+	case !c.AuthDisabled && tokens == 0:
+		return c, errors.New("no GATEWAY_TOKENS or GATEWAY_TOKENS_FILE: the data routes would accept nobody; " +
+			"set GATEWAY_TOKENS to one or more comma-separated tokens, point GATEWAY_TOKENS_FILE at a tokens file, " +
+			"or set GATEWAY_AUTH=none to run without auth")
 	}
 	return c, nil
+}
+
+func readTokens(env []string, path string) (*access.Set, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return access.NewSet(env, data)
 }
 
 // envReader parses variables and collects every bad one, so a user fixes them

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/handlers"
 	"github.com/redis-gateway/redis-gateway/store"
 )
@@ -112,13 +113,30 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	}
 	defer st.Close()
 
+	tokensFile := cfg.TokensFile
+	if cfg.AuthDisabled {
+		tokensFile = ""
+	}
+	tokens, err := access.LoadTokens(cfg.Tokens, tokensFile, logger)
+	if err != nil {
+		return fmt.Errorf("GATEWAY_TOKENS_FILE: %w", err)
+	}
+	// SIGHUP re-reads the tokens file at once; polling sees every change
+	// within tokensPollInterval anyway.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	go tokens.Watch(watchCtx, tokensPollInterval, hup)
+
 	var draining atomic.Bool
 	stop := make(chan struct{}) // closed when shutdown begins, ending event streams
 	h := handlers.New(handlers.Config{
 		Store:          st,
 		Logger:         logger,
 		Registry:       reg,
-		Tokens:         cfg.Tokens,
+		TokenSet:       tokens.Current,
 		AuthDisabled:   cfg.AuthDisabled,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout,
@@ -172,6 +190,12 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		defer cancel()
 		if err := st.Ping(pingCtx); err != nil && ctx.Err() == nil {
 			logger.Warn("redis is not reachable yet; /readyz answers 503 until it is", "redis", st.Addr(), "error", err)
+			return
+		}
+		// Scoped tokens on /redis need Redis's description of its
+		// commands; read it now rather than on the first such request.
+		if err := st.LoadCommandInfo(pingCtx); err != nil && ctx.Err() == nil {
+			logger.Info("redis does not describe its commands yet; key-restricted tokens are checked once it does", "error", err)
 		}
 	}()
 	select {
@@ -206,6 +230,10 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 
 // readHeaderTimeout bounds how long a client may take to send its headers.
 const readHeaderTimeout = 10 * time.Second
+
+// tokensPollInterval is how often the tokens file is re-read: a rotated token
+// is in force within it, or at once on SIGHUP.
+const tokensPollInterval = 500 * time.Millisecond
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
