@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,8 @@ type config struct {
 	Redis store.Options
 
 	Addr            string // HTTP_ADDR, or ":" + PORT
+	TLSCertFile     string // TLS_CERT_FILE and TLS_KEY_FILE: serve HTTPS
+	TLSKeyFile      string
 	RequestTimeout  time.Duration
 	MaxBodyBytes    int64
 	ShutdownDrain   time.Duration
@@ -79,6 +82,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		SubscribeHeartbeat: e.duration("SUBSCRIBE_HEARTBEAT", 15*time.Second),
 	}
 	c.Addr = e.addr()
+	c.TLSCertFile, c.TLSKeyFile = e.tlsFiles()
 	c.LogLevel = e.level("LOG_LEVEL")
 	for _, t := range strings.Split(getenv("GATEWAY_TOKENS"), ",") {
 		if t = strings.TrimSpace(t); t != "" {
@@ -237,6 +241,25 @@ func (e *envReader) level(name string) slog.Level {
 		e.fail(name, v, "want debug, info, warn or error")
 	}
 	return l
+}
+
+// tlsFiles reads TLS_CERT_FILE and TLS_KEY_FILE, which go together, and
+// checks that they hold a certificate and its key.
+func (e *envReader) tlsFiles() (string, string) {
+	cert, key := e.getenv("TLS_CERT_FILE"), e.getenv("TLS_KEY_FILE")
+	switch {
+	case cert == "" && key == "":
+		return "", ""
+	case cert == "":
+		e.fail("TLS_KEY_FILE", key, "needs TLS_CERT_FILE too")
+	case key == "":
+		e.fail("TLS_CERT_FILE", cert, "needs TLS_KEY_FILE too")
+	default:
+		if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+			e.errs = append(e.errs, fmt.Errorf("TLS_CERT_FILE=%q and TLS_KEY_FILE=%q: %w", cert, key, err))
+		}
+	}
+	return cert, key
 }
 
 // addr is HTTP_ADDR when set, else all interfaces on PORT.

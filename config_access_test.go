@@ -108,3 +108,43 @@ func TestREADMETokensFile(t *testing.T) {
 		}
 	}
 }
+
+func TestTLSConfig(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM, _ := selfSigned(t, "gateway.test")
+	_, otherKey, _ := selfSigned(t, "other.test")
+	certFile, keyFile, otherKeyFile := filepath.Join(dir, "c"), filepath.Join(dir, "k"), filepath.Join(dir, "o")
+	replaceFile(t, certFile, string(certPEM))
+	replaceFile(t, keyFile, string(keyPEM))
+	replaceFile(t, otherKeyFile, string(otherKey))
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr []string
+	}{
+		{name: "both", env: map[string]string{"TLS_CERT_FILE": certFile, "TLS_KEY_FILE": keyFile}},
+		{name: "certificate alone", env: map[string]string{"TLS_CERT_FILE": certFile}, wantErr: []string{"TLS_CERT_FILE", "needs TLS_KEY_FILE"}},
+		{name: "key alone", env: map[string]string{"TLS_KEY_FILE": keyFile}, wantErr: []string{"TLS_KEY_FILE", "needs TLS_CERT_FILE"}},
+		{name: "key of another certificate", env: map[string]string{"TLS_CERT_FILE": certFile, "TLS_KEY_FILE": otherKeyFile},
+			wantErr: []string{"TLS_CERT_FILE", "TLS_KEY_FILE", "does not match"}},
+		{name: "missing file", env: map[string]string{"TLS_CERT_FILE": dir + "/nope", "TLS_KEY_FILE": keyFile},
+			wantErr: []string{"TLS_CERT_FILE", "no such file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := withEnv(map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": testToken}, tt.env)
+			cfg, err := loadConfig(envFunc(env), false)
+			if len(tt.wantErr) == 0 {
+				if err != nil || cfg.TLSCertFile != certFile || cfg.TLSKeyFile != keyFile {
+					t.Fatalf("loadConfig: %v (%q, %q)", err, cfg.TLSCertFile, cfg.TLSKeyFile)
+				}
+				return
+			}
+			for _, w := range tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("loadConfig: err = %v; want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}

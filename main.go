@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"flag"
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("redis-gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: redis-gateway [-dev] | healthcheck [--live] [--url URL] [--timeout D] | version\n\n"+
+		fmt.Fprint(stderr, "usage: redis-gateway [-dev] | healthcheck [--live] [--url URL] [--timeout D] [--insecure] | version\n\n"+
 			"Configuration comes from the environment and .env; see .env.example.\n\n")
 		fs.PrintDefaults()
 	}
@@ -158,6 +159,17 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (another process may hold the port: set PORT or HTTP_ADDR)", cfg.Addr, err)
 	}
+	scheme := "http"
+	if cfg.TLSCertFile != "" {
+		certs, err := newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, logger)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		// Closing the TLS listener closes ln: the shutdown below is the same.
+		ln = tls.NewListener(ln, listenerTLS(certs))
+		scheme = "https"
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -171,9 +183,9 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	// Shutdown waits for handlers to return, and an event stream returns only
 	// when told to.
 	if dev {
-		fmt.Fprintf(stdout, "\n  redis-gateway DEVELOPMENT MODE on http://%s\n"+
+		fmt.Fprintf(stdout, "\n  redis-gateway DEVELOPMENT MODE on %s://%s\n"+
 			"  embedded in-memory Redis (data is lost on exit), authentication OFF.\n"+
-			"  Never run -dev in production.\n\n", displayAddr(ln.Addr()))
+			"  Never run -dev in production.\n\n", scheme, displayAddr(ln.Addr()))
 	}
 	if cfg.AuthDisabled && !dev {
 		logger.Warn("authentication is off (GATEWAY_AUTH=none): every data route is open")
@@ -181,7 +193,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	conns := newConnTracker()
 	srv.ConnState = conns.track
 
-	logger.Info("listening", "addr", ln.Addr().String(), "redis", st.Addr(), "version", buildVersion())
+	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "redis", st.Addr(), "version", buildVersion())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	// Serve first: probes must answer while Redis is slow or down.
