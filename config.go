@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +35,8 @@ type config struct {
 	Tokens       []string
 	TokensFile   string // GATEWAY_TOKENS_FILE: scoped tokens, re-read when it changes
 	AuthDisabled bool
+	MetricsToken string   // METRICS_TOKEN: /metrics requires it when set
+	CORSOrigins  []string // CORS_ALLOWED_ORIGINS
 
 	CacheDefaultTTL time.Duration
 	MaxTTL          time.Duration
@@ -90,6 +94,8 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		}
 	}
 	c.TokensFile = getenv("GATEWAY_TOKENS_FILE")
+	c.MetricsToken = strings.TrimSpace(getenv("METRICS_TOKEN"))
+	c.CORSOrigins = e.origins("CORS_ALLOWED_ORIGINS")
 	switch auth := getenv("GATEWAY_AUTH"); auth {
 	case "", "token":
 	case "none":
@@ -120,6 +126,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		// -dev always means the embedded Redis, even with a REDIS_URL in .env.
 		c.Redis.URL = "memory://"
 		c.AuthDisabled = true
+		c.MetricsToken = ""
 		if getenv("LOG_FORMAT") == "" {
 			c.LogFormat = "text"
 		}
@@ -260,6 +267,31 @@ func (e *envReader) tlsFiles() (string, string) {
 		}
 	}
 	return cert, key
+}
+
+// origins reads a comma-separated list of serialized origins
+// (scheme://host[:port], as browsers send them in Origin), or "*" alone.
+func (e *envReader) origins(name string) []string {
+	v := e.getenv(name)
+	var list []string
+	for _, o := range strings.Split(v, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		switch {
+		case o == "*":
+		case err != nil, u.Scheme != "http" && u.Scheme != "https", u.Host == "", u.User != nil,
+			u.Path != "", u.RawQuery != "", u.Fragment != "", strings.HasSuffix(o, "?"):
+			e.fail(name, v, fmt.Sprintf("%q is not an origin such as https://app.example.com or http://localhost:3000", o))
+			continue
+		}
+		list = append(list, strings.ToLower(o))
+	}
+	if len(list) > 1 && slices.Contains(list, "*") {
+		e.fail(name, v, "* admits every origin: give it alone")
+	}
+	return list
 }
 
 // addr is HTTP_ADDR when set, else all interfaces on PORT.

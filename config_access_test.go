@@ -148,3 +148,41 @@ func TestTLSConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestCORSAndMetricsTokenConfig(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    []string
+		wantErr string
+	}{
+		{value: "", want: nil},
+		{value: "https://app.example.com", want: []string{"https://app.example.com"}},
+		{value: " https://App.Example.com , http://localhost:3000", want: []string{"https://app.example.com", "http://localhost:3000"}},
+		{value: "*", want: []string{"*"}},
+		{value: "*, https://app.example.com", wantErr: "give it alone"},
+		{value: "app.example.com", wantErr: `"app.example.com" is not an origin`},
+		{value: "https://app.example.com/", wantErr: "is not an origin"},
+		{value: "https://app.example.com/path", wantErr: "is not an origin"},
+		{value: "ftp://app.example.com", wantErr: "is not an origin"},
+	}
+	for _, tt := range tests {
+		env := map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": testToken, "CORS_ALLOWED_ORIGINS": tt.value}
+		cfg, err := loadConfig(envFunc(env), false)
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), "CORS_ALLOWED_ORIGINS") || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("CORS_ALLOWED_ORIGINS=%q: err = %v, want one naming the variable and %q", tt.value, err, tt.wantErr)
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("CORS_ALLOWED_ORIGINS=%q: %v", tt.value, err)
+		case tt.wantErr == "" && strings.Join(cfg.CORSOrigins, " ") != strings.Join(tt.want, " "):
+			t.Errorf("CORS_ALLOWED_ORIGINS=%q: origins %q, want %q", tt.value, cfg.CORSOrigins, tt.want)
+		}
+	}
+
+	env := map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": testToken, "METRICS_TOKEN": "scrape-me"}
+	if cfg, err := loadConfig(envFunc(env), false); err != nil || cfg.MetricsToken != "scrape-me" {
+		t.Errorf("METRICS_TOKEN: %q, %v", cfg.MetricsToken, err)
+	}
+	if cfg, err := loadConfig(envFunc(env), true); err != nil || cfg.MetricsToken != "" {
+		t.Errorf("METRICS_TOKEN with -dev: %q, %v; want it off with the rest of auth", cfg.MetricsToken, err)
+	}
+}

@@ -138,6 +138,8 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		Logger:         logger,
 		Registry:       reg,
 		TokenSet:       tokens.Current,
+		MetricsToken:   cfg.MetricsToken,
+		CORSOrigins:    cfg.CORSOrigins,
 		AuthDisabled:   cfg.AuthDisabled,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout,

@@ -54,6 +54,11 @@ func EnvSet(env []string) *Set {
 	return s
 }
 
+// OneToken is the set of one full-access token, such as METRICS_TOKEN.
+func OneToken(name, secret string) *Set {
+	return &Set{entries: []entry{{token: FullAccess(name), digest: sha256.Sum256([]byte(secret))}}}
+}
+
 // Lookup returns the token whose secret was presented, or nil. Secrets are
 // compared as SHA-256 digests, in constant time and against every token, so
 // neither a secret's length nor its place in the set leaks through timing.

@@ -41,6 +41,12 @@ type Config struct {
 	TokenSet     func() *access.Set
 	Tokens       []string
 	AuthDisabled bool
+	// MetricsToken, when set, is the bearer token /metrics requires; the
+	// data routes' tokens do not open it.
+	MetricsToken string
+	// CORSOrigins may call the gateway from a browser ("*": any origin).
+	// None: no CORS headers, and preflight requests are 405.
+	CORSOrigins []string
 
 	MaxBodyBytes   int64
 	RequestTimeout time.Duration
@@ -76,6 +82,12 @@ func New(cfg Config) http.Handler {
 		middleware.AccessLog(cfg.Logger),
 		middleware.Metrics(cfg.Registry),
 		middleware.Recover(cfg.Logger),
+	)
+	if len(cfg.CORSOrigins) > 0 {
+		// Before the routes and their auth: a preflight carries no token.
+		r.Use(middleware.CORS(cfg.CORSOrigins))
+	}
+	r.Use(
 		middleware.CloseWhen(draining),
 		middleware.Deadline(cfg.RequestTimeout),
 	)
@@ -87,13 +99,18 @@ func New(cfg Config) http.Handler {
 	r.Get("/healthz", handleLive().ServeHTTP)
 	r.Get("/livez", handleLive().ServeHTTP)
 	r.Get("/readyz", handleReady(cfg.Store, draining).ServeHTTP)
-	r.Get("/metrics", handleMetrics(cfg.Registry).ServeHTTP)
 	r.Get("/openapi.yaml", handleOpenAPI(cfg.OpenAPI).ServeHTTP)
 
 	rl := rateLimiting{store: cfg.Store, maxTTL: cfg.TTLs.Max, failOpen: cfg.RateLimitFailOpen,
 		metrics: newRateLimitMetrics(cfg.Registry)}
 
 	auth := middleware.NewAuth(cfg.Registry)
+	if cfg.MetricsToken != "" {
+		metricsToken := access.OneToken("METRICS_TOKEN", cfg.MetricsToken)
+		r.With(auth.Bearer(func() *access.Set { return metricsToken })).Get("/metrics", handleMetrics(cfg.Registry).ServeHTTP)
+	} else {
+		r.Get("/metrics", handleMetrics(cfg.Registry).ServeHTTP)
+	}
 	tokens := cfg.TokenSet
 	if tokens == nil {
 		set := access.EnvSet(cfg.Tokens)
