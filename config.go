@@ -1,14 +1,19 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -17,6 +22,8 @@ type config struct {
 	Redis store.Options
 
 	Addr            string // HTTP_ADDR, or ":" + PORT
+	TLSCertFile     string // TLS_CERT_FILE and TLS_KEY_FILE: serve HTTPS
+	TLSKeyFile      string
 	RequestTimeout  time.Duration
 	MaxBodyBytes    int64
 	ShutdownDrain   time.Duration
@@ -26,7 +33,10 @@ type config struct {
 	LogFormat string // json or text
 
 	Tokens       []string
+	TokensFile   string // GATEWAY_TOKENS_FILE: scoped tokens, re-read when it changes
 	AuthDisabled bool
+	MetricsToken string   // METRICS_TOKEN: /metrics requires it when set
+	CORSOrigins  []string // CORS_ALLOWED_ORIGINS
 
 	CacheDefaultTTL time.Duration
 	MaxTTL          time.Duration
@@ -76,18 +86,33 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		SubscribeHeartbeat: e.duration("SUBSCRIBE_HEARTBEAT", 15*time.Second),
 	}
 	c.Addr = e.addr()
+	c.TLSCertFile, c.TLSKeyFile = e.tlsFiles()
 	c.LogLevel = e.level("LOG_LEVEL")
 	for _, t := range strings.Split(getenv("GATEWAY_TOKENS"), ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			c.Tokens = append(c.Tokens, t)
 		}
 	}
+	c.TokensFile = getenv("GATEWAY_TOKENS_FILE")
+	c.MetricsToken = strings.TrimSpace(getenv("METRICS_TOKEN"))
+	c.CORSOrigins = e.origins("CORS_ALLOWED_ORIGINS")
 	switch auth := getenv("GATEWAY_AUTH"); auth {
 	case "", "token":
 	case "none":
 		c.AuthDisabled = true
 	default:
 		e.fail("GATEWAY_AUTH", auth, "want token or none")
+	}
+	tokens := len(c.Tokens)
+	if c.TokensFile != "" && !c.AuthDisabled && !dev {
+		// Read here so that a bad file fails start-up with the other bad
+		// values; serve reads it again to watch it.
+		set, err := readTokens(c.Tokens, c.TokensFile)
+		if err != nil {
+			e.fail("GATEWAY_TOKENS_FILE", c.TokensFile, err.Error())
+		} else {
+			tokens = set.Len()
+		}
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		e.fail("LOG_FORMAT", c.LogFormat, "want json or text")
@@ -101,6 +126,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		// -dev always means the embedded Redis, even with a REDIS_URL in .env.
 		c.Redis.URL = "memory://"
 		c.AuthDisabled = true
+		c.MetricsToken = ""
 		if getenv("LOG_FORMAT") == "" {
 			c.LogFormat = "text"
 		}
@@ -121,11 +147,20 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		return c, fmt.Errorf("SESSION_TTL (%s) is above MAX_TTL (%s)", c.SessionTTL, c.MaxTTL)
 	case c.SubscribeHeartbeat < 100*time.Millisecond:
 		return c, fmt.Errorf("SUBSCRIBE_HEARTBEAT (%s) is below 100ms", c.SubscribeHeartbeat)
-	case !c.AuthDisabled && len(c.Tokens) == 0:
-		return c, errors.New("no GATEWAY_TOKENS: the data routes would accept nobody; " +
-			"set GATEWAY_TOKENS to one or more comma-separated tokens, or GATEWAY_AUTH=none to run without auth")
+	case !c.AuthDisabled && tokens == 0:
+		return c, errors.New("no GATEWAY_TOKENS or GATEWAY_TOKENS_FILE: the data routes would accept nobody; " +
+			"set GATEWAY_TOKENS to one or more comma-separated tokens, point GATEWAY_TOKENS_FILE at a tokens file, " +
+			"or set GATEWAY_AUTH=none to run without auth")
 	}
 	return c, nil
+}
+
+func readTokens(env []string, path string) (*access.Set, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return access.NewSet(env, data)
 }
 
 // envReader parses variables and collects every bad one, so a user fixes them
@@ -213,6 +248,50 @@ func (e *envReader) level(name string) slog.Level {
 		e.fail(name, v, "want debug, info, warn or error")
 	}
 	return l
+}
+
+// tlsFiles reads TLS_CERT_FILE and TLS_KEY_FILE, which go together, and
+// checks that they hold a certificate and its key.
+func (e *envReader) tlsFiles() (string, string) {
+	cert, key := e.getenv("TLS_CERT_FILE"), e.getenv("TLS_KEY_FILE")
+	switch {
+	case cert == "" && key == "":
+		return "", ""
+	case cert == "":
+		e.fail("TLS_KEY_FILE", key, "needs TLS_CERT_FILE too")
+	case key == "":
+		e.fail("TLS_CERT_FILE", cert, "needs TLS_KEY_FILE too")
+	default:
+		if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+			e.errs = append(e.errs, fmt.Errorf("TLS_CERT_FILE=%q and TLS_KEY_FILE=%q: %w", cert, key, err))
+		}
+	}
+	return cert, key
+}
+
+// origins reads a comma-separated list of serialized origins
+// (scheme://host[:port], as browsers send them in Origin), or "*" alone.
+func (e *envReader) origins(name string) []string {
+	v := e.getenv(name)
+	var list []string
+	for _, o := range strings.Split(v, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		switch {
+		case o == "*":
+		case err != nil, u.Scheme != "http" && u.Scheme != "https", u.Host == "", u.User != nil,
+			u.Path != "", u.RawQuery != "", u.Fragment != "", strings.HasSuffix(o, "?"):
+			e.fail(name, v, fmt.Sprintf("%q is not an origin such as https://app.example.com or http://localhost:3000", o))
+			continue
+		}
+		list = append(list, strings.ToLower(o))
+	}
+	if len(list) > 1 && slices.Contains(list, "*") {
+		e.fail(name, v, "* admits every origin: give it alone")
+	}
+	return list
 }
 
 // addr is HTTP_ADDR when set, else all interfaces on PORT.

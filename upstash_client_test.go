@@ -186,3 +186,58 @@ func installUpstashClients(t *testing.T, npm string) string {
 	}
 	return modules
 }
+
+// The Upstash client with scoped tokens: refusals arrive as the NOPERM
+// errors the client raises, and pipelines and transactions are refused
+// whole.
+func TestUpstashClientsScoped(t *testing.T) {
+	node, npm := lookNode(t)
+	modules := installUpstashClients(t, npm)
+	srv := redistest.Start(t)
+	tokens := filepath.Join(t.TempDir(), "tokens.json")
+	const readToken, ordersToken = "upstash-read-secret-0001", "upstash-orders-secret-01"
+	if err := os.WriteFile(tokens, []byte(`{"tokens": [
+		{"name": "reader", "secret": "`+readToken+`", "routes": ["redis"], "access": "read"},
+		{"name": "orders", "secret": "`+ordersToken+`", "routes": ["redis"], "keys": ["orders:*"]}
+	]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := mustStartGateway(t, srv.URL(), "GATEWAY_TOKENS_FILE="+tokens)
+
+	dir := t.TempDir()
+	script, err := os.ReadFile(filepath.Join("testdata", "upstash-client", "scoped.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "scoped.mjs"), script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(modules, filepath.Join(dir, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "scoped.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"UPSTASH_REDIS_REST_URL="+g.URL+"/redis",
+		"FULL_TOKEN="+testToken, "READ_TOKEN="+readToken, "ORDERS_TOKEN="+ordersToken,
+		"UPSTASH_DISABLE_TELEMETRY=1",
+	)
+	out, err := cmd.CombinedOutput()
+	t.Logf("scoped.mjs:\n%s", out)
+	if err != nil {
+		t.Fatalf("scoped.mjs: %v\ngateway log:\n%s", err, g.Stdout.String())
+	}
+	for _, want := range []string{
+		"ok a read-only token reads, and its writes are refused with NOPERM",
+		"ok a key-restricted token stays inside its keys",
+		"ok a pipeline with one command outside is refused whole, and runs nothing",
+		"ok with auto-pipelining, a refused command fails its batch",
+		"done",
+	} {
+		if !strings.Contains(string(out), want+"\n") {
+			t.Errorf("scoped.mjs did not report %q", want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -39,7 +40,7 @@ func etag(value []byte) string { return `"` + store.Digest(value) + `"` }
 // were sent, with a strong ETag.
 func handleCacheGet(s cacheStore) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		key, err := pathKey(r, "key")
+		key, err := scopedKey(r, "key")
 		if err != nil {
 			return err
 		}
@@ -60,7 +61,7 @@ func handleCacheGet(s cacheStore) http.Handler {
 
 func handleCachePut(s cacheStore, ttls TTLs) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		key, err := pathKey(r, "key")
+		key, err := scopedKey(r, "key")
 		if err != nil {
 			return err
 		}
@@ -164,7 +165,7 @@ func etagListMatches(list, tag string, weak bool) bool {
 
 func handleCacheDelete(s cacheStore) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		key, err := pathKey(r, "key")
+		key, err := scopedKey(r, "key")
 		if err != nil {
 			return err
 		}
@@ -201,7 +202,8 @@ func queryKeys(r *http.Request) ([]string, error) {
 			keys = append(keys, k)
 		}
 	}
-	return keys, nil
+	// One key outside the token's keys refuses them all.
+	return keys, access.FromContext(r.Context()).Keys(keys...)
 }
 
 // handleCacheGetMany answers {"key": value-or-null, ...}. Values are written
@@ -264,7 +266,7 @@ type ttlResponse struct {
 
 func handleCacheTTL(s cacheStore) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		key, err := pathKey(r, "key")
+		key, err := scopedKey(r, "key")
 		if err != nil {
 			return err
 		}
@@ -283,7 +285,7 @@ func handleCacheTTL(s cacheStore) http.Handler {
 
 func handleCacheExpire(s cacheStore, ttls TTLs) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		key, err := pathKey(r, "key")
+		key, err := scopedKey(r, "key")
 		if err != nil {
 			return err
 		}
@@ -307,7 +309,7 @@ func handleCacheExpire(s cacheStore, ttls TTLs) http.Handler {
 // creates expires after CACHE_DEFAULT_TTL; an existing one keeps its TTL.
 func handleCacheIncr(s cacheStore, ttls TTLs) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		key, err := pathKey(r, "key")
+		key, err := scopedKey(r, "key")
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/middleware"
 	"github.com/redis-gateway/redis-gateway/problem"
 	"github.com/redis-gateway/redis-gateway/store"
@@ -53,9 +54,12 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
 	var tooLarge *http.MaxBytesError
 	var held *store.LockHeldError
+	var denied *access.Denied
 	switch {
 	case errors.As(err, &he):
 		problem.Write(w, he.Status, he.Slug, he.Message)
+	case errors.As(err, &denied):
+		problem.WriteScope(w, http.StatusForbidden, "forbidden", denied.Detail, denied.Scope)
 	case errors.As(err, &tooLarge):
 		problem.Write(w, http.StatusRequestEntityTooLarge, "payload-too-large",
 			fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit))
@@ -106,8 +110,12 @@ func writeCommandError(w http.ResponseWriter, r *http.Request, err error) {
 	var cerr *store.CommandError
 	var he *httpError
 	var tooLarge *http.MaxBytesError
+	var denied *access.Denied
 	status, msg := http.StatusInternalServerError, "ERR internal error"
 	switch {
+	case errors.As(err, &denied):
+		// NOPERM is how Redis's own ACLs refuse; clients treat it alike.
+		status, msg = http.StatusForbidden, "NOPERM this token's "+denied.Scope+" scope refuses it: "+denied.Detail
 	case errors.As(err, &cerr):
 		status, msg = http.StatusBadRequest, cerr.Msg
 		if !cerr.Refused {

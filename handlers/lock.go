@@ -62,7 +62,7 @@ const rfc3339Millis = "2006-01-02T15:04:05.000Z07:00"
 // last attempt and the answer still fit in it.
 func handleLockAcquire(s lockStore, ttls TTLs, requestTimeout time.Duration) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		name, err := pathKey(r, "name")
+		name, err := scopedKey(r, "name")
 		if err != nil {
 			return err
 		}
@@ -171,7 +171,7 @@ func handleLockRelease(s lockStore) http.Handler {
 // whom, and never the token.
 func handleLockInspect(s lockStore) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		name, err := pathKey(r, "name")
+		name, err := scopedKey(r, "name")
 		if err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func handleLockInspect(s lockStore) http.Handler {
 // lockRequest reads what refresh and release share: the name, the query and
 // the token.
 func lockRequest(r *http.Request) (name string, q url.Values, token string, err error) {
-	if name, err = pathKey(r, "name"); err != nil {
+	if name, err = scopedKey(r, "name"); err != nil {
 		return "", nil, "", err
 	}
 	if q, err = query(r); err != nil {

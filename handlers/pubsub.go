@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -139,7 +140,7 @@ func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe func(
 // channel as it was sent.
 func handlePublish(s pubSubStore) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		channel, err := pathKey(r, "channel")
+		channel, err := scopedChannel(r, "channel")
 		if err != nil {
 			return err
 		}
@@ -163,7 +164,7 @@ type receiversResponse struct {
 // handleSubscribe serves GET /subscribe/{channel} as server-sent events.
 func handleSubscribe(s pubSubStore, st *streams) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		channel, err := pathKey(r, "channel")
+		channel, err := scopedChannel(r, "channel")
 		if err != nil {
 			return err
 		}
@@ -188,6 +189,9 @@ func handlePSubscribe(s pubSubStore, st *streams) http.Handler {
 			return badRequest("pattern is required (or subscribe to one channel at /subscribe/{channel})")
 		}
 		if err := checkKey("pattern", pattern); err != nil {
+			return err
+		}
+		if err := access.FromContext(r.Context()).ChannelPattern(pattern); err != nil {
 			return err
 		}
 		return st.serve(w, r, func(ctx context.Context) (*store.Subscription, error) {
@@ -273,6 +277,15 @@ func handleUpstashSubscribe(s pubSubStore, st *streams, pattern bool) http.Handl
 		name, err := pathKey(r, param)
 		if err != nil {
 			return commandBadRequest("%s", err.Error())
+		}
+		tok := access.FromContext(r.Context())
+		if pattern {
+			err = tok.ChannelPattern(name)
+		} else {
+			err = tok.Channels(name)
+		}
+		if err != nil {
+			return err
 		}
 		if pattern {
 			return st.serve(w, r, func(ctx context.Context) (*store.Subscription, error) {

@@ -45,7 +45,7 @@ const maxLimit = 1 << 40
 
 func parseRateLimit(r *http.Request, maxWindow time.Duration) (rateLimitRequest, error) {
 	var req rateLimitRequest
-	key, err := pathKey(r, "key")
+	key, err := scopedKey(r, "key")
 	if err != nil {
 		return req, err
 	}
@@ -312,7 +312,7 @@ func handleRateLimitPeek(rl rateLimiting) http.Handler {
 // handleRateLimitReset forgets the key's state under every algorithm.
 func handleRateLimitReset(s rateLimitStore) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		key, err := pathKey(r, "key")
+		key, err := scopedKey(r, "key")
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ import (
 
 // commandStore is what the Upstash-compatible command API needs from Redis.
 type commandStore interface {
+	commandDescriber
 	Command(ctx context.Context, args []string) (store.Reply, error)
 	Pipeline(ctx context.Context, cmds [][]string) ([]store.Result, error)
 	Transaction(ctx context.Context, cmds [][]string) ([]store.Result, error)
@@ -62,7 +63,11 @@ func handleCommandBody(s commandStore) http.Handler {
 		if err != nil {
 			return err
 		}
-		reply, err := s.Command(r.Context(), args)
+		ctx, err := authorizeCommands(r.Context(), s, [][]string{args})
+		if err != nil {
+			return err
+		}
+		reply, err := s.Command(ctx, args)
 		if err != nil {
 			return err
 		}
@@ -84,7 +89,11 @@ func handleCommandPath(s commandStore) http.Handler {
 		if err != nil {
 			return err
 		}
-		reply, err := s.Command(r.Context(), args)
+		ctx, err := authorizeCommands(r.Context(), s, [][]string{args})
+		if err != nil {
+			return err
+		}
+		reply, err := s.Command(ctx, args)
 		if err != nil {
 			return err
 		}
@@ -101,7 +110,11 @@ func handlePipeline(s commandStore) http.Handler {
 		if err != nil {
 			return err
 		}
-		results, err := s.Pipeline(r.Context(), cmds)
+		ctx, err := authorizeCommands(r.Context(), s, cmds)
+		if err != nil {
+			return err
+		}
+		results, err := s.Pipeline(ctx, cmds)
 		if err != nil {
 			return err
 		}
@@ -118,7 +131,11 @@ func handleMultiExec(s commandStore) http.Handler {
 		if err != nil {
 			return err
 		}
-		results, err := s.Transaction(r.Context(), cmds)
+		ctx, err := authorizeCommands(r.Context(), s, cmds)
+		if err != nil {
+			return err
+		}
+		results, err := s.Transaction(ctx, cmds)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/redis-gateway/redis-gateway/access"
 )
 
 // sessionStore is what the session routes need from Redis.
@@ -25,6 +27,10 @@ type sessionCreated struct {
 
 func handleSessionCreate(s sessionStore, ttls TTLs) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if access.FromContext(r.Context()).RestrictsKeys() {
+			return &access.Denied{Scope: access.ScopeKeys, Detail: "a key-restricted token cannot create a session under a " +
+				"generated id, which its keys would not admit: PUT /session/{id} with an id within them"}
+		}
 		q, err := query(r)
 		if err != nil {
 			return err
@@ -50,7 +56,7 @@ func handleSessionCreate(s sessionStore, ttls TTLs) http.Handler {
 
 func handleSessionPut(s sessionStore, ttls TTLs) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathKey(r, "id")
+		id, err := scopedKey(r, "id")
 		if err != nil {
 			return err
 		}
@@ -83,7 +89,7 @@ func handleSessionPut(s sessionStore, ttls TTLs) http.Handler {
 // expiry back to the session's own TTL.
 func handleSessionGet(s sessionStore) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathKey(r, "id")
+		id, err := scopedKey(r, "id")
 		if err != nil {
 			return err
 		}
@@ -112,7 +118,7 @@ func handleSessionGet(s sessionStore) http.Handler {
 // restores the session's own TTL.
 func handleSessionPatch(s sessionStore, maxBytes int64) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathKey(r, "id")
+		id, err := scopedKey(r, "id")
 		if err != nil {
 			return err
 		}
@@ -148,7 +154,7 @@ func handleSessionPatch(s sessionStore, maxBytes int64) http.Handler {
 
 func handleSessionDelete(s sessionStore) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathKey(r, "id")
+		id, err := scopedKey(r, "id")
 		if err != nil {
 			return err
 		}

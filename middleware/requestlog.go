@@ -55,8 +55,12 @@ func validRequestID(id string) bool {
 }
 
 // note is where a handler leaves the error behind its response, so the
-// access log line can carry it and a request is logged exactly once.
-type note struct{ err error }
+// access log line can carry it and a request is logged exactly once; and
+// where authentication leaves the name of the request's token.
+type note struct {
+	err   error
+	token string
+}
 
 // NoteError attaches err to the request's access log line.
 func NoteError(ctx context.Context, err error) {
@@ -65,9 +69,25 @@ func NoteError(ctx context.Context, err error) {
 	}
 }
 
+// NoteToken attaches the name (never the secret) of the request's token to
+// its access log line.
+func NoteToken(ctx context.Context, name string) {
+	if n, ok := ctx.Value(noteKey).(*note); ok {
+		n.token = name
+	}
+}
+
+func notedError(ctx context.Context) error {
+	if n, ok := ctx.Value(noteKey).(*note); ok {
+		return n.err
+	}
+	return nil
+}
+
 // AccessLog writes one line per request: method, route pattern, status,
-// bytes, duration, request id and the error noted by the handler, if any. It
-// never logs headers or bodies, so tokens and data stay out of the logs.
+// bytes, duration, request id, the token's name and the error noted by the
+// handler, if any. It never logs headers or bodies, so secrets and data stay
+// out of the logs.
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -100,6 +120,9 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				slog.Int("bytes", ww.BytesWritten()),
 				slog.Duration("duration", time.Since(start)),
 				slog.String("request_id", GetRequestID(r.Context())),
+			}
+			if n.token != "" {
+				attrs = append(attrs, slog.String("token", n.token))
 			}
 			if n.err != nil {
 				attrs = append(attrs, slog.String("error", n.err.Error()))

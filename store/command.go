@@ -79,12 +79,12 @@ type command struct {
 }
 
 // prepare classifies args and adapts scripts written for the hosted service.
-func (s *Store) prepare(args []string) command {
+func (s *Store) prepare(ctx context.Context, args []string) command {
 	if len(args) == 0 {
 		return command{label: "other", refused: &CommandError{Msg: "ERR empty command", Refused: true}}
 	}
 	c := command{label: commandLabel(args[0])}
-	if class := classifyCommand(args); class != classPlain {
+	if class := classifyCommand(args); class != classPlain && (class != classAdmin || !adminAdmitted(ctx, args)) {
 		c.refused = refusal(class, args)
 		return c
 	}
@@ -239,7 +239,7 @@ func toReply(v any) Reply {
 
 // Command runs one command of a client.
 func (s *Store) Command(ctx context.Context, args []string) (Reply, error) {
-	c := s.prepare(args)
+	c := s.prepare(ctx, args)
 	if c.refused != nil {
 		s.countCommand(c.label, c.refused)
 		return nil, c.refused
@@ -295,7 +295,7 @@ func (s *Store) Pipeline(ctx context.Context, cmds [][]string) ([]Result, error)
 	sent := make([]*redis.Cmd, len(cmds))
 	pipe := s.cmd.Pipeline()
 	for i, args := range cmds {
-		prepared[i] = s.prepare(args)
+		prepared[i] = s.prepare(ctx, args)
 		if prepared[i].refused == nil && prepared[i].merge == nil && prepared[i].channel == "" {
 			sent[i] = pipe.Do(ctx, prepared[i].args...)
 		}
@@ -339,7 +339,7 @@ func (s *Store) Pipeline(ctx context.Context, cmds [][]string) ([]Result, error)
 func (s *Store) Transaction(ctx context.Context, cmds [][]string) ([]Result, error) {
 	prepared := make([]command, len(cmds))
 	for i, args := range cmds {
-		prepared[i] = s.prepare(args)
+		prepared[i] = s.prepare(ctx, args)
 		if err := prepared[i].refused; err != nil {
 			s.countAll(prepared, err)
 			return nil, execAbort(i, err.Error())

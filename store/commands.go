@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"strings"
 )
 
@@ -94,6 +95,20 @@ func classifyCommand(args []string) commandClass {
 		}
 	}
 	return commandClasses[name]
+}
+
+type adminKey struct{}
+
+// WithAdmin returns ctx in which the command API runs the administrative
+// commands it refuses by default (FLUSHALL, CONFIG, SCRIPT FLUSH, ...) for
+// which admit answers true: the request's token was granted them.
+func WithAdmin(ctx context.Context, admit func(args []string) bool) context.Context {
+	return context.WithValue(ctx, adminKey{}, admit)
+}
+
+func adminAdmitted(ctx context.Context, args []string) bool {
+	admit, _ := ctx.Value(adminKey{}).(func([]string) bool)
+	return admit != nil && admit(args)
 }
 
 // refusal is the error for a command of class c, in Redis's own style so

@@ -40,6 +40,8 @@ type Options struct {
 
 // Store runs the gateway's operations against one Redis deployment.
 type Store struct {
+	commandInfo commandTable // Redis's description of its commands, read once (commandinfo.go)
+
 	rdb     redis.UniversalClient
 	cmd     redis.UniversalClient // the command API's RESP2 client, to the same deployment
 	aliases *scriptAliases
