@@ -51,12 +51,22 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 			PasswordFile:    e.str("REDIS_PASSWORD_FILE", ""),
 			KeyPrefix:       e.str("REDIS_KEY_PREFIX", ""),
 			PoolSize:        e.int("REDIS_POOL_SIZE", 0, 0),
+			MinIdleConns:    e.int("REDIS_MIN_IDLE_CONNS", 0, 0),
+			ConnMaxIdleTime: e.duration("REDIS_CONN_MAX_IDLE_TIME", 30*time.Minute),
 			DialTimeout:     e.duration("REDIS_DIAL_TIMEOUT", 2*time.Second),
 			ReadTimeout:     e.duration("REDIS_READ_TIMEOUT", 3*time.Second),
 			WriteTimeout:    e.duration("REDIS_WRITE_TIMEOUT", 3*time.Second),
 			MaxRetries:      e.int("REDIS_MAX_RETRIES", 3, 0),
 			MinRetryBackoff: e.duration("REDIS_MIN_RETRY_BACKOFF", 8*time.Millisecond),
 			MaxRetryBackoff: e.duration("REDIS_MAX_RETRY_BACKOFF", 2*time.Second),
+			TLS: store.TLSOptions{
+				Enabled:            e.bool("REDIS_TLS_ENABLED"),
+				CAFile:             e.str("REDIS_TLS_CA_FILE", ""),
+				CertFile:           e.str("REDIS_TLS_CERT_FILE", ""),
+				KeyFile:            e.str("REDIS_TLS_KEY_FILE", ""),
+				ServerName:         e.str("REDIS_TLS_SERVER_NAME", ""),
+				InsecureSkipVerify: e.bool("REDIS_TLS_INSECURE_SKIP_VERIFY"),
+			},
 		},
 		RequestTimeout:  e.duration("REQUEST_TIMEOUT", 5*time.Second),
 		MaxBodyBytes:    int64(e.int("MAX_BODY_BYTES", 1<<20, 1)),
@@ -88,10 +98,14 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 	if getenv("REDIS_MAX_RETRIES") == "0" {
 		c.Redis.MaxRetries = -1
 	}
+	if c.Redis.ConnMaxIdleTime == 0 { // 0 keeps idle connections forever
+		c.Redis.ConnMaxIdleTime = -1
+	}
 
 	if dev {
 		// -dev always means the embedded Redis, even with a REDIS_URL in .env.
 		c.Redis.URL = "memory://"
+		c.Redis.TLS = store.TLSOptions{}
 		c.AuthDisabled = true
 		if getenv("LOG_FORMAT") == "" {
 			c.LogFormat = "text"
@@ -147,6 +161,19 @@ func (e *envReader) int(name string, def, min int) int {
 		return def
 	}
 	return n
+}
+
+// bool reads true or false (also 1 and 0); unset is false.
+func (e *envReader) bool(name string) bool {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(name, v, "want true or false")
+	}
+	return b
 }
 
 func (e *envReader) duration(name string, def time.Duration) time.Duration {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,14 +32,16 @@ const testToken = "test-token"
 type backend struct {
 	name string
 	url  string
-	rdb  *redis.Client // to look at Redis behind the gateway's back
+	tls  store.TLSOptions
+	rdb  redis.UniversalClient // to look at Redis behind the gateway's back
 	// elapse moves Redis's clock forward (miniredis), or waits (a real server).
 	elapse func(d time.Duration)
 	// stop makes Redis unreachable.
 	stop func()
 }
 
-// forEachBackend runs fn against miniredis and against a real redis-server.
+// forEachBackend runs fn against miniredis, a real redis-server, and a real
+// redis-server over TLS.
 func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Helper()
 	t.Run("miniredis", func(t *testing.T) {
@@ -54,6 +57,25 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 			stop:   srv.Stop,
 		})
 	})
+	t.Run("redis-server-tls", func(t *testing.T) {
+		fn(t, tlsBackend(t))
+	})
+}
+
+// tlsBackend is a redis-server that speaks only TLS, with a certificate for
+// localhost from a CA of the test's own.
+func tlsBackend(t *testing.T) backend {
+	t.Helper()
+	ca := redistest.NewCA(t)
+	srv := redistest.StartTLS(t, redistest.TLS{CA: ca, Server: ca.Issue("localhost"), Name: "localhost"})
+	return backend{
+		name:   "redis-server-tls",
+		url:    "rediss://localhost:" + strconv.Itoa(srv.Port),
+		tls:    store.TLSOptions{CAFile: ca.File},
+		rdb:    srv.Client(),
+		elapse: time.Sleep,
+		stop:   srv.Stop,
+	}
 }
 
 func miniBackend(t *testing.T) backend {
@@ -100,7 +122,7 @@ func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	s := setup{store: store.Options{URL: b.url, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}
+	s := setup{store: store.Options{URL: b.url, TLS: b.tls, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}
 	s.cfg = handlers.Config{
 		Logger:         logger,
 		Registry:       prometheus.NewRegistry(),

@@ -31,9 +31,16 @@ func classify(op string, err error) error {
 	var kind error
 	var rerr redis.Error
 	var nerr net.Error
+	var terr *TLSError
 	switch {
 	case errors.Is(err, redis.Nil):
 		kind = ErrNotFound
+	case errors.As(err, &terr):
+		// Even a handshake cut short by the deadline is a TLS problem to report
+		// as such, not a slow command.
+		kind = ErrUnavailable
+	case isTLSAlert(err):
+		kind, err = ErrUnavailable, &TLSError{Err: err}
 	case isOwn(err), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %w", op, err)
 	case errors.As(err, &rerr):

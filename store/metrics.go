@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,15 +51,9 @@ type errorHook struct {
 	errors *prometheus.CounterVec
 }
 
-func (h errorHook) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := next(ctx, network, addr)
-		if err != nil {
-			h.errors.WithLabelValues("dial").Inc()
-		}
-		return conn, err
-	}
-}
+// DialHook passes dials through: the dialer counts its own failures, on
+// every node of a cluster too.
+func (h errorHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {

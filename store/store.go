@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -26,7 +27,11 @@ type Options struct {
 	PasswordFile string // read on every new connection, so a rotated secret needs no restart
 	KeyPrefix    string // namespace in front of every key space
 
+	TLS TLSOptions
+
 	PoolSize        int
+	MinIdleConns    int
+	ConnMaxIdleTime time.Duration // negative = idle connections are kept
 	DialTimeout     time.Duration
 	ReadTimeout     time.Duration
 	WriteTimeout    time.Duration
@@ -60,6 +65,9 @@ func New(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("REDIS_URL: %s is not a URL", Redact(opts.URL))
 	}
 	if u.Scheme == "memory" {
+		if opts.TLS.Enabled || opts.TLS.configured() {
+			return nil, errors.New("REDIS_URL=memory:// takes no REDIS_TLS_* settings: the embedded Redis speaks plain text")
+		}
 		mr, stop, err := startMemory()
 		if err != nil {
 			return nil, fmt.Errorf("start in-memory redis: %w", err)
@@ -76,6 +84,34 @@ func New(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", errors.New(strings.ReplaceAll(err.Error(), u.String(), Redact(u.String()))))
 	}
+	if ro.TLSConfig != nil && ro.TLSConfig.InsecureSkipVerify { // ?skip_verify=true
+		opts.TLS.InsecureSkipVerify = true
+	}
+
+	var cmdErrors *prometheus.CounterVec
+	if opts.Registry != nil {
+		cmdErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "redis_gateway",
+			Name:      "redis_command_errors_total",
+			Help:      "Redis commands that failed, by command (a missing key is not a failure).",
+		}, []string{"command"})
+		if err := opts.Registry.Register(cmdErrors); err != nil {
+			return nil, fmt.Errorf("register redis metrics: %w", err)
+		}
+	}
+
+	d, err := newDialer(opts.TLS, u.Scheme == "rediss", u.Hostname(), logger)
+	if err != nil {
+		return nil, err
+	}
+	if cmdErrors != nil {
+		d.failed = func() { cmdErrors.WithLabelValues("dial").Inc() }
+	}
+	// The dialer does the TLS handshake itself, to name each node's
+	// certificate and to say what failed.
+	ro.TLSConfig = nil
+	ro.Dialer = d.dial
+
 	if opts.Username != "" {
 		ro.Username = opts.Username
 	}
@@ -94,6 +130,10 @@ func New(opts Options) (*Store, error) {
 		}
 	}
 	setIfPositive(&ro.PoolSize, opts.PoolSize)
+	setIfPositive(&ro.MinIdleConns, opts.MinIdleConns)
+	if opts.ConnMaxIdleTime != 0 {
+		ro.ConnMaxIdleTime = opts.ConnMaxIdleTime
+	}
 	setIfPositive(&ro.DialTimeout, opts.DialTimeout)
 	setIfPositive(&ro.ReadTimeout, opts.ReadTimeout)
 	setIfPositive(&ro.WriteTimeout, opts.WriteTimeout)
@@ -115,20 +155,40 @@ func New(opts Options) (*Store, error) {
 	s.closers = append([]func() error{s.rdb.Close}, s.closers...)
 
 	if opts.Registry != nil {
-		cmdErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "redis_gateway",
-			Name:      "redis_command_errors_total",
-			Help:      "Redis commands that failed, by command (a missing key is not a failure).",
-		}, []string{"command"})
-		if err := opts.Registry.Register(cmdErrors); err != nil {
-			return nil, fmt.Errorf("register redis metrics: %w", err)
-		}
 		if err := opts.Registry.Register(newPoolCollector("redis_gateway", s.rdb)); err != nil {
 			return nil, fmt.Errorf("register redis metrics: %w", err)
 		}
 		s.rdb.AddHook(errorHook{errors: cmdErrors})
 	}
 	return s, nil
+}
+
+// newDialer checks the TLS settings against the scheme and builds the dialer
+// of every connection. host is the configured endpoint's host.
+func newDialer(o TLSOptions, rediss bool, host string, logger *slog.Logger) (*dialer, error) {
+	d := &dialer{}
+	if !rediss && !o.Enabled {
+		if o.configured() {
+			return nil, errors.New("REDIS_TLS_* settings are given but TLS is off: use a rediss:// URL or set REDIS_TLS_ENABLED=true")
+		}
+		return d, nil
+	}
+	cfg, err := o.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	d.tls = cfg
+	switch {
+	case o.ServerName != "":
+		d.name, d.override = o.ServerName, true
+	case net.ParseIP(host) == nil:
+		d.name = host
+	}
+	if o.InsecureSkipVerify {
+		logger.Warn("REDIS_TLS_INSECURE_SKIP_VERIFY is on: Redis certificates are not checked, " +
+			"so anyone on the network path can read and change traffic; use it only in development")
+	}
+	return d, nil
 }
 
 // Addr is the Redis URL with any password replaced by "xxxxx".

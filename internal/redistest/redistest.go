@@ -24,7 +24,30 @@ type Server struct {
 	bin  string
 	args []string
 	Port int
+	TLS  *TLS // nil: plain text
 	cmd  *exec.Cmd
+}
+
+// TLS makes a server speak only TLS, with certificates from CA.
+type TLS struct {
+	CA          *CA
+	Server      Pair   // the server's certificate
+	AuthClients bool   // require a client certificate signed by CA
+	Client      Pair   // what Client presents; needed with AuthClients
+	Name        string // the name Client checks the server's certificate for
+}
+
+func (c *TLS) args() []string {
+	auth := "no"
+	if c.AuthClients {
+		auth = "yes"
+	}
+	return []string{
+		"--tls-cert-file", c.Server.CertFile,
+		"--tls-key-file", c.Server.KeyFile,
+		"--tls-ca-cert-file", c.CA.File,
+		"--tls-auth-clients", auth,
+	}
 }
 
 // Binary returns the path of redis-server, or skips the test (fails it when
@@ -45,14 +68,29 @@ func Binary(t testing.TB) string {
 // any extra arguments, and stops it when the test ends.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: Binary(t), Port: FreePort(t)}
-	s.args = append([]string{
-		"--port", strconv.Itoa(s.Port),
+	return start(t, nil, extra...)
+}
+
+// StartTLS runs redis-server like Start, speaking only TLS.
+func StartTLS(t testing.TB, cfg TLS, extra ...string) *Server {
+	t.Helper()
+	return start(t, &cfg, extra...)
+}
+
+func start(t testing.TB, cfg *TLS, extra ...string) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: Binary(t), Port: FreePort(t), TLS: cfg}
+	port := []string{"--port", strconv.Itoa(s.Port)}
+	if cfg != nil {
+		port = append([]string{"--port", "0", "--tls-port", strconv.Itoa(s.Port)}, cfg.args()...)
+	}
+	s.args = append(port,
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", t.TempDir(),
-	}, extra...)
+	)
+	s.args = append(s.args, extra...)
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -61,8 +99,13 @@ func Start(t testing.TB, extra ...string) *Server {
 // Addr is host:port of the server.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
 
-// URL is the redis:// URL of the server.
-func (s *Server) URL() string { return "redis://" + s.Addr() }
+// URL is the redis:// URL of the server, rediss:// with TLS.
+func (s *Server) URL() string {
+	if s.TLS != nil {
+		return "rediss://" + s.Addr()
+	}
+	return "redis://" + s.Addr()
+}
 
 func (s *Server) start() {
 	s.t.Helper()
@@ -131,7 +174,11 @@ func (s *Server) Restart() {
 // Client returns a go-redis client to inspect the server directly; it is
 // closed when the test ends.
 func (s *Server) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true})
+	opts := &redis.Options{Addr: s.Addr(), DisableIdentity: true}
+	if s.TLS != nil {
+		opts.TLSConfig = s.TLS.CA.ClientConfig(s.TLS.Client, s.TLS.Name)
+	}
+	c := redis.NewClient(opts)
 	s.t.Cleanup(func() { c.Close() })
 	return c
 }

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis-gateway/redis-gateway/store"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestConfigRedisSettings(t *testing.T) {
+	base := map[string]string{"REDIS_URL": "rediss://cache.example.com:6379", "GATEWAY_TOKENS": "t"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+
+	cfg, err := loadConfig(env(with(
+		"REDIS_TLS_ENABLED", "true",
+		"REDIS_TLS_CA_FILE", "/ca.pem",
+		"REDIS_TLS_CERT_FILE", "/c.pem",
+		"REDIS_TLS_KEY_FILE", "/c.key",
+		"REDIS_TLS_SERVER_NAME", "redis.internal",
+		"REDIS_TLS_INSECURE_SKIP_VERIFY", "1",
+		"REDIS_MIN_IDLE_CONNS", "4",
+		"REDIS_CONN_MAX_IDLE_TIME", "5m",
+	)), false)
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	tls := cfg.Redis.TLS
+	if !tls.Enabled || tls.CAFile != "/ca.pem" || tls.CertFile != "/c.pem" || tls.KeyFile != "/c.key" ||
+		tls.ServerName != "redis.internal" || !tls.InsecureSkipVerify {
+		t.Errorf("TLS = %+v, want every REDIS_TLS_* setting", tls)
+	}
+	if cfg.Redis.MinIdleConns != 4 || cfg.Redis.ConnMaxIdleTime != 5*time.Minute {
+		t.Errorf("MinIdleConns, ConnMaxIdleTime = %d, %v; want 4, 5m", cfg.Redis.MinIdleConns, cfg.Redis.ConnMaxIdleTime)
+	}
+
+	if cfg, _ := loadConfig(env(with("REDIS_CONN_MAX_IDLE_TIME", "0")), false); cfg.Redis.ConnMaxIdleTime >= 0 {
+		t.Errorf("REDIS_CONN_MAX_IDLE_TIME=0: ConnMaxIdleTime = %v, want negative (never closed)", cfg.Redis.ConnMaxIdleTime)
+	}
+	if cfg, _ := loadConfig(env(with("REDIS_TLS_ENABLED", "true", "REDIS_TLS_CA_FILE", "/ca.pem")), true); cfg.Redis.TLS != (store.TLSOptions{}) {
+		t.Errorf("-dev kept TLS settings %+v, want none for the embedded Redis", cfg.Redis.TLS)
+	}
+
+	for _, bad := range [][2]string{
+		{"REDIS_TLS_ENABLED", "yes please"},
+		{"REDIS_TLS_INSECURE_SKIP_VERIFY", "maybe"},
+		{"REDIS_MIN_IDLE_CONNS", "-1"},
+		{"REDIS_CONN_MAX_IDLE_TIME", "soon"},
+	} {
+		_, err := loadConfig(env(with(bad[0], bad[1])), false)
+		if err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("%s=%q: error %v, want one naming the variable", bad[0], bad[1], err)
+		}
+	}
+}
