@@ -37,7 +37,7 @@ type config struct {
 // how to fix it.
 var errNoRedisURL = errors.New("REDIS_URL is not defined: set it in the environment or in a .env file " +
 	"(REDIS_URL=redis://localhost:6379), use REDIS_URL=memory:// for an embedded in-memory Redis, " +
-	"or run with -dev")
+	"set REDIS_CLUSTER_NODES for a Redis Cluster, or run with -dev")
 
 // loadConfig reads the configuration through getenv. dev applies the -dev
 // defaults: embedded Redis, no auth, text logs, no drain.
@@ -79,6 +79,14 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 	}
 	c.Addr = e.addr()
 	c.LogLevel = e.level("LOG_LEVEL")
+	for _, n := range strings.Split(getenv("REDIS_CLUSTER_NODES"), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			if host, port, err := net.SplitHostPort(n); err != nil || host == "" || port == "" {
+				e.fail("REDIS_CLUSTER_NODES", n, "want host:port, such as clustercfg.example.cache.amazonaws.com:6379")
+			}
+			c.Redis.ClusterNodes = append(c.Redis.ClusterNodes, n)
+		}
+	}
 	for _, t := range strings.Split(getenv("GATEWAY_TOKENS"), ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			c.Tokens = append(c.Tokens, t)
@@ -106,6 +114,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		// -dev always means the embedded Redis, even with a REDIS_URL in .env.
 		c.Redis.URL = "memory://"
 		c.Redis.TLS = store.TLSOptions{}
+		c.Redis.ClusterNodes = nil
 		c.AuthDisabled = true
 		if getenv("LOG_FORMAT") == "" {
 			c.LogFormat = "text"
@@ -119,8 +128,11 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		return c, errors.Join(e.errs...)
 	}
 	switch {
-	case c.Redis.URL == "":
+	case c.Redis.URL == "" && len(c.Redis.ClusterNodes) == 0:
 		return c, errNoRedisURL
+	case c.Redis.URL != "" && len(c.Redis.ClusterNodes) > 0:
+		return c, errors.New("REDIS_URL and REDIS_CLUSTER_NODES are both set: use REDIS_URL for one server " +
+			"or REDIS_CLUSTER_NODES for a cluster (REDIS_USERNAME, REDIS_PASSWORD and REDIS_TLS_ENABLED=true carry what the URL would)")
 	case c.CacheDefaultTTL > c.MaxTTL:
 		return c, fmt.Errorf("CACHE_DEFAULT_TTL (%s) is above MAX_TTL (%s)", c.CacheDefaultTTL, c.MaxTTL)
 	case c.SessionTTL > c.MaxTTL:

@@ -66,3 +66,31 @@ func TestConfigRedisSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigCluster(t *testing.T) {
+	cfg, err := loadConfig(env(map[string]string{
+		"REDIS_CLUSTER_NODES": " cfg.example.com:6379, 10.0.0.2:6380 ,",
+		"REDIS_TLS_ENABLED":   "true",
+		"GATEWAY_TOKENS":      "t",
+	}), false)
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	if got := strings.Join(cfg.Redis.ClusterNodes, " "); got != "cfg.example.com:6379 10.0.0.2:6380" || cfg.Redis.URL != "" {
+		t.Errorf("ClusterNodes, URL = %q, %q; want the two nodes and no URL", got, cfg.Redis.URL)
+	}
+	for _, tt := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"REDIS_CLUSTER_NODES": "cfg.example.com", "GATEWAY_TOKENS": "t"}, "REDIS_CLUSTER_NODES"},
+		{map[string]string{"REDIS_CLUSTER_NODES": "a:1", "REDIS_URL": "redis://b:1", "GATEWAY_TOKENS": "t"}, "both set"},
+	} {
+		if _, err := loadConfig(env(tt.vars), false); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("loadConfig(%v) = %v, want an error saying %q", tt.vars, err, tt.want)
+		}
+	}
+	if cfg, err := loadConfig(env(map[string]string{"REDIS_CLUSTER_NODES": "a:1"}), true); err != nil || len(cfg.Redis.ClusterNodes) > 0 || cfg.Redis.URL != "memory://" {
+		t.Errorf("-dev with REDIS_CLUSTER_NODES: %v, %+v; want memory:// only", err, cfg.Redis)
+	}
+}

@@ -30,18 +30,19 @@ const testToken = "test-token"
 
 // backend is one Redis the route suite runs against.
 type backend struct {
-	name string
-	url  string
-	tls  store.TLSOptions
-	rdb  redis.UniversalClient // to look at Redis behind the gateway's back
+	name  string
+	url   string
+	nodes []string // a cluster's nodes, instead of url
+	tls   store.TLSOptions
+	rdb   redis.UniversalClient // to look at Redis behind the gateway's back
 	// elapse moves Redis's clock forward (miniredis), or waits (a real server).
 	elapse func(d time.Duration)
 	// stop makes Redis unreachable.
 	stop func()
 }
 
-// forEachBackend runs fn against miniredis, a real redis-server, and a real
-// redis-server over TLS.
+// forEachBackend runs fn against miniredis, a real redis-server, a real
+// redis-server over TLS, and a Redis Cluster of 3 primaries and 3 replicas.
 func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Helper()
 	t.Run("miniredis", func(t *testing.T) {
@@ -60,6 +61,21 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Run("redis-server-tls", func(t *testing.T) {
 		fn(t, tlsBackend(t))
 	})
+	t.Run("cluster", func(t *testing.T) {
+		fn(t, clusterBackend(redistest.StartCluster(t, redistest.ClusterOptions{})))
+	})
+}
+
+// clusterBackend is cluster c; the gateway is given one node and discovers
+// the rest.
+func clusterBackend(c *redistest.Cluster) backend {
+	return backend{
+		name:   "cluster",
+		nodes:  c.Addrs()[:1],
+		rdb:    c.Client(),
+		elapse: time.Sleep,
+		stop:   c.Stop,
+	}
 }
 
 // tlsBackend is a redis-server that speaks only TLS, with a certificate for
@@ -107,6 +123,11 @@ func withKeyPrefix(p string) option {
 	return func(s *setup) { s.store.KeyPrefix = p }
 }
 
+// withStoreOptions changes how the store reaches Redis.
+func withStoreOptions(f func(*store.Options)) option {
+	return func(s *setup) { f(&s.store) }
+}
+
 func withConfig(f func(*handlers.Config)) option {
 	return func(s *setup) { f(&s.cfg) }
 }
@@ -122,7 +143,7 @@ func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	s := setup{store: store.Options{URL: b.url, TLS: b.tls, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}
+	s := setup{store: store.Options{URL: b.url, ClusterNodes: b.nodes, TLS: b.tls, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}
 	s.cfg = handlers.Config{
 		Logger:         logger,
 		Registry:       prometheus.NewRegistry(),

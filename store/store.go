@@ -27,7 +27,10 @@ type Options struct {
 	PasswordFile string // read on every new connection, so a rotated secret needs no restart
 	KeyPrefix    string // namespace in front of every key space
 
-	TLS TLSOptions
+	// ClusterNodes, instead of URL, are host:port of Redis Cluster nodes to
+	// discover the others from.
+	ClusterNodes []string
+	TLS          TLSOptions
 
 	PoolSize        int
 	MinIdleConns    int
@@ -51,8 +54,9 @@ type Store struct {
 	closers []func() error
 }
 
-// New builds the client. It does not wait for Redis: the gateway must start
-// when Redis is still down, and report that on its readiness probe.
+// New builds the client: a cluster client when ClusterNodes is set, else a
+// client of the one server in URL. It does not wait for Redis: the gateway
+// must start when Redis is still down, and report that on its readiness probe.
 func New(opts Options) (*Store, error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -60,32 +64,51 @@ func New(opts Options) (*Store, error) {
 	}
 	s := &Store{keys: keys{prefix: opts.KeyPrefix}}
 
-	u, err := url.Parse(opts.URL)
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %s is not a URL", Redact(opts.URL))
-	}
-	if u.Scheme == "memory" {
-		if opts.TLS.Enabled || opts.TLS.configured() {
-			return nil, errors.New("REDIS_URL=memory:// takes no REDIS_TLS_* settings: the embedded Redis speaks plain text")
+	var ro *redis.Options
+	var host string // of the configured endpoint, for TLS server names
+	rediss := false
+	if len(opts.ClusterNodes) > 0 {
+		if opts.URL != "" {
+			return nil, errors.New("REDIS_URL and REDIS_CLUSTER_NODES are both set: set REDIS_URL for one server, " +
+				"REDIS_CLUSTER_NODES for a cluster (with REDIS_TLS_ENABLED=true for TLS)")
 		}
-		mr, stop, err := startMemory()
+		for _, n := range opts.ClusterNodes {
+			if _, _, err := net.SplitHostPort(n); err != nil {
+				return nil, fmt.Errorf("REDIS_CLUSTER_NODES: %q is not host:port", n)
+			}
+		}
+		host, _, _ = net.SplitHostPort(opts.ClusterNodes[0])
+		ro = &redis.Options{}
+		s.addr = "cluster " + strings.Join(opts.ClusterNodes, ",")
+	} else {
+		u, err := url.Parse(opts.URL)
 		if err != nil {
-			return nil, fmt.Errorf("start in-memory redis: %w", err)
+			return nil, fmt.Errorf("REDIS_URL: %s is not a URL", Redact(opts.URL))
 		}
-		s.closers = append(s.closers, stop)
-		logger.Warn("using an embedded in-memory Redis: data lives only as long as this process", "addr", mr.Addr())
-		u = &url.URL{Scheme: "redis", Host: mr.Addr()}
-	}
-	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return nil, fmt.Errorf("REDIS_URL: scheme %q is not redis://, rediss:// or memory://", u.Scheme)
-	}
-
-	ro, err := redis.ParseURL(u.String())
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", errors.New(strings.ReplaceAll(err.Error(), u.String(), Redact(u.String()))))
-	}
-	if ro.TLSConfig != nil && ro.TLSConfig.InsecureSkipVerify { // ?skip_verify=true
-		opts.TLS.InsecureSkipVerify = true
+		if u.Scheme == "memory" {
+			if opts.TLS.Enabled || opts.TLS.configured() {
+				return nil, errors.New("REDIS_URL=memory:// takes no REDIS_TLS_* settings: the embedded Redis speaks plain text")
+			}
+			mr, stop, err := startMemory()
+			if err != nil {
+				return nil, fmt.Errorf("start in-memory redis: %w", err)
+			}
+			s.closers = append(s.closers, stop)
+			logger.Warn("using an embedded in-memory Redis: data lives only as long as this process", "addr", mr.Addr())
+			u = &url.URL{Scheme: "redis", Host: mr.Addr()}
+		}
+		if u.Scheme != "redis" && u.Scheme != "rediss" {
+			return nil, fmt.Errorf("REDIS_URL: scheme %q is not redis://, rediss:// or memory://", u.Scheme)
+		}
+		ro, err = redis.ParseURL(u.String())
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", errors.New(strings.ReplaceAll(err.Error(), u.String(), Redact(u.String()))))
+		}
+		if ro.TLSConfig != nil && ro.TLSConfig.InsecureSkipVerify { // ?skip_verify=true
+			opts.TLS.InsecureSkipVerify = true
+		}
+		host, rediss = u.Hostname(), u.Scheme == "rediss"
+		s.addr = Redact(u.String())
 	}
 
 	var cmdErrors *prometheus.CounterVec
@@ -100,13 +123,37 @@ func New(opts Options) (*Store, error) {
 		}
 	}
 
-	d, err := newDialer(opts.TLS, u.Scheme == "rediss", u.Hostname(), logger)
+	d, err := newDialer(opts.TLS, rediss, host, logger)
 	if err != nil {
 		return nil, err
 	}
 	if cmdErrors != nil {
 		d.failed = func() { cmdErrors.WithLabelValues("dial").Inc() }
 	}
+	if err := configure(ro, opts, d); err != nil {
+		return nil, err
+	}
+
+	if len(opts.ClusterNodes) > 0 {
+		cc := redis.NewClusterClient(clusterOptions(opts.ClusterNodes, ro))
+		cc.AddHook(reloadHook{cc})
+		s.rdb = cc
+	} else {
+		s.rdb = redis.NewClient(ro)
+	}
+	s.closers = append([]func() error{s.rdb.Close}, s.closers...)
+
+	if opts.Registry != nil {
+		if err := opts.Registry.Register(newPoolCollector("redis_gateway", s.rdb)); err != nil {
+			return nil, fmt.Errorf("register redis metrics: %w", err)
+		}
+		s.rdb.AddHook(errorHook{errors: cmdErrors})
+	}
+	return s, nil
+}
+
+// configure applies the settings both kinds of client share to ro.
+func configure(ro *redis.Options, opts Options, d *dialer) error {
 	// The dialer does the TLS handshake itself, to name each node's
 	// certificate and to say what failed.
 	ro.TLSConfig = nil
@@ -120,7 +167,7 @@ func New(opts Options) (*Store, error) {
 	}
 	if opts.PasswordFile != "" {
 		if _, err := readSecret(opts.PasswordFile); err != nil {
-			return nil, fmt.Errorf("REDIS_PASSWORD_FILE: %w", err)
+			return fmt.Errorf("REDIS_PASSWORD_FILE: %w", err)
 		}
 		user, file := ro.Username, opts.PasswordFile
 		ro.Password = ""
@@ -149,18 +196,71 @@ func New(opts Options) (*Store, error) {
 	// seconds to become a 503.
 	ro.DialerRetries = 1
 	ro.DisableIdentity = true // no CLIENT SETINFO: ElastiCache and older servers reject it
+	return nil
+}
 
-	s.rdb = redis.NewClient(ro)
-	s.addr = Redact(u.String())
-	s.closers = append([]func() error{s.rdb.Close}, s.closers...)
-
-	if opts.Registry != nil {
-		if err := opts.Registry.Register(newPoolCollector("redis_gateway", s.rdb)); err != nil {
-			return nil, fmt.Errorf("register redis metrics: %w", err)
-		}
-		s.rdb.AddHook(errorHook{errors: cmdErrors})
+// clusterOptions carries the shared settings over to a cluster client, whose
+// node clients get them back.
+func clusterOptions(nodes []string, ro *redis.Options) *redis.ClusterOptions {
+	retries := ro.MaxRetries
+	if retries == 0 {
+		// The cluster client's own default is no retries on the nodes; keep
+		// REDIS_MAX_RETRIES's default of 3 on both topologies.
+		retries = 3
 	}
-	return s, nil
+	return &redis.ClusterOptions{
+		Addrs:                      nodes,
+		Dialer:                     ro.Dialer,
+		Username:                   ro.Username,
+		Password:                   ro.Password,
+		CredentialsProviderContext: ro.CredentialsProviderContext,
+		MaxRetries:                 retries,
+		MinRetryBackoff:            ro.MinRetryBackoff,
+		MaxRetryBackoff:            ro.MaxRetryBackoff,
+		DialTimeout:                ro.DialTimeout,
+		DialerRetries:              ro.DialerRetries,
+		ReadTimeout:                ro.ReadTimeout,
+		WriteTimeout:               ro.WriteTimeout,
+		ContextTimeoutEnabled:      ro.ContextTimeoutEnabled,
+		PoolSize:                   ro.PoolSize,
+		MinIdleConns:               ro.MinIdleConns,
+		ConnMaxIdleTime:            ro.ConnMaxIdleTime,
+		DisableIdentity:            ro.DisableIdentity,
+	}
+}
+
+// reloadHook asks a cluster client to reload its slot map as soon as a node
+// cannot be reached. go-redis otherwise reloads on MOVED replies and once a
+// minute, and a crashed primary answers nothing at all: reads and writes of
+// its slots kept failing long after its replica had taken over. Reloads run
+// in the background, at most one per 200 ms.
+type reloadHook struct{ cc *redis.ClusterClient }
+
+func (h reloadHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.check(ctx, err)
+		return err
+	}
+}
+
+func (h reloadHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.check(ctx, err)
+		return err
+	}
+}
+
+func (h reloadHook) check(ctx context.Context, err error) {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return
+	}
+	if c := classify("", err); errors.Is(c, ErrUnavailable) || errors.Is(c, ErrTimeout) || errors.Is(c, context.DeadlineExceeded) {
+		h.cc.ReloadState(ctx)
+	}
 }
 
 // newDialer checks the TLS settings against the scheme and builds the dialer
@@ -194,9 +294,35 @@ func newDialer(o TLSOptions, rediss bool, host string, logger *slog.Logger) (*di
 // Addr is the Redis URL with any password replaced by "xxxxx".
 func (s *Store) Addr() string { return s.addr }
 
-// Ping checks that Redis answers.
+// Ping checks that Redis answers. On a cluster every primary is asked, and
+// one that answers is enough: while a primary fails over, the others still
+// serve their slots, and no gateway replica would do better.
 func (s *Store) Ping(ctx context.Context) error {
-	return classify("ping", s.rdb.Ping(ctx).Err())
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return classify("ping", s.rdb.Ping(ctx).Err())
+	}
+	var mu sync.Mutex
+	var answered int
+	var failed error
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		err := c.Ping(ctx).Err()
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			answered++
+		} else if failed == nil {
+			failed = fmt.Errorf("%s: %w", c.Options().Addr, err)
+		}
+		return nil
+	})
+	if err == nil && answered == 0 {
+		err = failed
+		if err == nil {
+			err = errors.New("the cluster has no primaries")
+		}
+	}
+	return classify("ping", err)
 }
 
 // Close releases the client, then the embedded server if there is one.

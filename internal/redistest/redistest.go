@@ -5,7 +5,6 @@ package redistest
 import (
 	"bufio"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -26,6 +25,8 @@ type Server struct {
 	Port int
 	TLS  *TLS // nil: plain text
 	cmd  *exec.Cmd
+
+	direct *redis.Client
 }
 
 // TLS makes a server speak only TLS, with certificates from CA.
@@ -54,14 +55,7 @@ func (c *TLS) args() []string {
 // REDIS_GATEWAY_REQUIRE_SERVER=1) when there is none.
 func Binary(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatalf("redis-server not found and %s=1: %v", RequireEnv, err)
-		}
-		t.Skipf("redis-server not found (install it, or set %s=1 to make this a failure): %v", RequireEnv, err)
-	}
-	return bin
+	return binary(t, "redis-server")
 }
 
 // Start runs redis-server on a free loopback port with no persistence, plus
