@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Window is the state of a fixed-window counter.
@@ -23,11 +25,21 @@ func (s *Store) PeekFixed(ctx context.Context, key string, window time.Duration)
 }
 
 func (s *Store) fixed(ctx context.Context, key string, cost int64, window time.Duration, count bool) (Window, error) {
-	flag := "0"
+	keys := []string{s.keys.rateLimit(key, "")}
+	var cmd *redis.Cmd
+	var err error
 	if count {
-		flag = "1"
+		// A decision is never run twice: a retry after a lost reply would
+		// count the call again.
+		cmd, err = s.runScript(ctx, scriptRateLimitFixed, keys, cost, window.Milliseconds(), "1")
+	} else {
+		cmd = scriptRateLimitFixed.Run(ctx, s.rdb, keys, cost, window.Milliseconds(), "0")
+		err = cmd.Err()
 	}
-	res, err := scriptRateLimitFixed.Run(ctx, s.rdb, []string{s.keys.rateLimit(key, "")}, cost, window.Milliseconds(), flag).Int64Slice()
+	if err != nil {
+		return Window{}, classify("rate limit", err)
+	}
+	res, err := cmd.Int64Slice()
 	if err != nil {
 		return Window{}, classify("rate limit", err)
 	}
@@ -36,5 +48,6 @@ func (s *Store) fixed(ctx context.Context, key string, cost int64, window time.D
 
 // ResetRateLimit forgets everything counted for key.
 func (s *Store) ResetRateLimit(ctx context.Context, key string) error {
-	return classify("reset rate limit", s.rdb.Del(ctx, s.keys.rateLimit(key, "")).Err())
+	err := s.write(ctx, func(p redis.Pipeliner) { p.Del(ctx, s.keys.rateLimit(key, "")) })
+	return classify("reset rate limit", err)
 }

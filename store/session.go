@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // CreateSession stores a new session under a fresh id of 130 random bits and
@@ -34,7 +36,11 @@ func (s *Store) putSession(ctx context.Context, id string, doc []byte, ttl time.
 	if create {
 		mode = "create"
 	}
-	n, err := scriptSessionPut.Run(ctx, s.rdb, []string{s.keys.session(id)}, doc, int64(ttl/time.Second), mode).Int()
+	res, err := s.runScript(ctx, scriptSessionPut, []string{s.keys.session(id)}, doc, int64(ttl/time.Second), mode)
+	if err != nil {
+		return false, classify("put session", err)
+	}
+	n, err := res.Int()
 	if err != nil {
 		return false, classify("put session", err)
 	}
@@ -58,8 +64,9 @@ func (s *Store) GetSession(ctx context.Context, id string, touch bool) ([]byte, 
 
 // DeleteSession removes a session; ErrNotFound when there was none.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	n, err := s.rdb.Del(ctx, s.keys.session(id)).Result()
-	if err == nil && n == 0 {
+	var del *redis.IntCmd
+	err := s.write(ctx, func(p redis.Pipeliner) { del = p.Del(ctx, s.keys.session(id)) })
+	if err == nil && del.Val() == 0 {
 		err = ErrNotFound
 	}
 	return classify("delete session", err)

@@ -52,6 +52,10 @@ type Store struct {
 	keys    keys
 	addr    string // redacted, for logs and errors
 	closers []func() error
+
+	// How write retries commands that never ran (see write.go).
+	retries                int
+	minBackoff, maxBackoff time.Duration
 }
 
 // New builds the client: a cluster client when ClusterNodes is set, else a
@@ -134,6 +138,17 @@ func New(opts Options) (*Store, error) {
 		return nil, err
 	}
 
+	s.retries, s.minBackoff, s.maxBackoff = max(ro.MaxRetries, 0), ro.MinRetryBackoff, ro.MaxRetryBackoff
+	if ro.MaxRetries == 0 {
+		s.retries = 3 // go-redis's default
+	}
+	if s.minBackoff == 0 {
+		s.minBackoff = 8 * time.Millisecond
+	}
+	if s.maxBackoff == 0 {
+		s.maxBackoff = 512 * time.Millisecond
+	}
+
 	if len(opts.ClusterNodes) > 0 {
 		cc := redis.NewClusterClient(clusterOptions(opts.ClusterNodes, ro))
 		cc.AddHook(reloadHook{cc})
@@ -141,6 +156,7 @@ func New(opts Options) (*Store, error) {
 	} else {
 		s.rdb = redis.NewClient(ro)
 	}
+	s.rdb.AddHook(writeHook{})
 	s.closers = append([]func() error{s.rdb.Close}, s.closers...)
 
 	if opts.Registry != nil {
@@ -196,6 +212,9 @@ func configure(ro *redis.Options, opts Options, d *dialer) error {
 	// seconds to become a 503.
 	ro.DialerRetries = 1
 	ro.DisableIdentity = true // no CLIENT SETINFO: ElastiCache and older servers reject it
+	// Every write is a pipeline (see write.go): one pool for all commands, so
+	// REDIS_POOL_SIZE and REDIS_MIN_IDLE_CONNS cover them all.
+	ro.PipelinePoolSize = -1
 	return nil
 }
 
@@ -226,6 +245,7 @@ func clusterOptions(nodes []string, ro *redis.Options) *redis.ClusterOptions {
 		MinIdleConns:               ro.MinIdleConns,
 		ConnMaxIdleTime:            ro.ConnMaxIdleTime,
 		DisableIdentity:            ro.DisableIdentity,
+		PipelinePoolSize:           ro.PipelinePoolSize,
 	}
 }
 
@@ -300,13 +320,13 @@ func (s *Store) Addr() string { return s.addr }
 func (s *Store) Ping(ctx context.Context) error {
 	cc, ok := s.rdb.(*redis.ClusterClient)
 	if !ok {
-		return classify("ping", s.rdb.Ping(ctx).Err())
+		return classify("ping", ping(ctx, s.rdb.(*redis.Client)))
 	}
 	var mu sync.Mutex
 	var answered int
 	var failed error
 	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-		err := c.Ping(ctx).Err()
+		err := ping(ctx, c)
 		mu.Lock()
 		defer mu.Unlock()
 		if err == nil {
@@ -323,6 +343,21 @@ func (s *Store) Ping(ctx context.Context) error {
 		}
 	}
 	return classify("ping", err)
+}
+
+// ping pings through c's pool and, when that fails to connect, over a new
+// connection: after a run of failed dials go-redis stops dialing and tries
+// again only once a second, and readiness should follow Redis faster.
+func ping(ctx context.Context, c *redis.Client) error {
+	err := c.Ping(ctx).Err()
+	if err == nil || !isDialError(err) {
+		return err
+	}
+	o := *c.Options()
+	o.PoolSize, o.MinIdleConns, o.MaxRetries = 1, 0, -1
+	fresh := redis.NewClient(&o)
+	defer fresh.Close()
+	return fresh.Ping(ctx).Err()
 }
 
 // Close releases the client, then the embedded server if there is one.

@@ -181,8 +181,8 @@ func (c *Cluster) Role(t testing.TB, n *Server) string {
 	return ""
 }
 
-// PrimaryOf returns the node serving key's slot and that node's replica (nil
-// when it has none), as the first running node sees them.
+// PrimaryOf returns the node serving key's slot, as the first running node
+// sees it, and that node's replica (nil when it has none).
 func (c *Cluster) PrimaryOf(t testing.TB, key string) (primary, replica *Server) {
 	t.Helper()
 	ctx := context.Background()
@@ -223,9 +223,20 @@ func (c *Cluster) PrimaryOf(t testing.TB, key string) (primary, replica *Server)
 					continue
 				}
 				primary = byAddr[addr(f)]
-				for _, g := range lines {
-					if len(g) >= 4 && g[3] == f[0] && !strings.Contains(g[2], "fail") {
-						replica = byAddr[addr(g)]
+				// The primary itself knows its replica for sure; other nodes
+				// learn of it by gossip.
+				repl, err := primary.client().Info(ctx, "replication").Result()
+				if err != nil {
+					t.Fatalf("INFO replication on %s: %v", primary.Addr(), err)
+				}
+				for _, line := range strings.Split(repl, "\n") {
+					if !strings.HasPrefix(line, "slave0:") {
+						continue
+					}
+					for _, kv := range strings.Split(strings.TrimPrefix(line, "slave0:"), ",") {
+						if port, ok := strings.CutPrefix(kv, "port="); ok {
+							replica = byAddr["127.0.0.1:"+strings.TrimSpace(port)]
+						}
 					}
 				}
 				return primary, replica

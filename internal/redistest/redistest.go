@@ -4,6 +4,7 @@ package redistest
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"os/exec"
 	"strconv"
@@ -186,4 +187,22 @@ func FreePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// WaitInSync waits until this server, a replica, has finished its initial
+// sync with its primary, or fails the test. Start the primary with
+// --repl-diskless-sync-delay 0, or the sync waits 5 s for more replicas.
+func (s *Server) WaitInSync(within time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		info, err := s.client().Info(context.Background(), "replication").Result()
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("replica %s not in sync after %v: %v %s", s.Addr(), within, err, info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The retry policy. Reads are retried by go-redis on network errors, up to
+// REDIS_MAX_RETRIES times within the request deadline: running them twice is
+// harmless. A write is never sent again once it may have reached Redis —
+// an INCR, a rate-limit decision or a conditional PUT that ran but whose
+// reply was lost would count, decide or answer twice — so writes go through
+// write, which retries only when the error shows the commands never ran.
+
+// writeKey marks, in a context, a pipeline of write commands.
+type writeKey struct{}
+
+// once marks a command go-redis must not send a second time.
+type once struct{ redis.Cmder }
+
+func (once) NoRetry() bool { return true }
+
+// writeHook wraps the commands of a write pipeline in once, so go-redis
+// leaves the decision to retry to write. On a cluster it sits on the cluster
+// client, before the pipeline is split by node.
+type writeHook struct{}
+
+func (writeHook) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (writeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (writeHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if ctx.Value(writeKey{}) == nil {
+			return next(ctx, cmds)
+		}
+		wrapped := make([]redis.Cmder, len(cmds))
+		for i, c := range cmds {
+			wrapped[i] = once{c}
+		}
+		return next(ctx, wrapped)
+	}
+}
+
+// write runs the commands queue adds as one pipeline, a write. It is sent
+// again, after a backoff and within the deadline, only when no command ran:
+// no connection could be opened, or the node refused before running
+// anything (READONLY from a demoted primary, LOADING, CLUSTERDOWN while a
+// cluster fails over). queue runs again for each attempt, so the commands
+// it leaves behind are those of the last.
+func (s *Store) write(ctx context.Context, queue func(p redis.Pipeliner)) error {
+	ctx = context.WithValue(ctx, writeKey{}, true)
+	for attempt := 0; ; attempt++ {
+		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			queue(p)
+			return nil
+		})
+		if err == nil || attempt >= s.retries || !neverRan(cmds) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(s.backoff(attempt)):
+		}
+	}
+}
+
+// runScript runs a script that writes, through write: EVALSHA, then EVAL
+// when the node lacks the script, as a replica promoted since the script was
+// loaded does.
+func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, args ...any) (*redis.Cmd, error) {
+	var cmd *redis.Cmd
+	err := s.write(ctx, func(p redis.Pipeliner) { cmd = sc.EvalSha(ctx, p, keys, args...) })
+	if errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT") {
+		err = s.write(ctx, func(p redis.Pipeliner) { cmd = sc.Eval(ctx, p, keys, args...) })
+	}
+	return cmd, err
+}
+
+// neverRan reports whether every command failed in a way that shows it was
+// not run.
+func neverRan(cmds []redis.Cmder) bool {
+	for _, c := range cmds {
+		if !notRun(c.Err()) {
+			return false
+		}
+	}
+	return len(cmds) > 0
+}
+
+func notRun(err error) bool {
+	var rerr redis.Error
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &rerr):
+		return isUnavailableReply(rerr.Error())
+	}
+	return isDialError(err) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted)
+}
+
+// backoff grows from REDIS_MIN_RETRY_BACKOFF to REDIS_MAX_RETRY_BACKOFF, with
+// jitter so that gateway replicas do not retry in step.
+func (s *Store) backoff(attempt int) time.Duration {
+	d := s.minBackoff << min(attempt, 16)
+	if d <= 0 || d > s.maxBackoff {
+		d = s.maxBackoff
+	}
+	return d/2 + rand.N(d/2+1)
+}
