@@ -59,6 +59,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 			MaxRetries:      e.int("REDIS_MAX_RETRIES", 3, 0),
 			MinRetryBackoff: e.duration("REDIS_MIN_RETRY_BACKOFF", 8*time.Millisecond),
 			MaxRetryBackoff: e.duration("REDIS_MAX_RETRY_BACKOFF", 2*time.Second),
+			WriteReplicas:   e.int("REDIS_WRITE_REPLICAS", 0, 0),
 			TLS: store.TLSOptions{
 				Enabled:            e.bool("REDIS_TLS_ENABLED"),
 				CAFile:             e.str("REDIS_TLS_CA_FILE", ""),
@@ -67,6 +68,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 				ServerName:         e.str("REDIS_TLS_SERVER_NAME", ""),
 				InsecureSkipVerify: e.bool("REDIS_TLS_INSECURE_SKIP_VERIFY"),
 			},
+			WriteReplicasTimeout: e.duration("REDIS_WRITE_REPLICAS_TIMEOUT", time.Second),
 		},
 		RequestTimeout:  e.duration("REQUEST_TIMEOUT", 5*time.Second),
 		MaxBodyBytes:    int64(e.int("MAX_BODY_BYTES", 1<<20, 1)),
@@ -135,6 +137,10 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 			"or REDIS_CLUSTER_NODES for a cluster (REDIS_USERNAME, REDIS_PASSWORD and REDIS_TLS_ENABLED=true carry what the URL would)")
 	case c.CacheDefaultTTL > c.MaxTTL:
 		return c, fmt.Errorf("CACHE_DEFAULT_TTL (%s) is above MAX_TTL (%s)", c.CacheDefaultTTL, c.MaxTTL)
+	case c.Redis.WriteReplicas > 0 && (c.Redis.WriteReplicasTimeout < time.Millisecond ||
+		c.Redis.WriteReplicasTimeout >= c.RequestTimeout || c.Redis.WriteReplicasTimeout >= c.Redis.ReadTimeout):
+		return c, fmt.Errorf("REDIS_WRITE_REPLICAS_TIMEOUT (%s) must be at least 1ms and below REQUEST_TIMEOUT (%s) and REDIS_READ_TIMEOUT (%s): "+
+			"a write waits that long for replicas before it answers", c.Redis.WriteReplicasTimeout, c.RequestTimeout, c.Redis.ReadTimeout)
 	case c.SessionTTL > c.MaxTTL:
 		return c, fmt.Errorf("SESSION_TTL (%s) is above MAX_TTL (%s)", c.SessionTTL, c.MaxTTL)
 	case !c.AuthDisabled && len(c.Tokens) == 0:

@@ -94,3 +94,21 @@ func TestConfigCluster(t *testing.T) {
 		t.Errorf("-dev with REDIS_CLUSTER_NODES: %v, %+v; want memory:// only", err, cfg.Redis)
 	}
 }
+
+func TestConfigDurableWrites(t *testing.T) {
+	vars := map[string]string{"REDIS_URL": "redis://r:6379", "GATEWAY_TOKENS": "t", "REDIS_WRITE_REPLICAS": "2", "REDIS_WRITE_REPLICAS_TIMEOUT": "250ms"}
+	cfg, err := loadConfig(env(vars), false)
+	if err != nil || cfg.Redis.WriteReplicas != 2 || cfg.Redis.WriteReplicasTimeout != 250*time.Millisecond {
+		t.Errorf("loadConfig = %v, %d, %v; want 2 replicas within 250ms", err, cfg.Redis.WriteReplicas, cfg.Redis.WriteReplicasTimeout)
+	}
+	for _, timeout := range []string{"0s", "5s", "3s"} { // none, REQUEST_TIMEOUT, REDIS_READ_TIMEOUT
+		vars["REDIS_WRITE_REPLICAS_TIMEOUT"] = timeout
+		if _, err := loadConfig(env(vars), false); err == nil || !strings.Contains(err.Error(), "REDIS_WRITE_REPLICAS_TIMEOUT") {
+			t.Errorf("REDIS_WRITE_REPLICAS_TIMEOUT=%s: %v, want an error naming it", timeout, err)
+		}
+	}
+	vars["REDIS_WRITE_REPLICAS"] = "-1"
+	if _, err := loadConfig(env(vars), false); err == nil || !strings.Contains(err.Error(), "REDIS_WRITE_REPLICAS") {
+		t.Errorf("REDIS_WRITE_REPLICAS=-1: %v, want an error naming it", err)
+	}
+}

@@ -20,6 +20,10 @@ var (
 	ErrNotInteger         = errors.New("value is not an integer or out of range")
 	ErrUnavailable        = errors.New("redis unavailable")
 	ErrTimeout            = errors.New("redis timeout")
+	// ErrUnconfirmed is a write the primary ran but fewer replicas than
+	// REDIS_WRITE_REPLICAS confirmed in time: it may be lost if the primary
+	// fails before they catch up.
+	ErrUnconfirmed = errors.New("write not confirmed by enough replicas")
 )
 
 // classify wraps err with the sentinel that says what it means for the caller.
@@ -84,7 +88,7 @@ func isDialError(err error) bool {
 }
 
 func isOwn(err error) bool {
-	for _, e := range []error{ErrNotFound, ErrExists, ErrPreconditionFailed, ErrWrongType, ErrNotInteger, ErrUnavailable, ErrTimeout} {
+	for _, e := range []error{ErrNotFound, ErrExists, ErrPreconditionFailed, ErrWrongType, ErrNotInteger, ErrUnavailable, ErrTimeout, ErrUnconfirmed} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -42,6 +42,12 @@ type Options struct {
 	MinRetryBackoff time.Duration
 	MaxRetryBackoff time.Duration
 
+	// WriteReplicas, when above 0, makes every write wait until that many
+	// replicas confirm it, for at most WriteReplicasTimeout; fewer is
+	// ErrUnconfirmed.
+	WriteReplicas        int
+	WriteReplicasTimeout time.Duration
+
 	Logger   *slog.Logger
 	Registry prometheus.Registerer // nil = no metrics
 }
@@ -53,9 +59,11 @@ type Store struct {
 	addr    string // redacted, for logs and errors
 	closers []func() error
 
-	// How write retries commands that never ran (see write.go).
+	// How write retries commands that never ran, and waits for replicas
+	// (see write.go).
 	retries                int
 	minBackoff, maxBackoff time.Duration
+	durable                durability
 }
 
 // New builds the client: a cluster client when ClusterNodes is set, else a
@@ -149,12 +157,26 @@ func New(opts Options) (*Store, error) {
 		s.maxBackoff = 512 * time.Millisecond
 	}
 
+	if opts.WriteReplicas > 0 {
+		if opts.WriteReplicasTimeout < time.Millisecond {
+			return nil, errors.New("REDIS_WRITE_REPLICAS_TIMEOUT: want at least 1ms: WAIT 0 would wait forever")
+		}
+		s.durable = durability{replicas: opts.WriteReplicas, timeout: opts.WriteReplicasTimeout}
+	}
+
 	if len(opts.ClusterNodes) > 0 {
 		cc := redis.NewClusterClient(clusterOptions(opts.ClusterNodes, ro))
 		cc.AddHook(reloadHook{cc})
+		if s.durable.replicas > 0 {
+			cc.OnNewNode(func(node *redis.Client) { node.AddHook(confirmHook{s.durable}) })
+		}
 		s.rdb = cc
 	} else {
-		s.rdb = redis.NewClient(ro)
+		c := redis.NewClient(ro)
+		if s.durable.replicas > 0 {
+			c.AddHook(confirmHook{s.durable})
+		}
+		s.rdb = c
 	}
 	s.rdb.AddHook(writeHook{})
 	s.closers = append([]func() error{s.rdb.Close}, s.closers...)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -204,5 +205,22 @@ func (s *Server) WaitInSync(within time.Duration) {
 			s.t.Fatalf("replica %s not in sync after %v: %v %s", s.Addr(), within, err, info)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Freeze stops the server process (SIGSTOP) until Thaw: it answers nothing,
+// and what is sent to it waits in its socket buffers.
+func (s *Server) Freeze() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("SIGSTOP redis-server: %v", err)
+	}
+}
+
+// Thaw resumes a frozen server (SIGCONT).
+func (s *Server) Thaw() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		s.t.Fatalf("SIGCONT redis-server: %v", err)
 	}
 }
