@@ -31,6 +31,10 @@ type config struct {
 	CacheDefaultTTL time.Duration
 	MaxTTL          time.Duration
 	SessionTTL      time.Duration
+
+	RateLimitFailOpen  bool
+	MaxSubscribers     int
+	SubscribeHeartbeat time.Duration
 }
 
 // errNoRedisURL is the mistake every new user makes first; its message says
@@ -61,12 +65,12 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 			MaxRetryBackoff: e.duration("REDIS_MAX_RETRY_BACKOFF", 2*time.Second),
 			WriteReplicas:   e.int("REDIS_WRITE_REPLICAS", 0, 0),
 			TLS: store.TLSOptions{
-				Enabled:            e.bool("REDIS_TLS_ENABLED"),
+				Enabled:            e.bool("REDIS_TLS_ENABLED", false),
 				CAFile:             e.str("REDIS_TLS_CA_FILE", ""),
 				CertFile:           e.str("REDIS_TLS_CERT_FILE", ""),
 				KeyFile:            e.str("REDIS_TLS_KEY_FILE", ""),
 				ServerName:         e.str("REDIS_TLS_SERVER_NAME", ""),
-				InsecureSkipVerify: e.bool("REDIS_TLS_INSECURE_SKIP_VERIFY"),
+				InsecureSkipVerify: e.bool("REDIS_TLS_INSECURE_SKIP_VERIFY", false),
 			},
 			WriteReplicasTimeout: e.duration("REDIS_WRITE_REPLICAS_TIMEOUT", time.Second),
 		},
@@ -78,6 +82,10 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		CacheDefaultTTL: e.seconds("CACHE_DEFAULT_TTL", time.Hour),
 		MaxTTL:          e.seconds("MAX_TTL", 30*24*time.Hour),
 		SessionTTL:      e.seconds("SESSION_TTL", 30*time.Minute),
+
+		RateLimitFailOpen:  e.bool("RATELIMIT_FAIL_OPEN", false),
+		MaxSubscribers:     e.int("MAX_SUBSCRIBERS", 1000, 1),
+		SubscribeHeartbeat: e.duration("SUBSCRIBE_HEARTBEAT", 15*time.Second),
 	}
 	c.Addr = e.addr()
 	c.LogLevel = e.level("LOG_LEVEL")
@@ -143,6 +151,8 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 			"a write waits that long for replicas before it answers", c.Redis.WriteReplicasTimeout, c.RequestTimeout, c.Redis.ReadTimeout)
 	case c.SessionTTL > c.MaxTTL:
 		return c, fmt.Errorf("SESSION_TTL (%s) is above MAX_TTL (%s)", c.SessionTTL, c.MaxTTL)
+	case c.SubscribeHeartbeat < 100*time.Millisecond:
+		return c, fmt.Errorf("SUBSCRIBE_HEARTBEAT (%s) is below 100ms", c.SubscribeHeartbeat)
 	case !c.AuthDisabled && len(c.Tokens) == 0:
 		return c, errors.New("no GATEWAY_TOKENS: the data routes would accept nobody; " +
 			"set GATEWAY_TOKENS to one or more comma-separated tokens, or GATEWAY_AUTH=none to run without auth")
@@ -181,19 +191,6 @@ func (e *envReader) int(name string, def, min int) int {
 	return n
 }
 
-// bool reads true or false (also 1 and 0); unset is false.
-func (e *envReader) bool(name string) bool {
-	v := strings.TrimSpace(e.getenv(name))
-	if v == "" {
-		return false
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		e.fail(name, v, "want true or false")
-	}
-	return b
-}
-
 func (e *envReader) duration(name string, def time.Duration) time.Duration {
 	v := e.getenv(name)
 	if v == "" {
@@ -223,6 +220,19 @@ func (e *envReader) seconds(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+func (e *envReader) bool(name string, def bool) bool {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(name, v, "want true or false")
+		return def
+	}
+	return b
 }
 
 func (e *envReader) level(name string) slog.Level {

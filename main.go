@@ -85,6 +85,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := newLogger(cfg, stdout)
+	// go-redis has one logger per process (held atomically); the process runs
+	// one gateway, so its lines join ours.
 	store.LogClientTo(logger)
 	return serve(ctx, cfg, *dev, logger, stdout)
 }
@@ -111,6 +113,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	defer st.Close()
 
 	var draining atomic.Bool
+	stop := make(chan struct{}) // closed when shutdown begins, ending event streams
 	h := handlers.New(handlers.Config{
 		Store:          st,
 		Logger:         logger,
@@ -124,8 +127,12 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 			Session:      cfg.SessionTTL,
 			Max:          cfg.MaxTTL,
 		},
-		Draining: draining.Load,
-		OpenAPI:  openAPISpec,
+		RateLimitFailOpen: cfg.RateLimitFailOpen,
+		Draining:          draining.Load,
+		OpenAPI:           openAPISpec,
+		MaxSubscribers:    cfg.MaxSubscribers,
+		Heartbeat:         cfg.SubscribeHeartbeat,
+		Stop:              stop,
 	})
 
 	// Listen before serving, so a taken port fails here, at once.
@@ -137,12 +144,14 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		// Headers and body must arrive within this; net/http lifts it once the
-		// body is read, so it never cuts a slow handler short.
+		// body is read, so it never cuts a slow handler or an event stream short.
 		ReadTimeout:    readHeaderTimeout + cfg.RequestTimeout,
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for handlers to return, and an event stream returns only
+	// when told to.
 	if dev {
 		fmt.Fprintf(stdout, "\n  redis-gateway DEVELOPMENT MODE on http://%s\n"+
 			"  embedded in-memory Redis (data is lost on exit), authentication OFF.\n"+
@@ -151,15 +160,20 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	if cfg.AuthDisabled && !dev {
 		logger.Warn("authentication is off (GATEWAY_AUTH=none): every data route is open")
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "redis", st.Addr(), "version", buildVersion())
-	pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	if err := st.Ping(pingCtx); err != nil {
-		logger.Warn("redis is not reachable yet; /readyz answers 503 until it is", "redis", st.Addr(), "error", err)
-	}
-	cancel()
+	conns := newConnTracker()
+	srv.ConnState = conns.track
 
+	logger.Info("listening", "addr", ln.Addr().String(), "redis", st.Addr(), "version", buildVersion())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	// Serve first: probes must answer while Redis is slow or down.
+	go func() {
+		pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := st.Ping(pingCtx); err != nil && ctx.Err() == nil {
+			logger.Warn("redis is not reachable yet; /readyz answers 503 until it is", "redis", st.Addr(), "error", err)
+		}
+	}()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
@@ -174,11 +188,18 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// Stop accepting, then let every accepted request be read and answered
+	// before Shutdown: net/http closes a request it reads after Shutdown began
+	// without answering it (golang/go#75591), and the client cannot tell
+	// whether its write was applied.
+	_ = ln.Close()
+	<-served
+	close(stop) // end event streams: they stay active until told, and would hold the wait below
+	conns.waitQuiet(shutdownCtx)
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		_ = srv.Close()
 		return fmt.Errorf("shutdown: in-flight requests did not finish within SHUTDOWN_TIMEOUT (%s): %w", cfg.ShutdownTimeout, err)
 	}
-	<-served
 	logger.Info("stopped")
 	return nil
 }

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -49,14 +50,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 		fn(t, miniBackend(t))
 	})
 	t.Run("redis-server", func(t *testing.T) {
-		srv := redistest.Start(t)
-		fn(t, backend{
-			name:   "redis-server",
-			url:    srv.URL(),
-			rdb:    srv.Client(),
-			elapse: time.Sleep,
-			stop:   srv.Stop,
-		})
+		fn(t, serverBackend(t))
 	})
 	t.Run("redis-server-tls", func(t *testing.T) {
 		fn(t, tlsBackend(t))
@@ -64,6 +58,18 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Run("cluster", func(t *testing.T) {
 		fn(t, clusterBackend(redistest.StartCluster(t, redistest.ClusterOptions{})))
 	})
+}
+
+// skipOnCluster skips a test whose premise is one server: it sends one
+// command with keys of several hash slots, which a cluster refuses with
+// CROSSSLOT and the command API passes on as is, or it asks one node about
+// state that a cluster keeps per node. cluster_test.go covers the cluster's
+// own answers.
+func (b backend) skipOnCluster(t *testing.T, why string) {
+	t.Helper()
+	if b.name == "cluster" {
+		t.Skip("one server's semantics: " + why)
+	}
 }
 
 // clusterBackend is cluster c; the gateway is given one node and discovers
@@ -94,12 +100,43 @@ func tlsBackend(t *testing.T) backend {
 	}
 }
 
+// forEachServer runs fn against every real Redis deployment the tests start.
+// The concurrency tests run here: their point is the atomicity of real Lua
+// scripts under load, which miniredis cannot stand for.
+func forEachServer(t *testing.T, fn func(t *testing.T, b backend)) {
+	t.Helper()
+	t.Run("redis-server", func(t *testing.T) {
+		fn(t, serverBackend(t))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		fn(t, clusterBackend(redistest.StartCluster(t, redistest.ClusterOptions{})))
+	})
+}
+
+func serverBackend(t *testing.T) backend {
+	t.Helper()
+	srv := redistest.Start(t)
+	return backend{name: "redis-server", url: srv.URL(), rdb: srv.Client(), elapse: time.Sleep, stop: srv.Stop}
+}
+
 func miniBackend(t *testing.T) backend {
 	t.Helper()
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), DisableIdentity: true})
 	t.Cleanup(func() { rdb.Close() })
-	return backend{name: "miniredis", url: "redis://" + mr.Addr(), rdb: rdb, elapse: mr.FastForward, stop: mr.Close}
+	// One clock for TTLs and TIME (which the rate-limit and lock scripts
+	// read), standing still until the test moves it.
+	var mu sync.Mutex
+	now := time.Now().Truncate(time.Second)
+	mr.SetTime(now)
+	mr.ClockTTL(true)
+	elapse := func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+		mr.SetTime(now)
+	}
+	return backend{name: "miniredis", url: "redis://" + mr.Addr(), rdb: rdb, elapse: elapse, stop: mr.Close}
 }
 
 // gateway is a handlers.New under test, behind a real HTTP server.
@@ -112,9 +149,10 @@ type gateway struct {
 
 // setup is what options may change before the gateway starts.
 type setup struct {
-	cfg   handlers.Config
-	store store.Options
-	wrap  func(handlers.Store) handlers.Store
+	cfg    handlers.Config
+	store  store.Options
+	wrap   func(handlers.Store) handlers.Store
+	server func(*http.Server)
 }
 
 type option func(*setup)
@@ -135,6 +173,11 @@ func withConfig(f func(*handlers.Config)) option {
 // withStore puts wrap around the real store, to inject a fault Redis cannot.
 func withStore(wrap func(handlers.Store) handlers.Store) option {
 	return func(s *setup) { s.wrap = wrap }
+}
+
+// withServer changes the HTTP server before it starts, as main does.
+func withServer(f func(*http.Server)) option {
+	return func(s *setup) { s.server = f }
 }
 
 // startGateway serves the routes on b. Every response it receives is checked
@@ -166,12 +209,20 @@ func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 	if s.wrap != nil {
 		s.cfg.Store = s.wrap(st)
 	}
-	srv := httptest.NewServer(handlers.New(s.cfg))
+	srv := httptest.NewUnstartedServer(handlers.New(s.cfg))
+	if s.server != nil {
+		s.server(srv.Config)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
+	// Enough idle connections for the concurrency tests' many clients.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 128
+	t.Cleanup(tr.CloseIdleConnections)
 	return &gateway{
 		t:      t,
 		url:    srv.URL,
-		client: &http.Client{Transport: &specCheck{t: t, next: http.DefaultTransport}},
+		client: &http.Client{Transport: &specCheck{t: t, next: tr}},
 		logs:   logs,
 	}
 }
@@ -194,13 +245,22 @@ type response struct {
 
 func (g *gateway) do(req request) response {
 	g.t.Helper()
+	resp, err := g.call(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return resp
+}
+
+// call is do for goroutines other than the test's: it returns its error.
+func (g *gateway) call(req request) (response, error) {
 	var body io.Reader
 	if req.body != "" {
 		body = strings.NewReader(req.body)
 	}
 	hr, err := http.NewRequest(req.method, g.url+req.path, body)
 	if err != nil {
-		g.t.Fatalf("%s %s: %v", req.method, req.path, err)
+		return response{}, fmt.Errorf("%s %s: %v", req.method, req.path, err)
 	}
 	if req.body != "" {
 		hr.Header.Set("Content-Type", "application/json")
@@ -221,14 +281,14 @@ func (g *gateway) do(req request) response {
 	}
 	resp, err := g.client.Do(hr)
 	if err != nil {
-		g.t.Fatalf("%s %s: %v", req.method, req.path, err)
+		return response{}, fmt.Errorf("%s %s: %v", req.method, req.path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		g.t.Fatalf("%s %s: read body: %v", req.method, req.path, err)
+		return response{}, fmt.Errorf("%s %s: read body: %v", req.method, req.path, err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: string(b), close: resp.Close}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b), close: resp.Close}, nil
 }
 
 // must runs req and fails the test unless the status is want.

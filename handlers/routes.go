@@ -20,6 +20,9 @@ type Store interface {
 	cacheStore
 	sessionStore
 	rateLimitStore
+	lockStore
+	commandStore
+	pubSubStore
 	pinger
 }
 
@@ -38,8 +41,21 @@ type Config struct {
 	RequestTimeout time.Duration
 	TTLs           TTLs
 
+	// RateLimitFailOpen allows rate-limited calls when Redis cannot be asked,
+	// flagged with RateLimit-Degraded, instead of answering 503.
+	RateLimitFailOpen bool
+
 	Draining func() bool // true once shutdown has begun
 	OpenAPI  []byte      // the contract, served at /openapi.yaml
+
+	// MaxSubscribers caps open event streams, each holding a Redis
+	// connection; past it, 503. 0 means 1000.
+	MaxSubscribers int
+	// Heartbeat is how often idle event streams get a comment line. 0 means 15 s.
+	Heartbeat time.Duration
+	// Stop is closed when the server shuts down, which ends open event
+	// streams; http.Server.Shutdown would wait for them otherwise.
+	Stop <-chan struct{}
 }
 
 // New returns the gateway's whole HTTP handler.
@@ -69,6 +85,10 @@ func New(cfg Config) http.Handler {
 	r.Get("/metrics", handleMetrics(cfg.Registry).ServeHTTP)
 	r.Get("/openapi.yaml", handleOpenAPI(cfg.OpenAPI).ServeHTTP)
 
+	rl := rateLimiting{store: cfg.Store, maxTTL: cfg.TTLs.Max, failOpen: cfg.RateLimitFailOpen,
+		metrics: newRateLimitMetrics(cfg.Registry)}
+
+	streams := newStreams(cfg)
 	r.Group(func(r chi.Router) {
 		if !cfg.AuthDisabled {
 			r.Use(middleware.BearerAuth(cfg.Tokens))
@@ -89,11 +109,45 @@ func New(cfg Config) http.Handler {
 		r.Method(http.MethodPost, "/session", handleSessionCreate(s, ttls))
 		r.Method(http.MethodGet, "/session/{id}", handleSessionGet(s))
 		r.Method(http.MethodPut, "/session/{id}", handleSessionPut(s, ttls))
+		r.Method(http.MethodPatch, "/session/{id}", handleSessionPatch(s, cfg.MaxBodyBytes))
 		r.Method(http.MethodDelete, "/session/{id}", handleSessionDelete(s))
 
-		r.Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimitIncr(s, ttls))
-		r.Method(http.MethodGet, "/ratelimit/{key}", handleRateLimitPeek(s, ttls))
+		r.Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimitIncr(rl))
+		r.Method(http.MethodGet, "/ratelimit/{key}", handleRateLimitPeek(rl))
 		r.Method(http.MethodDelete, "/ratelimit/{key}", handleRateLimitReset(s))
+
+		r.Method(http.MethodPost, "/lock/{name}", handleLockAcquire(s, ttls, cfg.RequestTimeout))
+		r.Method(http.MethodGet, "/lock/{name}", handleLockInspect(s))
+		r.Method(http.MethodDelete, "/lock/{name}", handleLockRelease(s))
+		r.Method(http.MethodPost, "/lock/{name}/refresh", handleLockRefresh(s, ttls))
+
+		r.Method(http.MethodPost, "/publish/{channel}", handlePublish(s))
+		r.With(middleware.NoDeadline).Method(http.MethodGet, "/subscribe/{channel}", handleSubscribe(s, streams))
+		r.With(middleware.NoDeadline).Method(http.MethodGet, "/subscribe", handlePSubscribe(s, streams))
+	})
+
+	// The Upstash-compatible command API answers in that protocol's envelope,
+	// {"error": ...}, down to its 401s and 405s, and also takes the token as
+	// ?_token=.
+	r.Route("/redis", func(r chi.Router) {
+		r.NotFound(commandNotFound)
+		r.MethodNotAllowed(commandMethodNotAllowed(r))
+		if !cfg.AuthDisabled {
+			r.Use(middleware.BearerAuth(cfg.Tokens,
+				middleware.QueryToken("_token"), middleware.Unauthorized(writeCommandUnauthorized)))
+		}
+		r.Use(middleware.BodyLimit(cfg.MaxBodyBytes), syncToken)
+
+		s := cfg.Store
+		r.Method(http.MethodPost, "/", handleCommandBody(s))
+		r.Method(http.MethodPost, "/pipeline", handlePipeline(s))
+		r.Method(http.MethodPost, "/multi-exec", handleMultiExec(s))
+		r.With(middleware.NoDeadline).Method(http.MethodPost, "/subscribe/{channel}", handleUpstashSubscribe(s, streams, false))
+		r.With(middleware.NoDeadline).Method(http.MethodPost, "/psubscribe/{pattern}", handleUpstashSubscribe(s, streams, true))
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut} {
+			r.Method(m, "/{command}", handleCommandPath(s))
+			r.Method(m, "/{command}/*", handleCommandPath(s))
+		}
 	})
 	return r
 }

@@ -19,6 +19,7 @@ type ctxKey int
 const (
 	requestIDKey ctxKey = iota
 	noteKey
+	undeadlinedKey // the request's context as it was before Deadline
 )
 
 // RequestID echoes a well-formed X-Request-Id or makes one up, puts it on the

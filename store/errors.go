@@ -18,6 +18,8 @@ var (
 	ErrPreconditionFailed = errors.New("precondition failed")
 	ErrWrongType          = errors.New("key holds another type")
 	ErrNotInteger         = errors.New("value is not an integer or out of range")
+	ErrLockHeld           = errors.New("lock held by another token")
+	ErrConflict           = errors.New("too many concurrent updates")
 	ErrUnavailable        = errors.New("redis unavailable")
 	ErrTimeout            = errors.New("redis timeout")
 	// ErrUnconfirmed is a write the primary ran but fewer replicas than
@@ -88,7 +90,7 @@ func isDialError(err error) bool {
 }
 
 func isOwn(err error) bool {
-	for _, e := range []error{ErrNotFound, ErrExists, ErrPreconditionFailed, ErrWrongType, ErrNotInteger, ErrUnavailable, ErrTimeout, ErrUnconfirmed} {
+	for _, e := range []error{ErrNotFound, ErrExists, ErrPreconditionFailed, ErrWrongType, ErrNotInteger, ErrLockHeld, ErrConflict, ErrUnavailable, ErrTimeout, ErrUnconfirmed} {
 		if errors.Is(err, e) {
 			return true
 		}

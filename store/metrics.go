@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -47,6 +46,8 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // errorHook counts commands that failed for a reason other than a missing key.
+// Command names go through commandLabel: clients of the command API choose
+// them, and must not grow the number of series.
 type errorHook struct {
 	errors *prometheus.CounterVec
 }
@@ -59,7 +60,7 @@ func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
 		if countable(err) {
-			h.errors.WithLabelValues(strings.ToLower(cmd.Name())).Inc()
+			h.errors.WithLabelValues(commandLabel(cmd.Name())).Inc()
 		}
 		return err
 	}
@@ -70,7 +71,7 @@ func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		err := next(ctx, cmds)
 		for _, cmd := range cmds {
 			if countable(cmd.Err()) {
-				h.errors.WithLabelValues(strings.ToLower(cmd.Name())).Inc()
+				h.errors.WithLabelValues(commandLabel(cmd.Name())).Inc()
 			}
 		}
 		return err

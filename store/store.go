@@ -55,6 +55,8 @@ type Options struct {
 // Store runs the gateway's operations against one Redis deployment.
 type Store struct {
 	rdb     redis.UniversalClient
+	cmd     redis.UniversalClient // the command API's RESP2 client, to the same deployment
+	aliases *scriptAliases
 	keys    keys
 	addr    string // redacted, for logs and errors
 	closers []func() error
@@ -64,6 +66,9 @@ type Store struct {
 	retries                int
 	minBackoff, maxBackoff time.Duration
 	durable                durability
+
+	updating keyedMutex             // sessions being patched by this process
+	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
 }
 
 // New builds the client: a cluster client when ClusterNodes is set, else a
@@ -165,13 +170,16 @@ func New(opts Options) (*Store, error) {
 	}
 
 	if len(opts.ClusterNodes) > 0 {
-		cc := redis.NewClusterClient(clusterOptions(opts.ClusterNodes, ro))
+		co := clusterOptions(opts.ClusterNodes, ro)
+		s.cmd = newClusterCommandClient(*co)
+		cc := redis.NewClusterClient(co)
 		cc.AddHook(reloadHook{cc})
 		if s.durable.replicas > 0 {
 			cc.OnNewNode(func(node *redis.Client) { node.AddHook(confirmHook{s.durable}) })
 		}
 		s.rdb = cc
 	} else {
+		s.cmd = newCommandClient(*ro)
 		c := redis.NewClient(ro)
 		if s.durable.replicas > 0 {
 			c.AddHook(confirmHook{s.durable})
@@ -179,13 +187,20 @@ func New(opts Options) (*Store, error) {
 		s.rdb = c
 	}
 	s.rdb.AddHook(writeHook{})
-	s.closers = append([]func() error{s.rdb.Close}, s.closers...)
+	if cc, ok := s.cmd.(*redis.ClusterClient); ok {
+		cc.AddHook(reloadHook{cc})
+	}
+	s.aliases = newScriptAliases(maxScriptAliases)
+	s.closers = append([]func() error{s.rdb.Close, s.cmd.Close}, s.closers...)
 
 	if opts.Registry != nil {
 		if err := opts.Registry.Register(newPoolCollector("redis_gateway", s.rdb)); err != nil {
 			return nil, fmt.Errorf("register redis metrics: %w", err)
 		}
 		s.rdb.AddHook(errorHook{errors: cmdErrors})
+		if err := s.registerCommandMetrics(opts.Registry, cmdErrors); err != nil {
+			return nil, fmt.Errorf("register redis metrics: %w", err)
+		}
 	}
 	return s, nil
 }
