@@ -69,6 +69,7 @@ type Store struct {
 
 	updating keyedMutex             // sessions being patched by this process
 	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
+	readOnly readOnlyCommands       // which command API commands may be retried
 }
 
 // New builds the client: a cluster client when ClusterNodes is set, else a

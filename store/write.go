@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -227,4 +228,65 @@ func (s *Store) backoff(attempt int) time.Duration {
 		d = s.maxBackoff
 	}
 	return d/2 + rand.N(d/2+1)
+}
+
+// The command API runs commands its clients name. Those Redis flags
+// read-only keep go-redis's retries; every other one is a write under the
+// policy above: sent once, and again only when it provably never ran.
+
+// readOnlyCommands caches which commands Redis flags read-only, from COMMAND,
+// asked once it answers.
+type readOnlyCommands struct {
+	mu    sync.Mutex
+	names map[string]bool // nil until COMMAND answered
+}
+
+func (r *readOnlyCommands) has(ctx context.Context, c redis.UniversalClient, name string) bool {
+	r.mu.Lock()
+	names := r.names
+	r.mu.Unlock()
+	if names == nil {
+		infos, err := c.Command(ctx).Result()
+		if err != nil {
+			return false // treated as a write until Redis says otherwise
+		}
+		names = map[string]bool{}
+		for n, info := range infos {
+			names[strings.ToLower(n)] = info.ReadOnly
+		}
+		r.mu.Lock()
+		r.names = names
+		r.mu.Unlock()
+	}
+	return names[strings.ToLower(name)]
+}
+
+// guard is cmd as the command API must send it.
+func (s *Store) guard(ctx context.Context, cmd *redis.Cmd) redis.Cmder {
+	if name, _ := cmd.Args()[0].(string); s.readOnly.has(ctx, s.cmd, name) {
+		return cmd
+	}
+	return once{cmd}
+}
+
+// processor is a client, or one node of a cluster.
+type processor interface {
+	Process(ctx context.Context, cmd redis.Cmder) error
+}
+
+// send runs one command of the command API on p under the retry policy.
+func (s *Store) send(ctx context.Context, p processor, args []any) *redis.Cmd {
+	for attempt := 0; ; attempt++ {
+		cmd := redis.NewCmd(ctx, args...)
+		g := s.guard(ctx, cmd)
+		_ = p.Process(ctx, g)
+		if _, write := g.(once); !write || !notRun(cmd.Err()) || attempt >= s.retries {
+			return cmd
+		}
+		select {
+		case <-ctx.Done():
+			return cmd
+		case <-time.After(s.backoff(attempt)):
+		}
+	}
 }

@@ -61,6 +61,27 @@ func TestRetryPolicy(t *testing.T) {
 			},
 		},
 		{
+			name: "command API read is retried",
+			op: func(s *Store) error {
+				_, err := s.Command(ctx, []string{"GET", "cache:r"})
+				return err
+			},
+			wantErr: false,
+		},
+		{
+			name: "command API INCR runs once",
+			op: func(s *Store) error {
+				_, err := s.Command(ctx, []string{"INCR", "api"})
+				return err
+			},
+			wantErr: true,
+			check: func(t *testing.T) {
+				if got := rdb.Get(ctx, "api").Val(); got != "1" {
+					t.Errorf("api = %q after one cut INCR through the command API, want 1", got)
+				}
+			},
+		},
+		{
 			name: "create-only put is not retried into a 412",
 			op: func(s *Store) error {
 				_, err := s.PutCache(ctx, "c", []byte(`1`), time.Minute, Condition{IfAbsent: true})
@@ -86,6 +107,9 @@ func TestRetryPolicy(t *testing.T) {
 			defer s.Close()
 			if err := s.Ping(ctx); err != nil { // a connection in the pool
 				t.Fatalf("Ping: %v", err)
+			}
+			if _, err := s.Command(ctx, []string{"PING"}); err != nil { // one for the command API too
+				t.Fatalf("Command(PING): %v", err)
 			}
 			f.CutNextReply()
 			err = tt.op(s)
