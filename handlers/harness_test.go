@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,7 +44,8 @@ type backend struct {
 }
 
 // forEachBackend runs fn against miniredis, a real redis-server, a real
-// redis-server over TLS, and a Redis Cluster of 3 primaries and 3 replicas.
+// redis-server over TLS, and a Redis Cluster of 3 primaries and 3 replicas
+// (shared by the tests, emptied before each).
 func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Helper()
 	t.Run("miniredis", func(t *testing.T) {
@@ -56,8 +58,32 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 		fn(t, tlsBackend(t))
 	})
 	t.Run("cluster", func(t *testing.T) {
-		fn(t, clusterBackend(redistest.StartCluster(t, redistest.ClusterOptions{})))
+		fn(t, sharedClusterBackend(t))
 	})
+}
+
+// fixtures lends the route tests one cluster, emptied before each test,
+// instead of starting one (two seconds) for every test.
+var fixtures redistest.Shared
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	fixtures.Close()
+	os.Exit(code)
+}
+
+// sharedClusterBackend is the shared cluster; a test that stops it leaves
+// the next one to start another.
+func sharedClusterBackend(t *testing.T) backend {
+	t.Helper()
+	c := fixtures.Cluster(t)
+	return backend{
+		name:   "cluster",
+		nodes:  c.Addrs()[:1],
+		rdb:    c.ClientFor(t),
+		elapse: time.Sleep,
+		stop:   c.Stop,
+	}
 }
 
 // skipOnCluster skips a test whose premise is one server: it sends one
@@ -109,7 +135,7 @@ func forEachServer(t *testing.T, fn func(t *testing.T, b backend)) {
 		fn(t, serverBackend(t))
 	})
 	t.Run("cluster", func(t *testing.T) {
-		fn(t, clusterBackend(redistest.StartCluster(t, redistest.ClusterOptions{})))
+		fn(t, sharedClusterBackend(t))
 	})
 }
 

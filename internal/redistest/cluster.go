@@ -15,7 +15,7 @@ import (
 // Cluster is a Redis Cluster of three primaries with one replica each, on
 // free loopback ports, torn down when the test ends.
 type Cluster struct {
-	t     testing.TB
+	t     tb
 	Nodes []*Server // the first three are the primaries it was created with
 	TLS   *TLS
 }
@@ -35,7 +35,17 @@ type ClusterOptions struct {
 // sync. It takes about two seconds.
 func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	t.Helper()
-	cli := binary(t, "redis-cli")
+	Binary(t)
+	binary(t, "redis-cli")
+	return startCluster(t, opts)
+}
+
+func startCluster(t tb, opts ClusterOptions) *Cluster {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("redis-cli: %v", err)
+	}
 	if opts.NodeTimeout == 0 {
 		opts.NodeTimeout = time.Second
 	}
@@ -46,7 +56,7 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 			"--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", strconv.FormatInt(opts.NodeTimeout.Milliseconds(), 10),
 			// A bus port of its own: port+10000 may be taken, or past 65535.
-			"--cluster-port", strconv.Itoa(FreePort(t)),
+			"--cluster-port", strconv.Itoa(freePort(t)),
 			// Replicas sync at once instead of after the default 5 s.
 			"--repl-diskless-sync-delay", "0",
 		}
@@ -96,14 +106,19 @@ func (c *Cluster) Addrs() []string {
 }
 
 // Client returns a cluster client to inspect the cluster directly; it is
-// closed when the test ends.
+// closed when the test that started the cluster ends.
 func (c *Cluster) Client() *redis.ClusterClient {
+	return c.ClientFor(c.t)
+}
+
+// ClientFor is Client closed when t ends, for a cluster t borrowed.
+func (c *Cluster) ClientFor(t tb) *redis.ClusterClient {
 	opts := &redis.ClusterOptions{Addrs: c.Addrs(), DisableIdentity: true}
 	if c.TLS != nil {
 		opts.TLSConfig = c.TLS.CA.ClientConfig(c.TLS.Client, c.TLS.Name)
 	}
 	cc := redis.NewClusterClient(opts)
-	c.t.Cleanup(func() { cc.Close() })
+	t.Cleanup(func() { cc.Close() })
 	return cc
 }
 
@@ -173,6 +188,11 @@ func (c *Cluster) Role(t testing.TB, n *Server) string {
 	if err != nil {
 		t.Fatalf("INFO replication on %s: %v", n.Addr(), err)
 	}
+	return roleIn(repl)
+}
+
+// roleIn reads the role from INFO replication.
+func roleIn(repl string) string {
 	for _, line := range strings.Split(repl, "\n") {
 		if r, ok := strings.CutPrefix(strings.TrimSpace(line), "role:"); ok {
 			return r

@@ -19,9 +19,18 @@ import (
 // RequireEnv makes a missing redis-server a failure instead of a skip; CI sets it.
 const RequireEnv = "REDIS_GATEWAY_REQUIRE_SERVER"
 
+// tb is what the fixtures need from a test. A *testing.T serves, or a Shared
+// for fixtures that outlive tests.
+type tb interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}
+
 // Server is one redis-server process owned by a test.
 type Server struct {
-	t    testing.TB
+	t    tb
 	bin  string
 	args []string
 	Port int
@@ -73,9 +82,13 @@ func StartTLS(t testing.TB, cfg TLS, extra ...string) *Server {
 	return start(t, &cfg, extra...)
 }
 
-func start(t testing.TB, cfg *TLS, extra ...string) *Server {
+func start(t tb, cfg *TLS, extra ...string) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: Binary(t), Port: FreePort(t), TLS: cfg}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server: %v", err)
+	}
+	s := &Server{t: t, bin: bin, Port: freePort(t), TLS: cfg}
 	port := []string{"--port", strconv.Itoa(s.Port)}
 	if cfg != nil {
 		port = append([]string{"--port", "0", "--tls-port", strconv.Itoa(s.Port)}, cfg.args()...)
@@ -181,6 +194,11 @@ func (s *Server) Client() *redis.Client {
 
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
+	t.Helper()
+	return freePort(t)
+}
+
+func freePort(t tb) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
