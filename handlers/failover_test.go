@@ -460,3 +460,52 @@ func TestUnconfirmedWrite(t *testing.T) {
 		t.Errorf("GET /cache/n/ttl = %s", got)
 	}
 }
+
+// Redis down when the gateway starts, then up: readiness follows within a
+// second. Then Redis restarted under load: requests succeed again within 3 s.
+func TestRedisDownAtStartThenRestarted(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Stop()
+	g := startGateway(t, backend{name: "restart", url: srv.URL()}, withProductionRedis())
+	g.must(request{method: "GET", path: "/readyz", token: "-"}, http.StatusServiceUnavailable)
+	for range 50 { // enough failed dials to trip go-redis's dial breaker
+		g.must(request{method: "GET", path: "/cache/k"}, http.StatusServiceUnavailable)
+	}
+
+	srv.Restart()
+	up := time.Now()
+	for g.do(request{method: "GET", path: "/readyz", token: "-"}).status != http.StatusOK {
+		if time.Since(up) > 5*time.Second {
+			t.Fatalf("/readyz not 200 5 s after Redis came up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ready := time.Since(up)
+
+	tr := startTraffic(g, "restart-", 4, 0)
+	time.Sleep(300 * time.Millisecond)
+	srv.Restart()
+	restarted := time.Now()
+	var recovered time.Duration
+	for deadline := restarted.Add(10 * time.Second); ; {
+		if last := tr.lastAck(); last.After(restarted) {
+			recovered = last.Sub(restarted)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no write succeeded within 10 s of the restart")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	tr.halt()
+
+	report(t, "ready %v after Redis came up; after a restart under load, writes succeeded again %v after Redis was back "+
+		"(%d requests, %d failed: %s)", ready.Round(time.Millisecond), recovered.Round(time.Millisecond), tr.total, len(tr.failures), tr.statuses())
+	if ready > time.Second {
+		t.Errorf("/readyz answered 200 %v after Redis came up, want within 1 s", ready)
+	}
+	if recovered > 3*time.Second {
+		t.Errorf("writes recovered %v after the restart, want within 3 s", recovered)
+	}
+}
