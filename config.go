@@ -51,7 +51,7 @@ type config struct {
 // how to fix it.
 var errNoRedisURL = errors.New("REDIS_URL is not defined: set it in the environment or in a .env file " +
 	"(REDIS_URL=redis://localhost:6379), use REDIS_URL=memory:// for an embedded in-memory Redis, " +
-	"or run with -dev")
+	"set REDIS_CLUSTER_NODES for a Redis Cluster, or run with -dev")
 
 // loadConfig reads the configuration through getenv. dev applies the -dev
 // defaults: embedded Redis, no auth, text logs, no drain.
@@ -65,12 +65,24 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 			PasswordFile:    e.str("REDIS_PASSWORD_FILE", ""),
 			KeyPrefix:       e.str("REDIS_KEY_PREFIX", ""),
 			PoolSize:        e.int("REDIS_POOL_SIZE", 0, 0),
+			MinIdleConns:    e.int("REDIS_MIN_IDLE_CONNS", 0, 0),
+			ConnMaxIdleTime: e.duration("REDIS_CONN_MAX_IDLE_TIME", 30*time.Minute),
 			DialTimeout:     e.duration("REDIS_DIAL_TIMEOUT", 2*time.Second),
 			ReadTimeout:     e.duration("REDIS_READ_TIMEOUT", 3*time.Second),
 			WriteTimeout:    e.duration("REDIS_WRITE_TIMEOUT", 3*time.Second),
 			MaxRetries:      e.int("REDIS_MAX_RETRIES", 3, 0),
 			MinRetryBackoff: e.duration("REDIS_MIN_RETRY_BACKOFF", 8*time.Millisecond),
 			MaxRetryBackoff: e.duration("REDIS_MAX_RETRY_BACKOFF", 2*time.Second),
+			WriteReplicas:   e.int("REDIS_WRITE_REPLICAS", 0, 0),
+			TLS: store.TLSOptions{
+				Enabled:            e.bool("REDIS_TLS_ENABLED", false),
+				CAFile:             e.str("REDIS_TLS_CA_FILE", ""),
+				CertFile:           e.str("REDIS_TLS_CERT_FILE", ""),
+				KeyFile:            e.str("REDIS_TLS_KEY_FILE", ""),
+				ServerName:         e.str("REDIS_TLS_SERVER_NAME", ""),
+				InsecureSkipVerify: e.bool("REDIS_TLS_INSECURE_SKIP_VERIFY", false),
+			},
+			WriteReplicasTimeout: e.duration("REDIS_WRITE_REPLICAS_TIMEOUT", time.Second),
 		},
 		RequestTimeout:  e.duration("REQUEST_TIMEOUT", 5*time.Second),
 		MaxBodyBytes:    int64(e.int("MAX_BODY_BYTES", 1<<20, 1)),
@@ -88,6 +100,14 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 	c.Addr = e.addr()
 	c.TLSCertFile, c.TLSKeyFile = e.tlsFiles()
 	c.LogLevel = e.level("LOG_LEVEL")
+	for _, n := range strings.Split(getenv("REDIS_CLUSTER_NODES"), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			if host, port, err := net.SplitHostPort(n); err != nil || host == "" || port == "" {
+				e.fail("REDIS_CLUSTER_NODES", n, "want host:port, such as clustercfg.example.cache.amazonaws.com:6379")
+			}
+			c.Redis.ClusterNodes = append(c.Redis.ClusterNodes, n)
+		}
+	}
 	for _, t := range strings.Split(getenv("GATEWAY_TOKENS"), ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			c.Tokens = append(c.Tokens, t)
@@ -121,10 +141,15 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 	if getenv("REDIS_MAX_RETRIES") == "0" {
 		c.Redis.MaxRetries = -1
 	}
+	if c.Redis.ConnMaxIdleTime == 0 { // 0 keeps idle connections forever
+		c.Redis.ConnMaxIdleTime = -1
+	}
 
 	if dev {
 		// -dev always means the embedded Redis, even with a REDIS_URL in .env.
 		c.Redis.URL = "memory://"
+		c.Redis.TLS = store.TLSOptions{}
+		c.Redis.ClusterNodes = nil
 		c.AuthDisabled = true
 		c.MetricsToken = ""
 		if getenv("LOG_FORMAT") == "" {
@@ -139,10 +164,17 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		return c, errors.Join(e.errs...)
 	}
 	switch {
-	case c.Redis.URL == "":
+	case c.Redis.URL == "" && len(c.Redis.ClusterNodes) == 0:
 		return c, errNoRedisURL
+	case c.Redis.URL != "" && len(c.Redis.ClusterNodes) > 0:
+		return c, errors.New("REDIS_URL and REDIS_CLUSTER_NODES are both set: use REDIS_URL for one server " +
+			"or REDIS_CLUSTER_NODES for a cluster (REDIS_USERNAME, REDIS_PASSWORD and REDIS_TLS_ENABLED=true carry what the URL would)")
 	case c.CacheDefaultTTL > c.MaxTTL:
 		return c, fmt.Errorf("CACHE_DEFAULT_TTL (%s) is above MAX_TTL (%s)", c.CacheDefaultTTL, c.MaxTTL)
+	case c.Redis.WriteReplicas > 0 && (c.Redis.WriteReplicasTimeout < time.Millisecond ||
+		c.Redis.WriteReplicasTimeout >= c.RequestTimeout || c.Redis.WriteReplicasTimeout >= c.Redis.ReadTimeout):
+		return c, fmt.Errorf("REDIS_WRITE_REPLICAS_TIMEOUT (%s) must be at least 1ms and below REQUEST_TIMEOUT (%s) and REDIS_READ_TIMEOUT (%s): "+
+			"a write waits that long for replicas before it answers", c.Redis.WriteReplicasTimeout, c.RequestTimeout, c.Redis.ReadTimeout)
 	case c.SessionTTL > c.MaxTTL:
 		return c, fmt.Errorf("SESSION_TTL (%s) is above MAX_TTL (%s)", c.SessionTTL, c.MaxTTL)
 	case c.SubscribeHeartbeat < 100*time.Millisecond:

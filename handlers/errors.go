@@ -86,6 +86,12 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrUnavailable):
 		w.Header().Set("Retry-After", "1")
 		problem.Write(w, http.StatusServiceUnavailable, "redis-unavailable", "redis is unavailable")
+	case errors.Is(err, store.ErrUnconfirmed):
+		// The write ran on the primary; the client must know it may not last,
+		// and repeat it only if doing so twice is harmless.
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, http.StatusServiceUnavailable, "write-unconfirmed",
+			"the write reached the primary but not enough replicas confirmed it in time: it may be lost if the primary fails")
 	case errors.Is(err, store.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		problem.Write(w, http.StatusGatewayTimeout, "timeout", "the request timed out")
 	default:

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,16 +32,20 @@ const testToken = "test-token"
 
 // backend is one Redis the route suite runs against.
 type backend struct {
-	name string
-	url  string
-	rdb  *redis.Client // to look at Redis behind the gateway's back
+	name  string
+	url   string
+	nodes []string // a cluster's nodes, instead of url
+	tls   store.TLSOptions
+	rdb   redis.UniversalClient // to look at Redis behind the gateway's back
 	// elapse moves Redis's clock forward (miniredis), or waits (a real server).
 	elapse func(d time.Duration)
 	// stop makes Redis unreachable.
 	stop func()
 }
 
-// forEachBackend runs fn against miniredis and against a real redis-server.
+// forEachBackend runs fn against miniredis, a real redis-server, a real
+// redis-server over TLS, and a Redis Cluster of 3 primaries and 3 replicas
+// (shared by the tests, emptied before each).
 func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Helper()
 	t.Run("miniredis", func(t *testing.T) {
@@ -48,16 +54,88 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Run("redis-server", func(t *testing.T) {
 		fn(t, serverBackend(t))
 	})
+	t.Run("redis-server-tls", func(t *testing.T) {
+		fn(t, tlsBackend(t))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		fn(t, sharedClusterBackend(t))
+	})
+}
+
+// fixtures lends the route tests one cluster, emptied before each test,
+// instead of starting one (two seconds) for every test.
+var fixtures redistest.Shared
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	fixtures.Close()
+	os.Exit(code)
+}
+
+// sharedClusterBackend is the shared cluster; a test that stops it leaves
+// the next one to start another.
+func sharedClusterBackend(t *testing.T) backend {
+	t.Helper()
+	c := fixtures.Cluster(t)
+	return backend{
+		name:   "cluster",
+		nodes:  c.Addrs()[:1],
+		rdb:    c.ClientFor(t),
+		elapse: time.Sleep,
+		stop:   c.Stop,
+	}
+}
+
+// skipOnCluster skips a test whose premise is one server: it sends one
+// command with keys of several hash slots, which a cluster refuses with
+// CROSSSLOT and the command API passes on as is, or it asks one node about
+// state that a cluster keeps per node. cluster_test.go covers the cluster's
+// own answers.
+func (b backend) skipOnCluster(t *testing.T, why string) {
+	t.Helper()
+	if b.name == "cluster" {
+		t.Skip("one server's semantics: " + why)
+	}
+}
+
+// clusterBackend is cluster c; the gateway is given one node and discovers
+// the rest.
+func clusterBackend(c *redistest.Cluster) backend {
+	return backend{
+		name:   "cluster",
+		nodes:  c.Addrs()[:1],
+		rdb:    c.Client(),
+		elapse: time.Sleep,
+		stop:   c.Stop,
+	}
+}
+
+// tlsBackend is a redis-server that speaks only TLS, with a certificate for
+// localhost from a CA of the test's own.
+func tlsBackend(t *testing.T) backend {
+	t.Helper()
+	ca := redistest.NewCA(t)
+	srv := redistest.StartTLS(t, redistest.TLS{CA: ca, Server: ca.Issue("localhost"), Name: "localhost"})
+	return backend{
+		name:   "redis-server-tls",
+		url:    "rediss://localhost:" + strconv.Itoa(srv.Port),
+		tls:    store.TLSOptions{CAFile: ca.File},
+		rdb:    srv.Client(),
+		elapse: time.Sleep,
+		stop:   srv.Stop,
+	}
 }
 
 // forEachServer runs fn against every real Redis deployment the tests start.
 // The concurrency tests run here: their point is the atomicity of real Lua
-// scripts under load, which miniredis cannot stand for. A cluster fixture
-// belongs in this list too.
+// scripts under load, which miniredis cannot stand for.
 func forEachServer(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Helper()
 	t.Run("redis-server", func(t *testing.T) {
 		fn(t, serverBackend(t))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		fn(t, sharedClusterBackend(t))
 	})
 }
 
@@ -109,6 +187,11 @@ func withKeyPrefix(p string) option {
 	return func(s *setup) { s.store.KeyPrefix = p }
 }
 
+// withStoreOptions changes how the store reaches Redis.
+func withStoreOptions(f func(*store.Options)) option {
+	return func(s *setup) { f(&s.store) }
+}
+
 func withConfig(f func(*handlers.Config)) option {
 	return func(s *setup) { f(&s.cfg) }
 }
@@ -129,7 +212,7 @@ func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	s := setup{store: store.Options{URL: b.url, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}
+	s := setup{store: store.Options{URL: b.url, ClusterNodes: b.nodes, TLS: b.tls, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}
 	s.cfg = handlers.Config{
 		Logger:         logger,
 		Registry:       prometheus.NewRegistry(),

@@ -56,6 +56,7 @@ func with(r request, h, v string) request {
 
 func TestCommandBodyForm(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
+		b.skipOnCluster(t, "MGET over two slots")
 		g := startGateway(t, b)
 		runCmds(t, g, []cmd{
 			{req: post("/redis", `["SET","foo","bar","EX",100]`), status: 200, body: ok(`"OK"`)},
@@ -94,6 +95,7 @@ func TestCommandBodyForm(t *testing.T) {
 
 func TestCommandPathForm(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
+		b.skipOnCluster(t, "MGET over two slots, DBSIZE of one server")
 		g := startGateway(t, b)
 		runCmds(t, g, []cmd{
 			{req: get("/redis/set/p/hello%2Fworld"), status: 200, body: ok(`"OK"`)},
@@ -134,6 +136,7 @@ func TestCommandPathForm(t *testing.T) {
 // "OK"; numbers, nulls and error texts are not.
 func TestCommandBase64(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
+		b.skipOnCluster(t, "MGET over two slots")
 		g := startGateway(t, b)
 		enc := func(r request) request { return with(r, "Upstash-Encoding", "base64") }
 		text := "héllo 世界 🙂"
@@ -255,6 +258,7 @@ func TestCommandBodyLimit(t *testing.T) {
 // them, and never reach Redis.
 func TestRefusedCommands(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
+		b.skipOnCluster(t, "EXISTS over two slots")
 		g := startGateway(t, b)
 		if err := b.rdb.Set(context.Background(), "survivor", "1", 0).Err(); err != nil {
 			t.Fatal(err)
@@ -326,6 +330,7 @@ func TestPipeline(t *testing.T) {
 
 func TestMultiExec(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
+		b.skipOnCluster(t, "a transaction over several slots")
 		g := startGateway(t, b)
 		runCmds(t, g, []cmd{
 			{req: post("/redis/multi-exec", `[["SET","a","1"],["INCR","a"],["GET","a"]]`), status: 200,

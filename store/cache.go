@@ -63,55 +63,50 @@ func (s *Store) GetCacheMany(ctx context.Context, keys []string) ([][]byte, erro
 func (s *Store) PutCache(ctx context.Context, key string, value []byte, ttl time.Duration, cond Condition) (created bool, err error) {
 	k := s.keys.cache(key)
 	switch {
-	case cond.IfAbsent:
-		ok, err := s.rdb.SetNX(ctx, k, value, ttl).Result()
+	case cond.IfAbsent, cond.IfPresent:
+		var set *redis.BoolCmd
+		err := s.write(ctx, func(p redis.Pipeliner) {
+			if cond.IfAbsent {
+				set = p.SetNX(ctx, k, value, ttl)
+			} else {
+				set = p.SetXX(ctx, k, value, ttl)
+			}
+		})
 		if err != nil {
 			return false, classify("put cache", err)
 		}
-		if !ok {
+		if !set.Val() {
 			return false, classify("put cache", ErrPreconditionFailed)
 		}
-		return true, nil
+		return cond.IfAbsent, nil
 	case len(cond.IfDigest) > 0:
 		args := make([]any, 0, 2+len(cond.IfDigest))
 		args = append(args, value, ttl.Milliseconds())
 		for _, d := range cond.IfDigest {
 			args = append(args, d)
 		}
-		n, err := scriptCachePutIfMatch.Run(ctx, s.rdb, []string{k}, args...).Int()
+		res, err := s.runScript(ctx, scriptCachePutIfMatch, []string{k}, args...)
 		if err != nil {
 			return false, classify("put cache", err)
 		}
-		if n == 0 {
-			return false, classify("put cache", ErrPreconditionFailed)
-		}
-		return false, nil
-	case cond.IfPresent:
-		ok, err := s.rdb.SetXX(ctx, k, value, ttl).Result()
-		if err != nil {
-			return false, classify("put cache", err)
-		}
-		if !ok {
+		if n, _ := res.Int(); n == 0 {
 			return false, classify("put cache", ErrPreconditionFailed)
 		}
 		return false, nil
 	}
-	var existed *redis.IntCmd
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		existed = p.Exists(ctx, k)
-		p.Set(ctx, k, value, ttl)
-		return nil
-	})
+	res, err := s.runScript(ctx, scriptCachePut, []string{k}, value, ttl.Milliseconds())
 	if err != nil {
 		return false, classify("put cache", err)
 	}
-	return existed.Val() == 0, nil
+	existed, err := res.Int()
+	return existed == 0, classify("put cache", err)
 }
 
 // DeleteCache removes a key; ErrNotFound when there was none.
 func (s *Store) DeleteCache(ctx context.Context, key string) error {
-	n, err := s.rdb.Del(ctx, s.keys.cache(key)).Result()
-	if err == nil && n == 0 {
+	var del *redis.IntCmd
+	err := s.write(ctx, func(p redis.Pipeliner) { del = p.Del(ctx, s.keys.cache(key)) })
+	if err == nil && del.Val() == 0 {
 		err = ErrNotFound
 	}
 	return classify("delete cache", err)
@@ -121,11 +116,10 @@ func (s *Store) DeleteCache(ctx context.Context, key string) error {
 // per key, pipelined, so the keys may live in different cluster slots.
 func (s *Store) DeleteCacheMany(ctx context.Context, keys []string) (int64, error) {
 	cmds := make([]*redis.IntCmd, len(keys))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	err := s.write(ctx, func(p redis.Pipeliner) {
 		for i, k := range keys {
 			cmds[i] = p.Del(ctx, s.keys.cache(k))
 		}
-		return nil
 	})
 	if err != nil {
 		return 0, classify("delete cache", err)
@@ -155,8 +149,9 @@ func (s *Store) CacheTTL(ctx context.Context, key string) (time.Duration, error)
 
 // ExpireCache sets a new TTL on an existing key.
 func (s *Store) ExpireCache(ctx context.Context, key string, ttl time.Duration) error {
-	ok, err := s.rdb.PExpire(ctx, s.keys.cache(key), ttl).Result()
-	if err == nil && !ok {
+	var set *redis.BoolCmd
+	err := s.write(ctx, func(p redis.Pipeliner) { set = p.PExpire(ctx, s.keys.cache(key), ttl) })
+	if err == nil && !set.Val() {
 		err = ErrNotFound
 	}
 	return classify("expire cache", err)
@@ -165,6 +160,10 @@ func (s *Store) ExpireCache(ctx context.Context, key string, ttl time.Duration) 
 // IncrCache adds by to an integer value and returns the result. A key this
 // call creates expires after newTTL.
 func (s *Store) IncrCache(ctx context.Context, key string, by int64, newTTL time.Duration) (int64, error) {
-	n, err := scriptCacheIncr.Run(ctx, s.rdb, []string{s.keys.cache(key)}, by, newTTL.Milliseconds()).Int64()
+	res, err := s.runScript(ctx, scriptCacheIncr, []string{s.keys.cache(key)}, by, newTTL.Milliseconds())
+	if err != nil {
+		return 0, classify("incr cache", err)
+	}
+	n, err := res.Int64()
 	return n, classify("incr cache", err)
 }

@@ -255,18 +255,18 @@ func (s *Store) run(ctx context.Context, c command) (Reply, error) {
 	cluster, ok := s.cmd.(*redis.ClusterClient)
 	switch {
 	case !ok || c.merge == nil && c.channel == "":
-		return c.result(s.cmd.Do(ctx, c.args...))
+		return c.result(s.send(ctx, s.cmd, c.args))
 	case c.channel != "":
 		node, err := cluster.MasterForKey(ctx, c.channel)
 		if err != nil {
 			return nil, classify("redis command", err)
 		}
-		return c.result(node.Do(ctx, c.args...))
+		return c.result(s.send(ctx, node, c.args))
 	}
 	var mu sync.Mutex
 	var replies []Reply
 	err := cluster.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-		r, err := c.result(node.Do(ctx, c.args...))
+		r, err := c.result(s.send(ctx, node, c.args))
 		if err != nil {
 			return err
 		}
@@ -297,7 +297,8 @@ func (s *Store) Pipeline(ctx context.Context, cmds [][]string) ([]Result, error)
 	for i, args := range cmds {
 		prepared[i] = s.prepare(ctx, args)
 		if prepared[i].refused == nil && prepared[i].merge == nil && prepared[i].channel == "" {
-			sent[i] = pipe.Do(ctx, prepared[i].args...)
+			sent[i] = redis.NewCmd(ctx, prepared[i].args...)
+			_ = pipe.Process(ctx, s.guard(ctx, sent[i]))
 		}
 	}
 	if pipe.Len() > 0 {
@@ -348,7 +349,8 @@ func (s *Store) Transaction(ctx context.Context, cmds [][]string) ([]Result, err
 	pipe := s.cmd.TxPipeline()
 	sent := make([]*redis.Cmd, len(cmds))
 	for i, c := range prepared {
-		sent[i] = pipe.Do(ctx, c.args...)
+		sent[i] = redis.NewCmd(ctx, c.args...)
+		_ = pipe.Process(ctx, s.guard(ctx, sent[i]))
 	}
 	_, err := pipe.Exec(ctx)
 	var rerr redis.Error

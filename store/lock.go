@@ -32,7 +32,13 @@ func (e *LockHeldError) Is(target error) bool { return target == ErrLockHeld }
 func (s *Store) AcquireLock(ctx context.Context, name string, ttl time.Duration) (Lease, error) {
 	token := rand.Text()
 	k := s.keys
-	res, err := scriptLockAcquire.Run(ctx, s.rdb, []string{k.lock(name, ""), k.lock(name, ":fence")}, token, ttl.Milliseconds()).Int64Slice()
+	// Never run twice: a retry after a lost reply would find the lock held,
+	// by this very token.
+	cmd, err := s.runScript(ctx, scriptLockAcquire, []string{k.lock(name, ""), k.lock(name, ":fence")}, token, ttl.Milliseconds())
+	if err != nil {
+		return Lease{}, classify("acquire lock", err)
+	}
+	res, err := cmd.Int64Slice()
 	if err != nil {
 		return Lease{}, classify("acquire lock", err)
 	}
@@ -50,7 +56,11 @@ func (s *Store) RefreshLock(ctx context.Context, name, token string, ttl time.Du
 	if ttl > 0 {
 		arg = fmt.Sprint(ttl.Milliseconds())
 	}
-	res, err := scriptLockRefresh.Run(ctx, s.rdb, []string{s.keys.lock(name, "")}, token, arg).Int64Slice()
+	cmd, err := s.runScript(ctx, scriptLockRefresh, []string{s.keys.lock(name, "")}, token, arg)
+	if err != nil {
+		return Lease{}, classify("refresh lock", err)
+	}
+	res, err := cmd.Int64Slice()
 	if err != nil {
 		return Lease{}, classify("refresh lock", err)
 	}
@@ -67,7 +77,11 @@ func (s *Store) RefreshLock(ctx context.Context, name, token string, ttl time.Du
 // ReleaseLock frees the lock held by token. ErrNotFound when nobody holds
 // it, ErrLockHeld when another token does.
 func (s *Store) ReleaseLock(ctx context.Context, name, token string) error {
-	n, err := scriptLockRelease.Run(ctx, s.rdb, []string{s.keys.lock(name, "")}, token).Int()
+	cmd, err := s.runScript(ctx, scriptLockRelease, []string{s.keys.lock(name, "")}, token)
+	var n int
+	if err == nil {
+		n, err = cmd.Int()
+	}
 	switch {
 	case err != nil:
 	case n == 0:

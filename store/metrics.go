@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -53,15 +52,9 @@ type errorHook struct {
 	errors *prometheus.CounterVec
 }
 
-func (h errorHook) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := next(ctx, network, addr)
-		if err != nil {
-			h.errors.WithLabelValues("dial").Inc()
-		}
-		return conn, err
-	}
-}
+// DialHook passes dials through: the dialer counts its own failures, on
+// every node of a cluster too.
+func (h errorHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Suffixes of a limiter's keys, one per algorithm, so that switching a key
@@ -32,7 +34,12 @@ func (s *Store) PeekFixed(ctx context.Context, key string, window time.Duration)
 }
 
 func (s *Store) fixed(ctx context.Context, key string, cost int64, window time.Duration, count bool) (Window, error) {
-	res, err := scriptRateLimitFixed.Run(ctx, s.rdb, []string{s.keys.rateLimit(key, suffixFixed)}, cost, window.Milliseconds(), flag(count)).Int64Slice()
+	keys := []string{s.keys.rateLimit(key, suffixFixed)}
+	cmd, err := s.decide(ctx, scriptRateLimitFixed, keys, count, cost, window.Milliseconds(), flag(count))
+	if err != nil {
+		return Window{}, classify("rate limit", err)
+	}
+	res, err := cmd.Int64Slice()
 	if err != nil {
 		return Window{}, classify("rate limit", err)
 	}
@@ -63,8 +70,12 @@ type Decision struct {
 // Sliding decides a call against a sliding-window counter. With consume
 // false it only says whether the call would pass and changes nothing.
 func (s *Store) Sliding(ctx context.Context, key string, l Limit, consume bool) (Decision, error) {
-	res, err := scriptRateLimitSliding.Run(ctx, s.rdb, []string{s.keys.rateLimit(key, suffixSliding)},
-		l.Limit, l.Window.Milliseconds(), l.Cost, flag(consume)).Int64Slice()
+	cmd, err := s.decide(ctx, scriptRateLimitSliding, []string{s.keys.rateLimit(key, suffixSliding)}, consume,
+		l.Limit, l.Window.Milliseconds(), l.Cost, flag(consume))
+	if err != nil {
+		return Decision{}, classify("rate limit", err)
+	}
+	res, err := cmd.Int64Slice()
 	if err != nil {
 		return Decision{}, classify("rate limit", err)
 	}
@@ -75,12 +86,27 @@ func (s *Store) Sliding(ctx context.Context, key string, l Limit, consume bool) 
 // window at a smooth rate, up to burst at once. With consume false it only
 // says whether the call would pass and changes nothing.
 func (s *Store) GCRA(ctx context.Context, key string, l Limit, consume bool) (Decision, error) {
-	res, err := scriptRateLimitGCRA.Run(ctx, s.rdb, []string{s.keys.rateLimit(key, suffixGCRA)},
-		l.Limit, l.Window.Milliseconds(), l.Burst, l.Cost, flag(consume)).Int64Slice()
+	cmd, err := s.decide(ctx, scriptRateLimitGCRA, []string{s.keys.rateLimit(key, suffixGCRA)}, consume,
+		l.Limit, l.Window.Milliseconds(), l.Burst, l.Cost, flag(consume))
+	if err != nil {
+		return Decision{}, classify("rate limit", err)
+	}
+	res, err := cmd.Int64Slice()
 	if err != nil {
 		return Decision{}, classify("rate limit", err)
 	}
 	return decision(res), nil
+}
+
+// decide runs a limiter's script. A call that counts is a write, never run
+// twice: a retry after a lost reply would count the call again. A peek is a
+// read.
+func (s *Store) decide(ctx context.Context, sc *redis.Script, keys []string, consume bool, args ...any) (*redis.Cmd, error) {
+	if consume {
+		return s.runScript(ctx, sc, keys, args...)
+	}
+	cmd := sc.Run(ctx, s.rdb, keys, args...)
+	return cmd, cmd.Err()
 }
 
 func decision(res []int64) Decision {
@@ -106,8 +132,10 @@ func millis(ms int64) time.Duration {
 // share a hash tag, so one DEL reaches them all, on a cluster too.
 func (s *Store) ResetRateLimit(ctx context.Context, key string) error {
 	k := s.keys
-	return classify("reset rate limit", s.rdb.Del(ctx,
-		k.rateLimit(key, suffixFixed), k.rateLimit(key, suffixSliding), k.rateLimit(key, suffixGCRA)).Err())
+	err := s.write(ctx, func(p redis.Pipeliner) {
+		p.Del(ctx, k.rateLimit(key, suffixFixed), k.rateLimit(key, suffixSliding), k.rateLimit(key, suffixGCRA))
+	})
+	return classify("reset rate limit", err)
 }
 
 func flag(b bool) string {

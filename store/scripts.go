@@ -8,6 +8,10 @@ import (
 
 // Every script names each key it touches in KEYS, so it runs on Redis Cluster.
 var (
+	//go:embed scripts/cache_put.lua
+	cachePutSrc    string
+	scriptCachePut = redis.NewScript(cachePutSrc)
+
 	//go:embed scripts/cache_put_if_match.lua
 	cachePutIfMatchSrc    string
 	scriptCachePutIfMatch = redis.NewScript(cachePutIfMatchSrc)

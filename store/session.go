@@ -7,6 +7,8 @@ import (
 	mrand "math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // CreateSession stores a new session under a fresh id of 130 random bits and
@@ -37,7 +39,11 @@ func (s *Store) putSession(ctx context.Context, id string, doc []byte, ttl time.
 	if create {
 		mode = "create"
 	}
-	n, err := scriptSessionPut.Run(ctx, s.rdb, []string{s.keys.session(id)}, doc, int64(ttl/time.Second), mode, rand.Text()).Int()
+	res, err := s.runScript(ctx, scriptSessionPut, []string{s.keys.session(id)}, doc, int64(ttl/time.Second), mode, rand.Text())
+	if err != nil {
+		return false, classify("put session", err)
+	}
+	n, err := res.Int()
 	if err != nil {
 		return false, classify("put session", err)
 	}
@@ -139,7 +145,11 @@ func (s *Store) UpdateSession(ctx context.Context, id string, update func(doc []
 		if err != nil {
 			return nil, err
 		}
-		res, err := scriptSessionPatch.Run(ctx, s.rdb, []string{k}, ver, next, rand.Text()).Slice()
+		cmd, err := s.runScript(ctx, scriptSessionPatch, []string{k}, ver, next, rand.Text())
+		if err != nil {
+			return nil, classify("update session", err)
+		}
+		res, err := cmd.Slice()
 		if err != nil {
 			return nil, classify("update session", err)
 		}
@@ -189,8 +199,9 @@ func (s *Store) sessionVersion(ctx context.Context, k string) ([]byte, string, e
 
 // DeleteSession removes a session; ErrNotFound when there was none.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	n, err := s.rdb.Del(ctx, s.keys.session(id)).Result()
-	if err == nil && n == 0 {
+	var del *redis.IntCmd
+	err := s.write(ctx, func(p redis.Pipeliner) { del = p.Del(ctx, s.keys.session(id)) })
+	if err == nil && del.Val() == 0 {
 		err = ErrNotFound
 	}
 	return classify("delete session", err)
