@@ -1,14 +1,19 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -17,6 +22,8 @@ type config struct {
 	Redis store.Options
 
 	Addr            string // HTTP_ADDR, or ":" + PORT
+	TLSCertFile     string // TLS_CERT_FILE and TLS_KEY_FILE: serve HTTPS
+	TLSKeyFile      string
 	RequestTimeout  time.Duration
 	MaxBodyBytes    int64
 	ShutdownDrain   time.Duration
@@ -29,18 +36,25 @@ type config struct {
 	PprofAddr string // empty = no profiling listener
 
 	Tokens       []string
+	TokensFile   string // GATEWAY_TOKENS_FILE: scoped tokens, re-read when it changes
 	AuthDisabled bool
+	MetricsToken string   // METRICS_TOKEN: /metrics requires it when set
+	CORSOrigins  []string // CORS_ALLOWED_ORIGINS
 
 	CacheDefaultTTL time.Duration
 	MaxTTL          time.Duration
 	SessionTTL      time.Duration
+
+	RateLimitFailOpen  bool
+	MaxSubscribers     int
+	SubscribeHeartbeat time.Duration
 }
 
 // errNoRedisURL is the mistake every new user makes first; its message says
 // how to fix it.
 var errNoRedisURL = errors.New("REDIS_URL is not defined: set it in the environment or in a .env file " +
 	"(REDIS_URL=redis://localhost:6379), use REDIS_URL=memory:// for an embedded in-memory Redis, " +
-	"or run with -dev")
+	"set REDIS_CLUSTER_NODES for a Redis Cluster, or run with -dev")
 
 // loadConfig reads the configuration through getenv. dev applies the -dev
 // defaults: embedded Redis, no auth, text logs, no drain.
@@ -54,6 +68,8 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 			PasswordFile:    e.str("REDIS_PASSWORD_FILE", ""),
 			KeyPrefix:       e.str("REDIS_KEY_PREFIX", ""),
 			PoolSize:        e.int("REDIS_POOL_SIZE", 0, 0),
+			MinIdleConns:    e.int("REDIS_MIN_IDLE_CONNS", 0, 0),
+			ConnMaxIdleTime: e.duration("REDIS_CONN_MAX_IDLE_TIME", 30*time.Minute),
 			DialTimeout:     e.duration("REDIS_DIAL_TIMEOUT", 2*time.Second),
 			ReadTimeout:     e.duration("REDIS_READ_TIMEOUT", 3*time.Second),
 			WriteTimeout:    e.duration("REDIS_WRITE_TIMEOUT", 3*time.Second),
@@ -61,6 +77,16 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 			MinRetryBackoff: e.duration("REDIS_MIN_RETRY_BACKOFF", 8*time.Millisecond),
 			MaxRetryBackoff: e.duration("REDIS_MAX_RETRY_BACKOFF", 2*time.Second),
 			NoAutoPipeline:  !e.onOff("REDIS_AUTOPIPELINE", true),
+			WriteReplicas:   e.int("REDIS_WRITE_REPLICAS", 0, 0),
+			TLS: store.TLSOptions{
+				Enabled:            e.bool("REDIS_TLS_ENABLED", false),
+				CAFile:             e.str("REDIS_TLS_CA_FILE", ""),
+				CertFile:           e.str("REDIS_TLS_CERT_FILE", ""),
+				KeyFile:            e.str("REDIS_TLS_KEY_FILE", ""),
+				ServerName:         e.str("REDIS_TLS_SERVER_NAME", ""),
+				InsecureSkipVerify: e.bool("REDIS_TLS_INSECURE_SKIP_VERIFY", false),
+			},
+			WriteReplicasTimeout: e.duration("REDIS_WRITE_REPLICAS_TIMEOUT", time.Second),
 		},
 		RequestTimeout:  e.duration("REQUEST_TIMEOUT", 5*time.Second),
 		MaxBodyBytes:    int64(e.int("MAX_BODY_BYTES", 1<<20, 1)),
@@ -72,8 +98,13 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		CacheDefaultTTL: e.seconds("CACHE_DEFAULT_TTL", time.Hour),
 		MaxTTL:          e.seconds("MAX_TTL", 30*24*time.Hour),
 		SessionTTL:      e.seconds("SESSION_TTL", 30*time.Minute),
+
+		RateLimitFailOpen:  e.bool("RATELIMIT_FAIL_OPEN", false),
+		MaxSubscribers:     e.int("MAX_SUBSCRIBERS", 1000, 1),
+		SubscribeHeartbeat: e.duration("SUBSCRIBE_HEARTBEAT", 15*time.Second),
 	}
 	c.Addr = e.addr()
+	c.TLSCertFile, c.TLSKeyFile = e.tlsFiles()
 	near := store.NearCacheOptions{
 		MaxEntries:   e.int("NEAR_CACHE_MAX_ENTRIES", 100_000, 1),
 		MaxBytes:     int64(e.int("NEAR_CACHE_MAX_BYTES", 16<<20, 1<<10)),
@@ -91,17 +122,39 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		}
 	}
 	c.LogLevel = e.level("LOG_LEVEL")
+	for _, n := range strings.Split(getenv("REDIS_CLUSTER_NODES"), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			if host, port, err := net.SplitHostPort(n); err != nil || host == "" || port == "" {
+				e.fail("REDIS_CLUSTER_NODES", n, "want host:port, such as clustercfg.example.cache.amazonaws.com:6379")
+			}
+			c.Redis.ClusterNodes = append(c.Redis.ClusterNodes, n)
+		}
+	}
 	for _, t := range strings.Split(getenv("GATEWAY_TOKENS"), ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			c.Tokens = append(c.Tokens, t)
 		}
 	}
+	c.TokensFile = getenv("GATEWAY_TOKENS_FILE")
+	c.MetricsToken = strings.TrimSpace(getenv("METRICS_TOKEN"))
+	c.CORSOrigins = e.origins("CORS_ALLOWED_ORIGINS")
 	switch auth := getenv("GATEWAY_AUTH"); auth {
 	case "", "token":
 	case "none":
 		c.AuthDisabled = true
 	default:
 		e.fail("GATEWAY_AUTH", auth, "want token or none")
+	}
+	tokens := len(c.Tokens)
+	if c.TokensFile != "" && !c.AuthDisabled && !dev {
+		// Read here so that a bad file fails start-up with the other bad
+		// values; serve reads it again to watch it.
+		set, err := readTokens(c.Tokens, c.TokensFile)
+		if err != nil {
+			e.fail("GATEWAY_TOKENS_FILE", c.TokensFile, err.Error())
+		} else {
+			tokens = set.Len()
+		}
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		e.fail("LOG_FORMAT", c.LogFormat, "want json or text")
@@ -110,11 +163,17 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 	if getenv("REDIS_MAX_RETRIES") == "0" {
 		c.Redis.MaxRetries = -1
 	}
+	if c.Redis.ConnMaxIdleTime == 0 { // 0 keeps idle connections forever
+		c.Redis.ConnMaxIdleTime = -1
+	}
 
 	if dev {
 		// -dev always means the embedded Redis, even with a REDIS_URL in .env.
 		c.Redis.URL = "memory://"
+		c.Redis.TLS = store.TLSOptions{}
+		c.Redis.ClusterNodes = nil
 		c.AuthDisabled = true
+		c.MetricsToken = ""
 		if getenv("LOG_FORMAT") == "" {
 			c.LogFormat = "text"
 		}
@@ -127,17 +186,35 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		return c, errors.Join(e.errs...)
 	}
 	switch {
-	case c.Redis.URL == "":
+	case c.Redis.URL == "" && len(c.Redis.ClusterNodes) == 0:
 		return c, errNoRedisURL
+	case c.Redis.URL != "" && len(c.Redis.ClusterNodes) > 0:
+		return c, errors.New("REDIS_URL and REDIS_CLUSTER_NODES are both set: use REDIS_URL for one server " +
+			"or REDIS_CLUSTER_NODES for a cluster (REDIS_USERNAME, REDIS_PASSWORD and REDIS_TLS_ENABLED=true carry what the URL would)")
 	case c.CacheDefaultTTL > c.MaxTTL:
 		return c, fmt.Errorf("CACHE_DEFAULT_TTL (%s) is above MAX_TTL (%s)", c.CacheDefaultTTL, c.MaxTTL)
+	case c.Redis.WriteReplicas > 0 && (c.Redis.WriteReplicasTimeout < time.Millisecond ||
+		c.Redis.WriteReplicasTimeout >= c.RequestTimeout || c.Redis.WriteReplicasTimeout >= c.Redis.ReadTimeout):
+		return c, fmt.Errorf("REDIS_WRITE_REPLICAS_TIMEOUT (%s) must be at least 1ms and below REQUEST_TIMEOUT (%s) and REDIS_READ_TIMEOUT (%s): "+
+			"a write waits that long for replicas before it answers", c.Redis.WriteReplicasTimeout, c.RequestTimeout, c.Redis.ReadTimeout)
 	case c.SessionTTL > c.MaxTTL:
 		return c, fmt.Errorf("SESSION_TTL (%s) is above MAX_TTL (%s)", c.SessionTTL, c.MaxTTL)
-	case !c.AuthDisabled && len(c.Tokens) == 0:
-		return c, errors.New("no GATEWAY_TOKENS: the data routes would accept nobody; " +
-			"set GATEWAY_TOKENS to one or more comma-separated tokens, or GATEWAY_AUTH=none to run without auth")
+	case c.SubscribeHeartbeat < 100*time.Millisecond:
+		return c, fmt.Errorf("SUBSCRIBE_HEARTBEAT (%s) is below 100ms", c.SubscribeHeartbeat)
+	case !c.AuthDisabled && tokens == 0:
+		return c, errors.New("no GATEWAY_TOKENS or GATEWAY_TOKENS_FILE: the data routes would accept nobody; " +
+			"set GATEWAY_TOKENS to one or more comma-separated tokens, point GATEWAY_TOKENS_FILE at a tokens file, " +
+			"or set GATEWAY_AUTH=none to run without auth")
 	}
 	return c, nil
+}
+
+func readTokens(env []string, path string) (*access.Set, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return access.NewSet(env, data)
 }
 
 // envReader parses variables and collects every bad one, so a user fixes them
@@ -216,6 +293,19 @@ func (e *envReader) onOff(name string, def bool) bool {
 	}
 }
 
+func (e *envReader) bool(name string, def bool) bool {
+	v := strings.TrimSpace(e.getenv(name))
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.fail(name, v, "want true or false")
+		return def
+	}
+	return b
+}
+
 func (e *envReader) level(name string) slog.Level {
 	var l slog.Level
 	v := e.getenv(name)
@@ -226,6 +316,50 @@ func (e *envReader) level(name string) slog.Level {
 		e.fail(name, v, "want debug, info, warn or error")
 	}
 	return l
+}
+
+// tlsFiles reads TLS_CERT_FILE and TLS_KEY_FILE, which go together, and
+// checks that they hold a certificate and its key.
+func (e *envReader) tlsFiles() (string, string) {
+	cert, key := e.getenv("TLS_CERT_FILE"), e.getenv("TLS_KEY_FILE")
+	switch {
+	case cert == "" && key == "":
+		return "", ""
+	case cert == "":
+		e.fail("TLS_KEY_FILE", key, "needs TLS_CERT_FILE too")
+	case key == "":
+		e.fail("TLS_CERT_FILE", cert, "needs TLS_KEY_FILE too")
+	default:
+		if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+			e.errs = append(e.errs, fmt.Errorf("TLS_CERT_FILE=%q and TLS_KEY_FILE=%q: %w", cert, key, err))
+		}
+	}
+	return cert, key
+}
+
+// origins reads a comma-separated list of serialized origins
+// (scheme://host[:port], as browsers send them in Origin), or "*" alone.
+func (e *envReader) origins(name string) []string {
+	v := e.getenv(name)
+	var list []string
+	for _, o := range strings.Split(v, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		switch {
+		case o == "*":
+		case err != nil, u.Scheme != "http" && u.Scheme != "https", u.Host == "", u.User != nil,
+			u.Path != "", u.RawQuery != "", u.Fragment != "", strings.HasSuffix(o, "?"):
+			e.fail(name, v, fmt.Sprintf("%q is not an origin such as https://app.example.com or http://localhost:3000", o))
+			continue
+		}
+		list = append(list, strings.ToLower(o))
+	}
+	if len(list) > 1 && slices.Contains(list, "*") {
+		e.fail(name, v, "* admits every origin: give it alone")
+	}
+	return list
 }
 
 // addr is HTTP_ADDR when set, else all interfaces on PORT.

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/redis-gateway/redis-gateway/middleware"
 )
 
 // logBuffer gathers log lines and writes them out together, at most every
@@ -65,26 +67,27 @@ func (b *logBuffer) Close() error {
 	return b.Flush()
 }
 
-// flushOnWarn writes the buffer out after every record at warn level or
-// above, so problems reach the log at once, and are not lost with the
-// process if it then dies.
-type flushOnWarn struct {
+// accessBatches writes the buffer out after every record except the access
+// log's own lines below warn level: start-up, reloads, warnings and errors
+// reach the log at once (and are not lost with the process if it then dies),
+// while the line of every request waits for the next batch.
+type accessBatches struct {
 	slog.Handler
 	buf *logBuffer
 }
 
-func (h flushOnWarn) Handle(ctx context.Context, r slog.Record) error {
+func (h accessBatches) Handle(ctx context.Context, r slog.Record) error {
 	err := h.Handler.Handle(ctx, r)
-	if r.Level >= slog.LevelWarn {
+	if r.Level >= slog.LevelWarn || r.Message != middleware.AccessLogMessage {
 		_ = h.buf.Flush()
 	}
 	return err
 }
 
-func (h flushOnWarn) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return flushOnWarn{h.Handler.WithAttrs(attrs), h.buf}
+func (h accessBatches) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return accessBatches{h.Handler.WithAttrs(attrs), h.buf}
 }
 
-func (h flushOnWarn) WithGroup(name string) slog.Handler {
-	return flushOnWarn{h.Handler.WithGroup(name), h.buf}
+func (h accessBatches) WithGroup(name string) slog.Handler {
+	return accessBatches{h.Handler.WithGroup(name), h.buf}
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"flag"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/handlers"
 	"github.com/redis-gateway/redis-gateway/store"
 )
@@ -64,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("redis-gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: redis-gateway [-dev] | healthcheck [--live] [--url URL] [--timeout D] | version\n\n"+
+		fmt.Fprint(stderr, "usage: redis-gateway [-dev] | healthcheck [--live] [--url URL] [--timeout D] [--insecure] | version\n\n"+
 			"Configuration comes from the environment and .env; see .env.example.\n\n")
 		fs.PrintDefaults()
 	}
@@ -113,12 +115,32 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	}
 	defer st.Close()
 
+	tokensFile := cfg.TokensFile
+	if cfg.AuthDisabled {
+		tokensFile = ""
+	}
+	tokens, err := access.LoadTokens(cfg.Tokens, tokensFile, logger)
+	if err != nil {
+		return fmt.Errorf("GATEWAY_TOKENS_FILE: %w", err)
+	}
+	// SIGHUP re-reads the tokens file at once; polling sees every change
+	// within tokensPollInterval anyway.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	go tokens.Watch(watchCtx, tokensPollInterval, hup)
+
 	var draining atomic.Bool
+	stop := make(chan struct{}) // closed when shutdown begins, ending event streams
 	h := handlers.New(handlers.Config{
 		Store:          st,
 		Logger:         logger,
 		Registry:       reg,
-		Tokens:         cfg.Tokens,
+		TokenSet:       tokens.Current,
+		MetricsToken:   cfg.MetricsToken,
+		CORSOrigins:    cfg.CORSOrigins,
 		AuthDisabled:   cfg.AuthDisabled,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		RequestTimeout: cfg.RequestTimeout,
@@ -127,8 +149,12 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 			Session:      cfg.SessionTTL,
 			Max:          cfg.MaxTTL,
 		},
-		Draining: draining.Load,
-		OpenAPI:  openAPISpec,
+		RateLimitFailOpen: cfg.RateLimitFailOpen,
+		Draining:          draining.Load,
+		OpenAPI:           openAPISpec,
+		MaxSubscribers:    cfg.MaxSubscribers,
+		Heartbeat:         cfg.SubscribeHeartbeat,
+		Stop:              stop,
 	})
 
 	if cfg.PprofAddr != "" {
@@ -144,20 +170,33 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (another process may hold the port: set PORT or HTTP_ADDR)", cfg.Addr, err)
 	}
+	scheme := "http"
+	if cfg.TLSCertFile != "" {
+		certs, err := newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, logger)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		// Closing the TLS listener closes ln: the shutdown below is the same.
+		ln = tls.NewListener(ln, listenerTLS(certs))
+		scheme = "https"
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		// Headers and body must arrive within this; net/http lifts it once the
-		// body is read, so it never cuts a slow handler short.
+		// body is read, so it never cuts a slow handler or an event stream short.
 		ReadTimeout:    readHeaderTimeout + cfg.RequestTimeout,
 		IdleTimeout:    120 * time.Second,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for handlers to return, and an event stream returns only
+	// when told to.
 	if dev {
-		fmt.Fprintf(stdout, "\n  redis-gateway DEVELOPMENT MODE on http://%s\n"+
+		fmt.Fprintf(stdout, "\n  redis-gateway DEVELOPMENT MODE on %s://%s\n"+
 			"  embedded in-memory Redis (data is lost on exit), authentication OFF.\n"+
-			"  Never run -dev in production.\n\n", displayAddr(ln.Addr()))
+			"  Never run -dev in production.\n\n", scheme, displayAddr(ln.Addr()))
 	}
 	if cfg.AuthDisabled && !dev {
 		logger.Warn("authentication is off (GATEWAY_AUTH=none): every data route is open")
@@ -165,7 +204,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	conns := newConnTracker()
 	srv.ConnState = conns.track
 
-	logger.Info("listening", "addr", ln.Addr().String(), "redis", st.Addr(), "version", buildVersion())
+	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "redis", st.Addr(), "version", buildVersion())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	// Serve first: probes must answer while Redis is slow or down.
@@ -174,6 +213,12 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		defer cancel()
 		if err := st.Ping(pingCtx); err != nil && ctx.Err() == nil {
 			logger.Warn("redis is not reachable yet; /readyz answers 503 until it is", "redis", st.Addr(), "error", err)
+			return
+		}
+		// Scoped tokens on /redis need Redis's description of its
+		// commands; read it now rather than on the first such request.
+		if err := st.LoadCommandInfo(pingCtx); err != nil && ctx.Err() == nil {
+			logger.Info("redis does not describe its commands yet; key-restricted tokens are checked once it does", "error", err)
 		}
 	}()
 	select {
@@ -196,6 +241,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	// whether its write was applied.
 	_ = ln.Close()
 	<-served
+	close(stop) // end event streams: they stay active until told, and would hold the wait below
 	conns.waitQuiet(shutdownCtx)
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		_ = srv.Close()
@@ -207,6 +253,10 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 
 // readHeaderTimeout bounds how long a client may take to send its headers.
 const readHeaderTimeout = 10 * time.Second
+
+// tokensPollInterval is how often the tokens file is re-read: a rotated token
+// is in force within it, or at once on SIGHUP.
+const tokensPollInterval = 500 * time.Millisecond
 
 // newLogger returns the process's logger and the function that writes out
 // what it still holds.
@@ -224,7 +274,7 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, func()) {
 	if buf == nil {
 		return slog.New(h), func() {}
 	}
-	return slog.New(flushOnWarn{h, buf}), func() { _ = buf.Close() }
+	return slog.New(accessBatches{h, buf}), func() { _ = buf.Close() }
 }
 
 func buildVersion() string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -45,7 +46,7 @@ type taggedCacheGetter interface {
 // were sent, with a strong ETag.
 func handleCacheGet(s cacheStore) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		key, err := pathKey(r, "key")
+		key, err := scopedKey(r, "key")
 		if err != nil {
 			return err
 		}
@@ -71,7 +72,7 @@ func handleCacheGet(s cacheStore) http.Handler {
 
 func handleCachePut(s cacheStore, ttls TTLs) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		key, err := pathKey(r, "key")
+		key, err := scopedKey(r, "key")
 		if err != nil {
 			return err
 		}
@@ -175,7 +176,7 @@ func etagListMatches(list, tag string, weak bool) bool {
 
 func handleCacheDelete(s cacheStore) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		key, err := pathKey(r, "key")
+		key, err := scopedKey(r, "key")
 		if err != nil {
 			return err
 		}
@@ -212,7 +213,8 @@ func queryKeys(r *http.Request) ([]string, error) {
 			keys = append(keys, k)
 		}
 	}
-	return keys, nil
+	// One key outside the token's keys refuses them all.
+	return keys, access.FromContext(r.Context()).Keys(keys...)
 }
 
 // handleCacheGetMany answers {"key": value-or-null, ...}. Values are written
@@ -275,7 +277,7 @@ type ttlResponse struct {
 
 func handleCacheTTL(s cacheStore) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		key, err := pathKey(r, "key")
+		key, err := scopedKey(r, "key")
 		if err != nil {
 			return err
 		}
@@ -294,7 +296,7 @@ func handleCacheTTL(s cacheStore) http.Handler {
 
 func handleCacheExpire(s cacheStore, ttls TTLs) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		key, err := pathKey(r, "key")
+		key, err := scopedKey(r, "key")
 		if err != nil {
 			return err
 		}
@@ -318,7 +320,7 @@ func handleCacheExpire(s cacheStore, ttls TTLs) http.Handler {
 // creates expires after CACHE_DEFAULT_TTL; an existing one keeps its TTL.
 func handleCacheIncr(s cacheStore, ttls TTLs) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		key, err := pathKey(r, "key")
+		key, err := scopedKey(r, "key")
 		if err != nil {
 			return err
 		}

@@ -3,10 +3,13 @@ package handlers_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,31 +32,117 @@ const testToken = "test-token"
 
 // backend is one Redis the route suite runs against.
 type backend struct {
-	name string
-	url  string
-	rdb  *redis.Client // to look at Redis behind the gateway's back
+	name  string
+	url   string
+	nodes []string // a cluster's nodes, instead of url
+	tls   store.TLSOptions
+	rdb   redis.UniversalClient // to look at Redis behind the gateway's back
 	// elapse moves Redis's clock forward (miniredis), or waits (a real server).
 	elapse func(d time.Duration)
 	// stop makes Redis unreachable.
 	stop func()
 }
 
-// forEachBackend runs fn against miniredis and against a real redis-server.
+// forEachBackend runs fn against miniredis, a real redis-server, a real
+// redis-server over TLS, and a Redis Cluster of 3 primaries and 3 replicas
+// (shared by the tests, emptied before each).
 func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Helper()
 	t.Run("miniredis", func(t *testing.T) {
 		fn(t, miniBackend(t))
 	})
 	t.Run("redis-server", func(t *testing.T) {
-		srv := redistest.Start(t)
-		fn(t, backend{
-			name:   "redis-server",
-			url:    srv.URL(),
-			rdb:    srv.Client(),
-			elapse: time.Sleep,
-			stop:   srv.Stop,
-		})
+		fn(t, serverBackend(t))
 	})
+	t.Run("redis-server-tls", func(t *testing.T) {
+		fn(t, tlsBackend(t))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		fn(t, sharedClusterBackend(t))
+	})
+}
+
+// fixtures lends the route tests one cluster, emptied before each test,
+// instead of starting one (two seconds) for every test.
+var fixtures redistest.Shared
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	fixtures.Close()
+	os.Exit(code)
+}
+
+// sharedClusterBackend is the shared cluster; a test that stops it leaves
+// the next one to start another.
+func sharedClusterBackend(t *testing.T) backend {
+	t.Helper()
+	c := fixtures.Cluster(t)
+	return backend{
+		name:   "cluster",
+		nodes:  c.Addrs()[:1],
+		rdb:    c.ClientFor(t),
+		elapse: time.Sleep,
+		stop:   c.Stop,
+	}
+}
+
+// skipOnCluster skips a test whose premise is one server: it sends one
+// command with keys of several hash slots, which a cluster refuses with
+// CROSSSLOT and the command API passes on as is, or it asks one node about
+// state that a cluster keeps per node. cluster_test.go covers the cluster's
+// own answers.
+func (b backend) skipOnCluster(t *testing.T, why string) {
+	t.Helper()
+	if b.name == "cluster" {
+		t.Skip("one server's semantics: " + why)
+	}
+}
+
+// clusterBackend is cluster c; the gateway is given one node and discovers
+// the rest.
+func clusterBackend(c *redistest.Cluster) backend {
+	return backend{
+		name:   "cluster",
+		nodes:  c.Addrs()[:1],
+		rdb:    c.Client(),
+		elapse: time.Sleep,
+		stop:   c.Stop,
+	}
+}
+
+// tlsBackend is a redis-server that speaks only TLS, with a certificate for
+// localhost from a CA of the test's own.
+func tlsBackend(t *testing.T) backend {
+	t.Helper()
+	ca := redistest.NewCA(t)
+	srv := redistest.StartTLS(t, redistest.TLS{CA: ca, Server: ca.Issue("localhost"), Name: "localhost"})
+	return backend{
+		name:   "redis-server-tls",
+		url:    "rediss://localhost:" + strconv.Itoa(srv.Port),
+		tls:    store.TLSOptions{CAFile: ca.File},
+		rdb:    srv.Client(),
+		elapse: time.Sleep,
+		stop:   srv.Stop,
+	}
+}
+
+// forEachServer runs fn against every real Redis deployment the tests start.
+// The concurrency tests run here: their point is the atomicity of real Lua
+// scripts under load, which miniredis cannot stand for.
+func forEachServer(t *testing.T, fn func(t *testing.T, b backend)) {
+	t.Helper()
+	t.Run("redis-server", func(t *testing.T) {
+		fn(t, serverBackend(t))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		fn(t, sharedClusterBackend(t))
+	})
+}
+
+func serverBackend(t *testing.T) backend {
+	t.Helper()
+	srv := redistest.Start(t)
+	return backend{name: "redis-server", url: srv.URL(), rdb: srv.Client(), elapse: time.Sleep, stop: srv.Stop}
 }
 
 func miniBackend(t *testing.T) backend {
@@ -61,7 +150,19 @@ func miniBackend(t *testing.T) backend {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), DisableIdentity: true})
 	t.Cleanup(func() { rdb.Close() })
-	return backend{name: "miniredis", url: "redis://" + mr.Addr(), rdb: rdb, elapse: mr.FastForward, stop: mr.Close}
+	// One clock for TTLs and TIME (which the rate-limit and lock scripts
+	// read), standing still until the test moves it.
+	var mu sync.Mutex
+	now := time.Now().Truncate(time.Second)
+	mr.SetTime(now)
+	mr.ClockTTL(true)
+	elapse := func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+		mr.SetTime(now)
+	}
+	return backend{name: "miniredis", url: "redis://" + mr.Addr(), rdb: rdb, elapse: elapse, stop: mr.Close}
 }
 
 // gateway is a handlers.New under test, behind a real HTTP server.
@@ -74,15 +175,21 @@ type gateway struct {
 
 // setup is what options may change before the gateway starts.
 type setup struct {
-	cfg   handlers.Config
-	store store.Options
-	wrap  func(handlers.Store) handlers.Store
+	cfg    handlers.Config
+	store  store.Options
+	wrap   func(handlers.Store) handlers.Store
+	server func(*http.Server)
 }
 
 type option func(*setup)
 
 func withKeyPrefix(p string) option {
 	return func(s *setup) { s.store.KeyPrefix = p }
+}
+
+// withStoreOptions changes how the store reaches Redis.
+func withStoreOptions(f func(*store.Options)) option {
+	return func(s *setup) { f(&s.store) }
 }
 
 func withConfig(f func(*handlers.Config)) option {
@@ -94,13 +201,18 @@ func withStore(wrap func(handlers.Store) handlers.Store) option {
 	return func(s *setup) { s.wrap = wrap }
 }
 
+// withServer changes the HTTP server before it starts, as main does.
+func withServer(f func(*http.Server)) option {
+	return func(s *setup) { s.server = f }
+}
+
 // startGateway serves the routes on b. Every response it receives is checked
 // against openapi.yaml.
 func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	s := setup{store: store.Options{URL: b.url, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}
+	s := setup{store: store.Options{URL: b.url, ClusterNodes: b.nodes, TLS: b.tls, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}
 	s.cfg = handlers.Config{
 		Logger:         logger,
 		Registry:       prometheus.NewRegistry(),
@@ -123,12 +235,20 @@ func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 	if s.wrap != nil {
 		s.cfg.Store = s.wrap(st)
 	}
-	srv := httptest.NewServer(handlers.New(s.cfg))
+	srv := httptest.NewUnstartedServer(handlers.New(s.cfg))
+	if s.server != nil {
+		s.server(srv.Config)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
+	// Enough idle connections for the concurrency tests' many clients.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 128
+	t.Cleanup(tr.CloseIdleConnections)
 	return &gateway{
 		t:      t,
 		url:    srv.URL,
-		client: &http.Client{Transport: &specCheck{t: t, next: http.DefaultTransport}},
+		client: &http.Client{Transport: &specCheck{t: t, next: tr}},
 		logs:   logs,
 	}
 }
@@ -151,13 +271,22 @@ type response struct {
 
 func (g *gateway) do(req request) response {
 	g.t.Helper()
+	resp, err := g.call(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return resp
+}
+
+// call is do for goroutines other than the test's: it returns its error.
+func (g *gateway) call(req request) (response, error) {
 	var body io.Reader
 	if req.body != "" {
 		body = strings.NewReader(req.body)
 	}
 	hr, err := http.NewRequest(req.method, g.url+req.path, body)
 	if err != nil {
-		g.t.Fatalf("%s %s: %v", req.method, req.path, err)
+		return response{}, fmt.Errorf("%s %s: %v", req.method, req.path, err)
 	}
 	if req.body != "" {
 		hr.Header.Set("Content-Type", "application/json")
@@ -178,14 +307,14 @@ func (g *gateway) do(req request) response {
 	}
 	resp, err := g.client.Do(hr)
 	if err != nil {
-		g.t.Fatalf("%s %s: %v", req.method, req.path, err)
+		return response{}, fmt.Errorf("%s %s: %v", req.method, req.path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		g.t.Fatalf("%s %s: read body: %v", req.method, req.path, err)
+		return response{}, fmt.Errorf("%s %s: read body: %v", req.method, req.path, err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: string(b), close: resp.Close}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b), close: resp.Close}, nil
 }
 
 // must runs req and fails the test unless the status is want.

@@ -61,6 +61,16 @@ func TestBadInput(t *testing.T) {
 		{"cost zero", request{method: "POST", path: "/ratelimit/k/incr?cost=0"}, 400},
 		{"cost above limit", request{method: "POST", path: "/ratelimit/k/incr?limit=2&cost=3"}, 400},
 		{"unknown algorithm", request{method: "POST", path: "/ratelimit/k/incr?limit=2&algorithm=leaky"}, 400},
+		{"algorithm twice", request{method: "POST", path: "/ratelimit/k/incr?limit=2&algorithm=gcra&algorithm=fixed"}, 400},
+		{"sliding without limit", request{method: "POST", path: "/ratelimit/k/incr?algorithm=sliding"}, 400},
+		{"gcra without limit", request{method: "GET", path: "/ratelimit/k?algorithm=gcra"}, 400},
+		{"burst with fixed", request{method: "POST", path: "/ratelimit/k/incr?limit=2&burst=3"}, 400},
+		{"burst with sliding", request{method: "POST", path: "/ratelimit/k/incr?algorithm=sliding&limit=2&burst=3"}, 400},
+		{"burst zero", request{method: "POST", path: "/ratelimit/k/incr?algorithm=gcra&limit=2&burst=0"}, 400},
+		{"sliding cost above limit", request{method: "POST", path: "/ratelimit/k/incr?algorithm=sliding&limit=2&cost=3"}, 400},
+		{"gcra cost above burst", request{method: "POST", path: "/ratelimit/k/incr?algorithm=gcra&limit=5&burst=2&cost=3"}, 400},
+		{"sliding limit too large to count exactly", request{method: "POST", path: "/ratelimit/k/incr?algorithm=sliding&limit=5000000&window=2592000"}, 400},
+		{"gcra burst too large to count exactly", request{method: "GET", path: "/ratelimit/k?algorithm=gcra&limit=1&burst=5000000&window=2592000"}, 400},
 		{"peek limit text", request{method: "GET", path: "/ratelimit/k?limit=x"}, 400},
 	}
 	b := miniBackend(t)

@@ -2,10 +2,14 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/redis-gateway/redis-gateway/middleware"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -13,22 +17,35 @@ import (
 type rateLimitStore interface {
 	CountFixed(ctx context.Context, key string, cost int64, window time.Duration) (store.Window, error)
 	PeekFixed(ctx context.Context, key string, window time.Duration) (store.Window, error)
+	Sliding(ctx context.Context, key string, l store.Limit, consume bool) (store.Decision, error)
+	GCRA(ctx context.Context, key string, l store.Limit, consume bool) (store.Decision, error)
 	ResetRateLimit(ctx context.Context, key string) error
 }
 
+// The algorithms, as the algorithm parameter names them.
+const (
+	algFixed   = "fixed"
+	algSliding = "sliding"
+	algGCRA    = "gcra"
+)
+
+var algorithms = []string{algFixed, algSliding, algGCRA}
+
 // rateLimitRequest is the query of a rate-limit call.
 type rateLimitRequest struct {
-	key    string
-	limit  int64 // 0 = a plain counter with no limit
-	window time.Duration
-	cost   int64
+	key       string
+	algorithm string
+	limit     int64 // 0 = a plain counter with no limit (fixed only)
+	window    time.Duration
+	cost      int64
+	burst     int64 // gcra only
 }
 
 const maxLimit = 1 << 40
 
 func parseRateLimit(r *http.Request, maxWindow time.Duration) (rateLimitRequest, error) {
 	var req rateLimitRequest
-	key, err := pathKey(r, "key")
+	key, err := scopedKey(r, "key")
 	if err != nil {
 		return req, err
 	}
@@ -50,11 +67,40 @@ func parseRateLimit(r *http.Request, maxWindow time.Duration) (rateLimitRequest,
 	if err != nil {
 		return req, err
 	}
-	if given && alg != "fixed" {
-		return req, badRequest("algorithm must be fixed")
+	switch {
+	case !given:
+		req.algorithm = algFixed
+	case alg == algFixed, alg == algSliding, alg == algGCRA:
+		req.algorithm = alg
+	default:
+		return req, badRequest("algorithm must be fixed, sliding or gcra")
 	}
-	if req.limit > 0 && req.cost > req.limit {
-		return req, badRequest("cost %d is above limit %d: no call could ever pass", req.cost, req.limit)
+	if _, ok := q["burst"]; ok && req.algorithm != algGCRA {
+		return req, badRequest("burst applies only to algorithm=gcra")
+	}
+	if req.limit == 0 {
+		if req.algorithm != algFixed {
+			return req, badRequest("algorithm=%s needs limit", req.algorithm)
+		}
+		return req, nil
+	}
+
+	// capacity is the most the limiter can ever admit at once.
+	capacity, capName := req.limit, "limit"
+	if req.algorithm == algGCRA {
+		if req.burst, err = intParam(q, "burst", req.limit, 1, maxLimit); err != nil {
+			return req, err
+		}
+		capacity, capName = req.burst, "burst"
+	}
+	if req.cost > capacity {
+		return req, badRequest("cost %d is above %s %d: no call could ever pass", req.cost, capName, capacity)
+	}
+	// The sliding and GCRA scripts count in milliseconds × calls, exactly,
+	// which bounds their product.
+	if ms := req.window.Milliseconds(); req.algorithm != algFixed && capacity > store.MaxExact/ms {
+		return req, badRequest("%s %d is too large for a window of %d seconds with algorithm=%s: at most %d",
+			capName, capacity, seconds(req.window), req.algorithm, store.MaxExact/ms)
 	}
 	return req, nil
 }
@@ -72,6 +118,7 @@ type decisionResponse struct {
 	Reset      int64 `json:"reset"`
 	RetryAfter int64 `json:"retry_after"`
 	Count      int64 `json:"count"`
+	Burst      int64 `json:"burst,omitempty"` // gcra only
 }
 
 // writeDecision sets the IETF RateLimit headers and their legacy X- forms.
@@ -91,45 +138,146 @@ func writeDecision(w http.ResponseWriter, status int, req rateLimitRequest, d de
 	writeJSON(w, status, d)
 }
 
-// decide turns a fixed window's state into a decision. pending is the cost of
-// a call not yet counted (a peek); it is 0 once the call has been counted.
-func decide(req rateLimitRequest, win store.Window, pending int64) decisionResponse {
-	reset := seconds(win.Reset)
+// denied completes a denial: retry_after is at least 1, and reset names the
+// same moment as Retry-After, as the RateLimit header draft asks, so a client
+// that waits for either never comes back too early.
+func denied(d decisionResponse, retryAfter time.Duration) decisionResponse {
+	d.RetryAfter = max(1, seconds(retryAfter))
+	d.Reset = d.RetryAfter
+	return d
+}
+
+// fixedDecision turns a fixed window's state into a decision. pending is the
+// cost of a call not yet counted (a peek); it is 0 once the call has been
+// counted. A fixed window frees its whole limit when it ends.
+func fixedDecision(req rateLimitRequest, win store.Window, pending int64) decisionResponse {
 	d := decisionResponse{
 		Allowed:   win.Count+pending <= req.limit,
 		Limit:     req.limit,
 		Remaining: max(0, req.limit-win.Count),
-		Reset:     reset,
+		Reset:     seconds(win.Reset),
 		Count:     win.Count,
 	}
 	if !d.Allowed {
-		d.RetryAfter = max(1, reset)
+		return denied(d, win.Reset)
 	}
 	return d
 }
 
-// handleRateLimitIncr counts a call. Without ?limit it is a plain windowed
-// counter; with one, a fixed-window limiter answering 429 past the limit.
-// Fixed windows count denied calls too.
-func handleRateLimitIncr(s rateLimitStore, ttls TTLs) http.Handler {
-	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		req, err := parseRateLimit(r, ttls.Max)
-		if err != nil {
-			return err
+// rateLimiting is what the limiter routes share: the store, what to do when
+// Redis is away, and the decision metrics.
+type rateLimiting struct {
+	store    rateLimitStore
+	maxTTL   time.Duration
+	failOpen bool
+	metrics  rateLimitMetrics
+}
+
+// decide asks the request's algorithm about one call; consume false peeks.
+func (rl rateLimiting) decide(ctx context.Context, req rateLimitRequest, consume bool) (decisionResponse, error) {
+	if req.algorithm == algFixed {
+		var win store.Window
+		var err error
+		pending := int64(0)
+		if consume {
+			win, err = rl.store.CountFixed(ctx, req.key, req.cost, req.window)
+		} else {
+			win, err = rl.store.PeekFixed(ctx, req.key, req.window)
+			pending = req.cost
 		}
-		win, err := s.CountFixed(r.Context(), req.key, req.cost, req.window)
+		return fixedDecision(req, win, pending), err
+	}
+
+	l := store.Limit{Limit: req.limit, Window: req.window, Burst: req.burst, Cost: req.cost}
+	var sd store.Decision
+	var err error
+	if req.algorithm == algGCRA {
+		sd, err = rl.store.GCRA(ctx, req.key, l, consume)
+	} else {
+		sd, err = rl.store.Sliding(ctx, req.key, l, consume)
+	}
+	if err != nil {
+		return decisionResponse{}, err
+	}
+	d := decisionResponse{
+		Allowed:   sd.Allowed,
+		Limit:     req.limit,
+		Remaining: sd.Remaining,
+		Reset:     seconds(sd.Reset),
+		Count:     sd.Count,
+		Burst:     req.burst,
+	}
+	if !d.Allowed {
+		return denied(d, sd.RetryAfter), nil
+	}
+	return d, nil
+}
+
+// degraded answers for a limiter Redis cannot be asked about, when
+// RATELIMIT_FAIL_OPEN allows the call: the body describes an untouched
+// limiter, and the RateLimit-Degraded header says none was consulted.
+func (rl rateLimiting) degraded(w http.ResponseWriter, r *http.Request, req rateLimitRequest, consume bool, err error) bool {
+	if !rl.failOpen || !redisAway(err) {
+		return false
+	}
+	// The answer is a 200, but the cause belongs in the access log line.
+	middleware.NoteError(r.Context(), err)
+	rl.metrics.degraded.WithLabelValues(req.algorithm).Inc()
+	capacity := req.limit
+	if req.algorithm == algGCRA {
+		capacity = req.burst
+	}
+	var count int64
+	if consume {
+		count = req.cost
+	}
+	w.Header().Set("RateLimit-Degraded", "redis-unavailable")
+	writeDecision(w, http.StatusOK, req, decisionResponse{
+		Allowed:   true,
+		Limit:     req.limit,
+		Remaining: capacity - count,
+		Reset:     seconds(req.window),
+		Count:     count,
+		Burst:     req.burst,
+	})
+	return true
+}
+
+// redisAway reports errors that say Redis could not answer, as opposed to
+// answers that say no.
+func redisAway(err error) bool {
+	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrTimeout) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
+// handleRateLimitIncr counts a call. Without ?limit it is a plain windowed
+// counter; with one, a limiter answering 429 once the algorithm says no.
+func handleRateLimitIncr(rl rateLimiting) http.Handler {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		req, err := parseRateLimit(r, rl.maxTTL)
 		if err != nil {
 			return err
 		}
 		if req.limit == 0 {
+			win, err := rl.store.CountFixed(r.Context(), req.key, req.cost, req.window)
+			if err != nil {
+				return err
+			}
 			writeJSON(w, http.StatusOK, counterResponse{Count: win.Count, Reset: seconds(win.Reset)})
 			return nil
 		}
-		d := decide(req, win, 0)
-		status := http.StatusOK
-		if !d.Allowed {
-			status = http.StatusTooManyRequests
+		d, err := rl.decide(r.Context(), req, true)
+		if err != nil {
+			if rl.degraded(w, r, req, true, err) {
+				return nil
+			}
+			return err
 		}
+		status, result := http.StatusOK, "allowed"
+		if !d.Allowed {
+			status, result = http.StatusTooManyRequests, "denied"
+		}
+		rl.metrics.decisions.WithLabelValues(req.algorithm, result).Inc()
 		writeDecision(w, status, req, d)
 		return nil
 	})
@@ -137,28 +285,36 @@ func handleRateLimitIncr(s rateLimitStore, ttls TTLs) http.Handler {
 
 // handleRateLimitPeek reports the limiter's state without counting; allowed
 // says whether a call of ?cost would pass now.
-func handleRateLimitPeek(s rateLimitStore, ttls TTLs) http.Handler {
+func handleRateLimitPeek(rl rateLimiting) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		req, err := parseRateLimit(r, ttls.Max)
-		if err != nil {
-			return err
-		}
-		win, err := s.PeekFixed(r.Context(), req.key, req.window)
+		req, err := parseRateLimit(r, rl.maxTTL)
 		if err != nil {
 			return err
 		}
 		if req.limit == 0 {
+			win, err := rl.store.PeekFixed(r.Context(), req.key, req.window)
+			if err != nil {
+				return err
+			}
 			writeJSON(w, http.StatusOK, counterResponse{Count: win.Count, Reset: seconds(win.Reset)})
 			return nil
 		}
-		writeDecision(w, http.StatusOK, req, decide(req, win, req.cost))
+		d, err := rl.decide(r.Context(), req, false)
+		if err != nil {
+			if rl.degraded(w, r, req, false, err) {
+				return nil
+			}
+			return err
+		}
+		writeDecision(w, http.StatusOK, req, d)
 		return nil
 	})
 }
 
+// handleRateLimitReset forgets the key's state under every algorithm.
 func handleRateLimitReset(s rateLimitStore) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		key, err := pathKey(r, "key")
+		key, err := scopedKey(r, "key")
 		if err != nil {
 			return err
 		}
@@ -168,4 +324,33 @@ func handleRateLimitReset(s rateLimitStore) http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
+}
+
+// rateLimitMetrics count what the limiters decide.
+type rateLimitMetrics struct {
+	decisions *prometheus.CounterVec
+	degraded  *prometheus.CounterVec
+}
+
+func newRateLimitMetrics(reg prometheus.Registerer) rateLimitMetrics {
+	m := rateLimitMetrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "redis_gateway",
+			Name:      "ratelimit_decisions_total",
+			Help:      "Rate-limit calls decided by Redis, by algorithm and result (allowed or denied). Peeks decide nothing.",
+		}, []string{"algorithm", "result"}),
+		degraded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "redis_gateway",
+			Name:      "ratelimit_degraded_total",
+			Help:      "Rate-limit calls and peeks answered allowed without Redis (RATELIMIT_FAIL_OPEN), by algorithm.",
+		}, []string{"algorithm"}),
+	}
+	reg.MustRegister(m.decisions, m.degraded)
+	// Every series exists from the start, so rate() and alerts see a 0, not nothing.
+	for _, alg := range algorithms {
+		m.decisions.WithLabelValues(alg, "allowed")
+		m.decisions.WithLabelValues(alg, "denied")
+		m.degraded.WithLabelValues(alg)
+	}
+	return m
 }

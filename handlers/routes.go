@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/middleware"
 	"github.com/redis-gateway/redis-gateway/problem"
 )
@@ -20,6 +21,9 @@ type Store interface {
 	cacheStore
 	sessionStore
 	rateLimitStore
+	lockStore
+	commandStore
+	pubSubStore
 	pinger
 }
 
@@ -29,17 +33,40 @@ type Config struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 
-	// Tokens admitted on data routes. Empty with AuthDisabled false admits
-	// nobody: data routes are never open by accident.
+	// TokenSet returns the tokens admitted on data routes, with their
+	// scopes; it is asked for every request, so a reloaded set applies at
+	// once. When nil, Tokens are admitted, each with full access. No tokens
+	// and AuthDisabled false admits nobody: data routes are never open by
+	// accident.
+	TokenSet     func() *access.Set
 	Tokens       []string
 	AuthDisabled bool
+	// MetricsToken, when set, is the bearer token /metrics requires; the
+	// data routes' tokens do not open it.
+	MetricsToken string
+	// CORSOrigins may call the gateway from a browser ("*": any origin).
+	// None: no CORS headers, and preflight requests are 405.
+	CORSOrigins []string
 
 	MaxBodyBytes   int64
 	RequestTimeout time.Duration
 	TTLs           TTLs
 
+	// RateLimitFailOpen allows rate-limited calls when Redis cannot be asked,
+	// flagged with RateLimit-Degraded, instead of answering 503.
+	RateLimitFailOpen bool
+
 	Draining func() bool // true once shutdown has begun
 	OpenAPI  []byte      // the contract, served at /openapi.yaml
+
+	// MaxSubscribers caps open event streams, each holding a Redis
+	// connection; past it, 503. 0 means 1000.
+	MaxSubscribers int
+	// Heartbeat is how often idle event streams get a comment line. 0 means 15 s.
+	Heartbeat time.Duration
+	// Stop is closed when the server shuts down, which ends open event
+	// streams; http.Server.Shutdown would wait for them otherwise.
+	Stop <-chan struct{}
 }
 
 // New returns the gateway's whole HTTP handler.
@@ -55,6 +82,12 @@ func New(cfg Config) http.Handler {
 		middleware.AccessLog(cfg.Logger),
 		middleware.Metrics(cfg.Registry),
 		middleware.Recover(cfg.Logger),
+	)
+	if len(cfg.CORSOrigins) > 0 {
+		// Before the routes and their auth: a preflight carries no token.
+		r.Use(middleware.CORS(cfg.CORSOrigins))
+	}
+	r.Use(
 		middleware.CloseWhen(draining),
 		middleware.Deadline(cfg.RequestTimeout),
 	)
@@ -66,34 +99,91 @@ func New(cfg Config) http.Handler {
 	r.Get("/healthz", handleLive().ServeHTTP)
 	r.Get("/livez", handleLive().ServeHTTP)
 	r.Get("/readyz", handleReady(cfg.Store, draining).ServeHTTP)
-	r.Get("/metrics", handleMetrics(cfg.Registry).ServeHTTP)
 	r.Get("/openapi.yaml", handleOpenAPI(cfg.OpenAPI).ServeHTTP)
 
+	rl := rateLimiting{store: cfg.Store, maxTTL: cfg.TTLs.Max, failOpen: cfg.RateLimitFailOpen,
+		metrics: newRateLimitMetrics(cfg.Registry)}
+
+	auth := middleware.NewAuth(cfg.Registry)
+	if cfg.MetricsToken != "" {
+		metricsToken := access.OneToken("METRICS_TOKEN", cfg.MetricsToken)
+		r.With(auth.Bearer(func() *access.Set { return metricsToken })).Get("/metrics", handleMetrics(cfg.Registry).ServeHTTP)
+	} else {
+		r.Get("/metrics", handleMetrics(cfg.Registry).ServeHTTP)
+	}
+	tokens := cfg.TokenSet
+	if tokens == nil {
+		set := access.EnvSet(cfg.Tokens)
+		tokens = func() *access.Set { return set }
+	}
+
+	streams := newStreams(cfg)
 	r.Group(func(r chi.Router) {
 		if !cfg.AuthDisabled {
-			r.Use(middleware.BearerAuth(cfg.Tokens))
+			r.Use(auth.Bearer(tokens))
 		}
 		r.Use(middleware.BodyLimit(cfg.MaxBodyBytes))
 
+		// Each route names the scope it needs: its family, and whether it
+		// reads or writes.
 		s, ttls := cfg.Store, cfg.TTLs
-		r.Method(http.MethodGet, "/cache", handleCacheGetMany(s))
-		r.Method(http.MethodDelete, "/cache", handleCacheDeleteMany(s))
-		r.Method(http.MethodGet, "/cache/{key}", handleCacheGet(s))
-		r.Method(http.MethodHead, "/cache/{key}", handleCacheGet(s))
-		r.Method(http.MethodPut, "/cache/{key}", handleCachePut(s, ttls))
-		r.Method(http.MethodDelete, "/cache/{key}", handleCacheDelete(s))
-		r.Method(http.MethodGet, "/cache/{key}/ttl", handleCacheTTL(s))
-		r.Method(http.MethodPost, "/cache/{key}/expire", handleCacheExpire(s, ttls))
-		r.Method(http.MethodPost, "/cache/{key}/incr", handleCacheIncr(s, ttls))
+		read, write := need(access.Cache, access.Read), need(access.Cache, access.Write)
+		r.With(read).Method(http.MethodGet, "/cache", handleCacheGetMany(s))
+		r.With(write).Method(http.MethodDelete, "/cache", handleCacheDeleteMany(s))
+		r.With(read).Method(http.MethodGet, "/cache/{key}", handleCacheGet(s))
+		r.With(read).Method(http.MethodHead, "/cache/{key}", handleCacheGet(s))
+		r.With(write).Method(http.MethodPut, "/cache/{key}", handleCachePut(s, ttls))
+		r.With(write).Method(http.MethodDelete, "/cache/{key}", handleCacheDelete(s))
+		r.With(read).Method(http.MethodGet, "/cache/{key}/ttl", handleCacheTTL(s))
+		r.With(write).Method(http.MethodPost, "/cache/{key}/expire", handleCacheExpire(s, ttls))
+		r.With(write).Method(http.MethodPost, "/cache/{key}/incr", handleCacheIncr(s, ttls))
 
-		r.Method(http.MethodPost, "/session", handleSessionCreate(s, ttls))
-		r.Method(http.MethodGet, "/session/{id}", handleSessionGet(s))
-		r.Method(http.MethodPut, "/session/{id}", handleSessionPut(s, ttls))
-		r.Method(http.MethodDelete, "/session/{id}", handleSessionDelete(s))
+		// Reading a session slides its expiry: still a read.
+		read, write = need(access.Session, access.Read), need(access.Session, access.Write)
+		r.With(write).Method(http.MethodPost, "/session", handleSessionCreate(s, ttls))
+		r.With(read).Method(http.MethodGet, "/session/{id}", handleSessionGet(s))
+		r.With(write).Method(http.MethodPut, "/session/{id}", handleSessionPut(s, ttls))
+		r.With(write).Method(http.MethodPatch, "/session/{id}", handleSessionPatch(s, cfg.MaxBodyBytes))
+		r.With(write).Method(http.MethodDelete, "/session/{id}", handleSessionDelete(s))
 
-		r.Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimitIncr(s, ttls))
-		r.Method(http.MethodGet, "/ratelimit/{key}", handleRateLimitPeek(s, ttls))
-		r.Method(http.MethodDelete, "/ratelimit/{key}", handleRateLimitReset(s))
+		read, write = need(access.RateLimit, access.Read), need(access.RateLimit, access.Write)
+		r.With(write).Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimitIncr(rl))
+		r.With(read).Method(http.MethodGet, "/ratelimit/{key}", handleRateLimitPeek(rl))
+		r.With(write).Method(http.MethodDelete, "/ratelimit/{key}", handleRateLimitReset(s))
+
+		read, write = need(access.Lock, access.Read), need(access.Lock, access.Write)
+		r.With(write).Method(http.MethodPost, "/lock/{name}", handleLockAcquire(s, ttls, cfg.RequestTimeout))
+		r.With(read).Method(http.MethodGet, "/lock/{name}", handleLockInspect(s))
+		r.With(write).Method(http.MethodDelete, "/lock/{name}", handleLockRelease(s))
+		r.With(write).Method(http.MethodPost, "/lock/{name}/refresh", handleLockRefresh(s, ttls))
+
+		read, write = need(access.PubSub, access.Read), need(access.PubSub, access.Write)
+		r.With(write).Method(http.MethodPost, "/publish/{channel}", handlePublish(s))
+		r.With(read, middleware.NoDeadline).Method(http.MethodGet, "/subscribe/{channel}", handleSubscribe(s, streams))
+		r.With(read, middleware.NoDeadline).Method(http.MethodGet, "/subscribe", handlePSubscribe(s, streams))
+	})
+
+	// The Upstash-compatible command API answers in that protocol's envelope,
+	// {"error": ...}, down to its 401s and 405s, and also takes the token as
+	// ?_token=.
+	r.Route("/redis", func(r chi.Router) {
+		r.NotFound(commandNotFound)
+		r.MethodNotAllowed(commandMethodNotAllowed(r))
+		if !cfg.AuthDisabled {
+			r.Use(auth.Bearer(tokens, middleware.QueryToken("_token"), middleware.Unauthorized(writeCommandUnauthorized)))
+		}
+		r.Use(needCommandAPI, middleware.BodyLimit(cfg.MaxBodyBytes), syncToken)
+
+		s := cfg.Store
+		r.Method(http.MethodPost, "/", handleCommandBody(s))
+		r.Method(http.MethodPost, "/pipeline", handlePipeline(s))
+		r.Method(http.MethodPost, "/multi-exec", handleMultiExec(s))
+		r.With(middleware.NoDeadline).Method(http.MethodPost, "/subscribe/{channel}", handleUpstashSubscribe(s, streams, false))
+		r.With(middleware.NoDeadline).Method(http.MethodPost, "/psubscribe/{pattern}", handleUpstashSubscribe(s, streams, true))
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut} {
+			r.Method(m, "/{command}", handleCommandPath(s))
+			r.Method(m, "/{command}/*", handleCommandPath(s))
+		}
 	})
 	return r
 }

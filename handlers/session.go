@@ -2,9 +2,13 @@ package handlers
 
 import (
 	"context"
+	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/redis-gateway/redis-gateway/access"
 )
 
 // sessionStore is what the session routes need from Redis.
@@ -12,6 +16,7 @@ type sessionStore interface {
 	CreateSession(ctx context.Context, doc []byte, ttl time.Duration) (string, error)
 	PutSession(ctx context.Context, id string, doc []byte, ttl time.Duration) (bool, error)
 	GetSession(ctx context.Context, id string, touch bool) ([]byte, error)
+	UpdateSession(ctx context.Context, id string, update func(doc []byte) ([]byte, error)) ([]byte, error)
 	DeleteSession(ctx context.Context, id string) error
 }
 
@@ -22,6 +27,10 @@ type sessionCreated struct {
 
 func handleSessionCreate(s sessionStore, ttls TTLs) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if access.FromContext(r.Context()).RestrictsKeys() {
+			return &access.Denied{Scope: access.ScopeKeys, Detail: "a key-restricted token cannot create a session under a " +
+				"generated id, which its keys would not admit: PUT /session/{id} with an id within them"}
+		}
 		q, err := query(r)
 		if err != nil {
 			return err
@@ -47,7 +56,7 @@ func handleSessionCreate(s sessionStore, ttls TTLs) http.Handler {
 
 func handleSessionPut(s sessionStore, ttls TTLs) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathKey(r, "id")
+		id, err := scopedKey(r, "id")
 		if err != nil {
 			return err
 		}
@@ -80,7 +89,7 @@ func handleSessionPut(s sessionStore, ttls TTLs) http.Handler {
 // expiry back to the session's own TTL.
 func handleSessionGet(s sessionStore) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathKey(r, "id")
+		id, err := scopedKey(r, "id")
 		if err != nil {
 			return err
 		}
@@ -102,9 +111,50 @@ func handleSessionGet(s sessionStore) http.Handler {
 	})
 }
 
+// handleSessionPatch applies a JSON merge patch (RFC 7396) to a session and
+// answers with the merged document. The merge runs here, on the document's
+// raw bytes, so numbers keep every digit; the store writes it only if the
+// session did not change meanwhile, and merges again when it did. The write
+// restores the session's own TTL.
+func handleSessionPatch(s sessionStore, maxBytes int64) http.Handler {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := scopedKey(r, "id")
+		if err != nil {
+			return err
+		}
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json-patch+json" {
+			return &httpError{Status: http.StatusUnsupportedMediaType, Slug: "unsupported-media-type",
+				Message: "JSON Patch (RFC 6902) is not supported: send a JSON merge patch (RFC 7396) as application/merge-patch+json"}
+		}
+		patch, err := readJSONObject(r)
+		if err != nil {
+			return err
+		}
+		doc, err := s.UpdateSession(r.Context(), id, func(doc []byte) ([]byte, error) {
+			merged, err := mergePatch(doc, patch)
+			if err != nil {
+				// The stored document is not JSON: written behind the gateway's back.
+				return nil, &httpError{Status: http.StatusConflict, Slug: "conflict",
+					Message: "the stored session is not a JSON object", Err: err}
+			}
+			if int64(len(merged)) > maxBytes {
+				return nil, &httpError{Status: http.StatusRequestEntityTooLarge, Slug: "payload-too-large",
+					Message: fmt.Sprintf("the merged session would be %d bytes, more than the %d a session may hold", len(merged), maxBytes)}
+			}
+			return merged, nil
+		})
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeRawJSON(w, http.StatusOK, doc)
+		return nil
+	})
+}
+
 func handleSessionDelete(s sessionStore) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathKey(r, "id")
+		id, err := scopedKey(r, "id")
 		if err != nil {
 			return err
 		}

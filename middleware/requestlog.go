@@ -14,17 +14,24 @@ import (
 // RequestIDHeader carries the request id in both directions.
 const RequestIDHeader = "X-Request-Id"
 
+// AccessLogMessage is the message of every access log line.
+const AccessLogMessage = "request"
+
 type ctxKey int
 
-const requestKey ctxKey = iota
+const (
+	requestKey     ctxKey = iota
+	undeadlinedKey        // the request's context as it was before Deadline
+)
 
 // request is what the middleware keeps about a request in its context: one
-// allocation carries the id and, once a handler notes it, the error behind
-// the response, so the access log line can carry it and a request is logged
-// exactly once.
+// allocation carries the id and, once noted, the error behind the response
+// and the name of the request's token, so the access log line can carry them
+// and a request is logged exactly once.
 type request struct {
-	id  string
-	err error
+	id    string
+	err   error
+	token string
 }
 
 // RequestID echoes a well-formed X-Request-Id or makes one up, puts it on the
@@ -68,15 +75,31 @@ func NoteError(ctx context.Context, err error) {
 	}
 }
 
+// NoteToken attaches the name (never the secret) of the request's token to
+// its access log line.
+func NoteToken(ctx context.Context, name string) {
+	if req, ok := ctx.Value(requestKey).(*request); ok {
+		req.token = name
+	}
+}
+
+func notedError(ctx context.Context) error {
+	if req, ok := ctx.Value(requestKey).(*request); ok {
+		return req.err
+	}
+	return nil
+}
+
 // AccessLog writes one line per request: method, route pattern, status,
-// bytes, duration, request id and the error noted by the handler, if any. It
-// never logs headers or bodies, so tokens and data stay out of the logs.
+// bytes, duration, request id, the token's name and the error noted by the
+// handler, if any. It never logs headers or bodies, so secrets and data stay
+// out of the logs.
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			req, ok := r.Context().Value(requestKey).(*request)
-			if !ok { // RequestID did not run first: keep a place for the error anyway
+			if !ok { // RequestID did not run first: keep a place for the notes anyway
 				req = &request{}
 				r = r.WithContext(context.WithValue(r.Context(), requestKey, req))
 			}
@@ -107,12 +130,15 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				slog.Duration("duration", time.Since(start)),
 				slog.String("request_id", req.id),
 			}
+			if req.token != "" {
+				attrs = append(attrs, slog.String("token", req.token))
+			}
 			if req.err != nil {
 				attrs = append(attrs, slog.String("error", req.err.Error()))
 			}
 			// The request's own context: the handlers of log/slog never look at
 			// its cancellation, and a detached copy would cost an allocation.
-			logger.LogAttrs(r.Context(), level, "request", attrs...)
+			logger.LogAttrs(r.Context(), level, AccessLogMessage, attrs...)
 		})
 	}
 }

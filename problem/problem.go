@@ -25,6 +25,8 @@ type Details struct {
 	Status    int    `json:"status"`
 	Detail    string `json:"detail,omitempty"`
 	RequestID string `json:"request_id"`
+	// Scope names the scope of the token that refused the request (403).
+	Scope string `json:"scope,omitempty"`
 }
 
 // Write answers with a problem document. slug names the kind of problem
@@ -32,12 +34,18 @@ type Details struct {
 // The request id is read back from the response headers, where the request id
 // middleware put it before any handler ran.
 func Write(w http.ResponseWriter, status int, slug, detail string) {
+	WriteScope(w, status, slug, detail, "")
+}
+
+// WriteScope is Write with the scope of the token that refused the request.
+func WriteScope(w http.ResponseWriter, status int, slug, detail, scope string) {
 	d := Details{
 		Type:      typePrefix + slug,
 		Title:     http.StatusText(status),
 		Status:    status,
 		Detail:    detail,
 		RequestID: w.Header().Get("X-Request-Id"),
+		Scope:     scope,
 	}
 	if status == StatusClientClosedRequest {
 		d.Title = "Client Closed Request"

@@ -40,7 +40,7 @@ type Condition struct {
 
 // GetCache returns the stored bytes of a cache key.
 func (s *Store) GetCache(ctx context.Context, key string) ([]byte, error) {
-	b, err := run(ctx, s, redis.NewStringCmd, "get", s.keys.cache(key)).Bytes()
+	b, err := run(ctx, s, reading, redis.NewStringCmd, "get", s.keys.cache(key)).Bytes()
 	return b, classify("get cache", err)
 }
 
@@ -57,7 +57,7 @@ func (s *Store) GetCacheTagged(ctx context.Context, key string) ([]byte, string,
 	}
 	k := s.keys.cache(key)
 	if c == nil || !c.serving() {
-		b, err := run(ctx, s, redis.NewStringCmd, "get", k).Bytes()
+		b, err := run(ctx, s, reading, redis.NewStringCmd, "get", k).Bytes()
 		if err != nil {
 			return nil, "", classify("get cache", err)
 		}
@@ -85,15 +85,17 @@ func (s *Store) GetCacheTagged(ctx context.Context, key string) ([]byte, string,
 // atomic and need not be: a write between them removes the reservation the
 // answer would fill.
 func (s *Store) getWithTTL(ctx context.Context, k string) ([]byte, time.Duration, error) {
-	get, pttl := redis.NewStringCmd(ctx, "get", k), newMsCmd(ctx, "pttl", k)
-	if err := s.runPair(ctx, get, pttl); err != nil {
-		return nil, 0, err
-	}
-	value, err := get.Bytes()
+	a, b, err := s.runPair(ctx,
+		func(ctx context.Context) redis.Cmder { return redis.NewStringCmd(ctx, "get", k) },
+		func(ctx context.Context) redis.Cmder { return newMsCmd(ctx, "pttl", k) })
 	if err != nil {
 		return nil, 0, err
 	}
-	ttl, err := pttl.Result()
+	value, err := a.(*redis.StringCmd).Bytes()
+	if err != nil {
+		return nil, 0, err
+	}
+	ttl, err := b.(*redis.DurationCmd).Result()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -118,13 +120,12 @@ func (s *Store) forget(key string) {
 // may live in different cluster slots.
 func (s *Store) GetCacheMany(ctx context.Context, keys []string) ([][]byte, error) {
 	cmds := make([]*redis.StringCmd, len(keys))
-	done, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
 			cmds[i] = p.Get(ctx, s.keys.cache(k))
 		}
 		return nil
 	})
-	s.errs.count(done...)
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, classify("get cache", err)
 	}
@@ -149,29 +150,29 @@ func (s *Store) PutCache(ctx context.Context, key string, value []byte, ttl time
 	defer s.forget(key)
 	switch {
 	case cond.IfAbsent, cond.IfPresent:
-		mode, created := "nx", true
+		mode := "nx"
 		if cond.IfPresent {
-			mode, created = "xx", false
+			mode = "xx"
 		}
-		ok, err := run(ctx, s, redis.NewBoolCmd, setArgs(k, value, ttl, mode)...).Result()
+		ok, err := run(ctx, s, writing, redis.NewBoolCmd, setArgs(k, value, ttl, mode)...).Result()
 		if err != nil {
 			return false, classify("put cache", err)
 		}
 		if !ok {
 			return false, classify("put cache", ErrPreconditionFailed)
 		}
-		return created, nil
+		return cond.IfAbsent, nil
 	case len(cond.IfDigest) > 0:
 		args := make([]any, 0, 2+len(cond.IfDigest))
 		args = append(args, value, ttl.Milliseconds())
 		for _, d := range cond.IfDigest {
 			args = append(args, d)
 		}
-		n, err := scriptCachePutIfMatch.Run(ctx, scripter{s}, []string{k}, args...).Int()
+		res, err := s.runScript(ctx, scriptCachePutIfMatch, []string{k}, args...)
 		if err != nil {
 			return false, classify("put cache", err)
 		}
-		if n == 0 {
+		if n, _ := res.Int(); n == 0 {
 			return false, classify("put cache", ErrPreconditionFailed)
 		}
 		return false, nil
@@ -180,20 +181,21 @@ func (s *Store) PutCache(ctx context.Context, key string, value []byte, ttl time
 	// costs Redis a third of a script. It refuses to replace a key of another
 	// type, and servers before 6.2 do not know it; the script replaces
 	// anything, everywhere.
-	err = run(ctx, s, redis.NewStringCmd, setArgs(k, value, ttl, "get")...).Err()
+	err = run(ctx, s, writing, redis.NewStringCmd, setArgs(k, value, ttl, "get")...).Err()
 	switch {
 	case err == nil:
 		return false, nil
 	case errors.Is(err, redis.Nil):
 		return true, nil
-	case redis.HasErrorPrefix(err, "WRONGTYPE"), redis.HasErrorPrefix(err, "syntax error"):
-		existed, err := scriptCachePut.Run(ctx, scripter{s}, []string{k}, value, ttl.Milliseconds()).Int()
-		if err != nil {
-			return false, classify("put cache", err)
-		}
-		return existed == 0, nil
+	case !redis.HasErrorPrefix(err, "WRONGTYPE") && !redis.HasErrorPrefix(err, "syntax error"):
+		return false, classify("put cache", err)
 	}
-	return false, classify("put cache", err)
+	res, err := s.runScript(ctx, scriptCachePut, []string{k}, value, ttl.Milliseconds())
+	if err != nil {
+		return false, classify("put cache", err)
+	}
+	existed, err := res.Int()
+	return existed == 0, classify("put cache", err)
 }
 
 // setArgs is SET key value [PX ttl] [NX|XX|GET]; a ttl of 0 keeps no expiry.
@@ -210,9 +212,8 @@ func setArgs(key string, value []byte, ttl time.Duration, mode string) []any {
 
 // DeleteCache removes a key; ErrNotFound when there was none.
 func (s *Store) DeleteCache(ctx context.Context, key string) error {
-	k := s.keys.cache(key)
 	defer s.forget(key)
-	n, err := run(ctx, s, redis.NewIntCmd, "del", k).Result()
+	n, err := run(ctx, s, writing, redis.NewIntCmd, "del", s.keys.cache(key)).Result()
 	if err == nil && n == 0 {
 		err = ErrNotFound
 	}
@@ -228,13 +229,11 @@ func (s *Store) DeleteCacheMany(ctx context.Context, keys []string) (int64, erro
 		}
 	}()
 	cmds := make([]*redis.IntCmd, len(keys))
-	done, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	err := s.write(ctx, func(p redis.Pipeliner) {
 		for i, k := range keys {
 			cmds[i] = p.Del(ctx, s.keys.cache(k))
 		}
-		return nil
 	})
-	s.errs.count(done...)
 	if err != nil {
 		return 0, classify("delete cache", err)
 	}
@@ -248,7 +247,7 @@ func (s *Store) DeleteCacheMany(ctx context.Context, keys []string) (int64, erro
 // CacheTTL returns the time left before a key expires, -1 for a key with no
 // expiry, ErrNotFound for a missing key.
 func (s *Store) CacheTTL(ctx context.Context, key string) (time.Duration, error) {
-	d, err := run(ctx, s, newMsCmd, "pttl", s.keys.cache(key)).Result()
+	d, err := run(ctx, s, reading, newMsCmd, "pttl", s.keys.cache(key)).Result()
 	if err != nil {
 		return 0, classify("cache ttl", err)
 	}
@@ -263,9 +262,8 @@ func (s *Store) CacheTTL(ctx context.Context, key string) (time.Duration, error)
 
 // ExpireCache sets a new TTL on an existing key.
 func (s *Store) ExpireCache(ctx context.Context, key string, ttl time.Duration) error {
-	k := s.keys.cache(key)
 	defer s.forget(key) // the near-cache keeps the TTL too
-	ok, err := run(ctx, s, redis.NewBoolCmd, "pexpire", k, ttl.Milliseconds()).Result()
+	ok, err := run(ctx, s, writing, redis.NewBoolCmd, "pexpire", s.keys.cache(key), ttl.Milliseconds()).Result()
 	if err == nil && !ok {
 		err = ErrNotFound
 	}
@@ -275,8 +273,11 @@ func (s *Store) ExpireCache(ctx context.Context, key string, ttl time.Duration) 
 // IncrCache adds by to an integer value and returns the result. A key this
 // call creates expires after newTTL.
 func (s *Store) IncrCache(ctx context.Context, key string, by int64, newTTL time.Duration) (int64, error) {
-	k := s.keys.cache(key)
 	defer s.forget(key)
-	n, err := scriptCacheIncr.Run(ctx, scripter{s}, []string{k}, by, newTTL.Milliseconds()).Int64()
+	res, err := s.runScript(ctx, scriptCacheIncr, []string{s.keys.cache(key)}, by, newTTL.Milliseconds())
+	if err != nil {
+		return 0, classify("incr cache", err)
+	}
+	n, err := res.Int64()
 	return n, classify("incr cache", err)
 }

@@ -18,8 +18,14 @@ var (
 	ErrPreconditionFailed = errors.New("precondition failed")
 	ErrWrongType          = errors.New("key holds another type")
 	ErrNotInteger         = errors.New("value is not an integer or out of range")
+	ErrLockHeld           = errors.New("lock held by another token")
+	ErrConflict           = errors.New("too many concurrent updates")
 	ErrUnavailable        = errors.New("redis unavailable")
 	ErrTimeout            = errors.New("redis timeout")
+	// ErrUnconfirmed is a write the primary ran but fewer replicas than
+	// REDIS_WRITE_REPLICAS confirmed in time: it may be lost if the primary
+	// fails before they catch up.
+	ErrUnconfirmed = errors.New("write not confirmed by enough replicas")
 )
 
 // classify wraps err with the sentinel that says what it means for the caller.
@@ -31,9 +37,16 @@ func classify(op string, err error) error {
 	var kind error
 	var rerr redis.Error
 	var nerr net.Error
+	var terr *TLSError
 	switch {
 	case errors.Is(err, redis.Nil):
 		kind = ErrNotFound
+	case errors.As(err, &terr):
+		// Even a handshake cut short by the deadline is a TLS problem to report
+		// as such, not a slow command.
+		kind = ErrUnavailable
+	case isTLSAlert(err):
+		kind, err = ErrUnavailable, &TLSError{Err: err}
 	case isOwn(err), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %w", op, err)
 	case errors.As(err, &rerr):
@@ -77,7 +90,7 @@ func isDialError(err error) bool {
 }
 
 func isOwn(err error) bool {
-	for _, e := range []error{ErrNotFound, ErrExists, ErrPreconditionFailed, ErrWrongType, ErrNotInteger, ErrUnavailable, ErrTimeout} {
+	for _, e := range []error{ErrNotFound, ErrExists, ErrPreconditionFailed, ErrWrongType, ErrNotInteger, ErrLockHeld, ErrConflict, ErrUnavailable, ErrTimeout, ErrUnconfirmed} {
 		if errors.Is(err, e) {
 			return true
 		}

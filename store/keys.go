@@ -8,6 +8,7 @@ const (
 	spaceCache     = "cache:"
 	spaceSession   = "session:"
 	spaceRateLimit = "ratelimit:"
+	spaceLock      = "lock:"
 )
 
 // keys builds Redis keys under the optional global namespace.
@@ -25,6 +26,12 @@ func (k keys) session(id string) string { return k.prefix + spaceSession + id }
 // all; suffix tells them apart ("" for the main key).
 func (k keys) rateLimit(key, suffix string) string {
 	return k.prefix + spaceRateLimit + hashTag(key) + suffix
+}
+
+// lock names a lock's keys: the lock itself ("") and its fence counter
+// (":fence"), on one hash tag so one script can touch both.
+func (k keys) lock(name, suffix string) string {
+	return k.prefix + spaceLock + hashTag(name) + suffix
 }
 
 // tagEscaper keeps a user key from ending its hash tag early: a key such as

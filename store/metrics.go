@@ -1,8 +1,8 @@
 package store
 
 import (
+	"context"
 	"errors"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -45,30 +45,36 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.stale, prometheus.CounterValue, float64(s.StaleConns))
 }
 
-// cmdErrors counts commands that failed for a reason other than a missing
-// key. It is fed from the store's own call paths rather than a go-redis hook:
-// any hook on the client makes the auto-pipeliner guard every waiting caller
-// with a stack walk (to spot a hook reading results on the batch's own
-// goroutine), which cost a fifth of the gateway's CPU under load.
-type cmdErrors struct {
-	vec *prometheus.CounterVec // nil = no metrics
+// errorHook counts commands that failed for a reason other than a missing key.
+// Command names go through commandLabel: clients of the command API choose
+// them, and must not grow the number of series.
+type errorHook struct {
+	errors *prometheus.CounterVec
 }
 
-// count looks at commands that have completed. A command that failed because
-// no connection could be opened also counts as a "dial" error.
-func (c cmdErrors) count(cmds ...redis.Cmder) {
-	if c.vec == nil {
-		return
+// DialHook passes dials through: the dialer counts its own failures, on
+// every node of a cluster too.
+func (h errorHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if countable(err) {
+			h.errors.WithLabelValues(commandLabel(cmd.Name())).Inc()
+		}
+		return err
 	}
-	for _, cmd := range cmds {
-		err := cmd.Err()
-		if !countable(err) {
-			continue
+}
+
+func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			if countable(cmd.Err()) {
+				h.errors.WithLabelValues(commandLabel(cmd.Name())).Inc()
+			}
 		}
-		c.vec.WithLabelValues(strings.ToLower(cmd.Name())).Inc()
-		if isDialError(err) {
-			c.vec.WithLabelValues("dial").Inc()
-		}
+		return err
 	}
 }
 
@@ -76,4 +82,26 @@ func (c cmdErrors) count(cmds ...redis.Cmder) {
 // answers by sending the script itself.
 func countable(err error) bool {
 	return err != nil && !errors.Is(err, redis.Nil) && !redis.HasErrorPrefix(err, "NOSCRIPT")
+}
+
+// batchErrors counts, after the fact, the failures of commands sent through
+// the auto-pipeliner. Its client carries no hook: with any hook on it, the
+// auto-pipeliner walks the stack of every waiting caller (to spot a hook
+// reading results on the batch's own goroutine), which cost a fifth of the
+// gateway's CPU under load. Dials are counted by the dialer, as for every
+// client.
+type batchErrors struct {
+	vec *prometheus.CounterVec // nil = no metrics
+}
+
+// count looks at commands that have completed.
+func (c batchErrors) count(cmds ...redis.Cmder) {
+	if c.vec == nil {
+		return
+	}
+	for _, cmd := range cmds {
+		if countable(cmd.Err()) {
+			c.vec.WithLabelValues(commandLabel(cmd.Name())).Inc()
+		}
+	}
 }

@@ -28,7 +28,31 @@ var (
 	sessionGetSrc    string
 	scriptSessionGet = redis.NewScript(sessionGetSrc)
 
+	//go:embed scripts/session_patch.lua
+	sessionPatchSrc    string
+	scriptSessionPatch = redis.NewScript(sessionPatchSrc)
+
 	//go:embed scripts/ratelimit_fixed.lua
 	rateLimitFixedSrc    string
 	scriptRateLimitFixed = redis.NewScript(rateLimitFixedSrc)
+
+	//go:embed scripts/ratelimit_sliding.lua
+	rateLimitSlidingSrc    string
+	scriptRateLimitSliding = redis.NewScript(rateLimitSlidingSrc)
+
+	//go:embed scripts/ratelimit_gcra.lua
+	rateLimitGCRASrc    string
+	scriptRateLimitGCRA = redis.NewScript(rateLimitGCRASrc)
+
+	//go:embed scripts/lock_acquire.lua
+	lockAcquireSrc    string
+	scriptLockAcquire = redis.NewScript(lockAcquireSrc)
+
+	//go:embed scripts/lock_refresh.lua
+	lockRefreshSrc    string
+	scriptLockRefresh = redis.NewScript(lockRefreshSrc)
+
+	//go:embed scripts/lock_release.lua
+	lockReleaseSrc    string
+	scriptLockRelease = redis.NewScript(lockReleaseSrc)
 )

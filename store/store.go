@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -26,7 +27,14 @@ type Options struct {
 	PasswordFile string // read on every new connection, so a rotated secret needs no restart
 	KeyPrefix    string // namespace in front of every key space
 
+	// ClusterNodes, instead of URL, are host:port of Redis Cluster nodes to
+	// discover the others from.
+	ClusterNodes []string
+	TLS          TLSOptions
+
 	PoolSize        int
+	MinIdleConns    int
+	ConnMaxIdleTime time.Duration // negative = idle connections are kept
 	DialTimeout     time.Duration
 	ReadTimeout     time.Duration
 	WriteTimeout    time.Duration
@@ -34,12 +42,18 @@ type Options struct {
 	MinRetryBackoff time.Duration
 	MaxRetryBackoff time.Duration
 
+	// WriteReplicas, when above 0, makes every write wait until that many
+	// replicas confirm it, for at most WriteReplicasTimeout; fewer is
+	// ErrUnconfirmed.
+	WriteReplicas        int
+	WriteReplicasTimeout time.Duration
+
 	// NoAutoPipeline sends every command on its own round trip instead of
-	// batching the single commands of concurrent requests.
+	// batching the single commands of concurrent requests (one server only).
 	NoAutoPipeline bool
 
 	// NearCache, when set, keeps values read by GetCacheTagged in memory,
-	// invalidated by Redis's client tracking. nil = off.
+	// invalidated by Redis's client tracking (one server only). nil = off.
 	NearCache *NearCacheOptions
 
 	Logger   *slog.Logger
@@ -48,17 +62,33 @@ type Options struct {
 
 // Store runs the gateway's operations against one Redis deployment.
 type Store struct {
+	commandInfo commandTable // Redis's description of its commands, read once (commandinfo.go)
+
 	rdb     redis.UniversalClient
-	ap      *redis.AutoPipeliner // nil when auto-pipelining is off
-	near    *nearCache           // nil when the near-cache is off
-	errs    cmdErrors
+	cmd     redis.UniversalClient // the command API's RESP2 client, to the same deployment
+	aliases *scriptAliases
 	keys    keys
 	addr    string // redacted, for logs and errors
 	closers []func() error
+
+	// How write retries commands that never ran, and waits for replicas
+	// (see write.go).
+	retries                int
+	minBackoff, maxBackoff time.Duration
+	durable                durability
+
+	ap   *redis.AutoPipeliner // nil when auto-pipelining is off (autopipeline.go)
+	near *nearCache           // nil when the near-cache is off (nearcache.go)
+	errs batchErrors          // counts the failures of batched commands
+
+	updating keyedMutex             // sessions being patched by this process
+	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
+	readOnly readOnlyCommands       // which command API commands may be retried
 }
 
-// New builds the client. It does not wait for Redis: the gateway must start
-// when Redis is still down, and report that on its readiness probe.
+// New builds the client: a cluster client when ClusterNodes is set, else a
+// client of the one server in URL. It does not wait for Redis: the gateway
+// must start when Redis is still down, and report that on its readiness probe.
 func New(opts Options) (*Store, error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -66,28 +96,159 @@ func New(opts Options) (*Store, error) {
 	}
 	s := &Store{keys: keys{prefix: opts.KeyPrefix}}
 
-	u, err := url.Parse(opts.URL)
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %s is not a URL", Redact(opts.URL))
-	}
-	embedded := u.Scheme == "memory"
-	if embedded {
-		mr, stop, err := startMemory()
-		if err != nil {
-			return nil, fmt.Errorf("start in-memory redis: %w", err)
+	var ro *redis.Options
+	var host string // of the configured endpoint, for TLS server names
+	rediss, embedded := false, false
+	if len(opts.ClusterNodes) > 0 {
+		if opts.URL != "" {
+			return nil, errors.New("REDIS_URL and REDIS_CLUSTER_NODES are both set: set REDIS_URL for one server, " +
+				"REDIS_CLUSTER_NODES for a cluster (with REDIS_TLS_ENABLED=true for TLS)")
 		}
-		s.closers = append(s.closers, stop)
-		logger.Warn("using an embedded in-memory Redis: data lives only as long as this process", "addr", mr.Addr())
-		u = &url.URL{Scheme: "redis", Host: mr.Addr()}
-	}
-	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return nil, fmt.Errorf("REDIS_URL: scheme %q is not redis://, rediss:// or memory://", u.Scheme)
+		for _, n := range opts.ClusterNodes {
+			if _, _, err := net.SplitHostPort(n); err != nil {
+				return nil, fmt.Errorf("REDIS_CLUSTER_NODES: %q is not host:port", n)
+			}
+		}
+		host, _, _ = net.SplitHostPort(opts.ClusterNodes[0])
+		ro = &redis.Options{}
+		s.addr = "cluster " + strings.Join(opts.ClusterNodes, ",")
+	} else {
+		u, err := url.Parse(opts.URL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %s is not a URL", Redact(opts.URL))
+		}
+		if u.Scheme == "memory" {
+			if opts.TLS.Enabled || opts.TLS.configured() {
+				return nil, errors.New("REDIS_URL=memory:// takes no REDIS_TLS_* settings: the embedded Redis speaks plain text")
+			}
+			mr, stop, err := startMemory()
+			if err != nil {
+				return nil, fmt.Errorf("start in-memory redis: %w", err)
+			}
+			s.closers = append(s.closers, stop)
+			embedded = true
+			logger.Warn("using an embedded in-memory Redis: data lives only as long as this process", "addr", mr.Addr())
+			u = &url.URL{Scheme: "redis", Host: mr.Addr()}
+		}
+		if u.Scheme != "redis" && u.Scheme != "rediss" {
+			return nil, fmt.Errorf("REDIS_URL: scheme %q is not redis://, rediss:// or memory://", u.Scheme)
+		}
+		ro, err = redis.ParseURL(u.String())
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", errors.New(strings.ReplaceAll(err.Error(), u.String(), Redact(u.String()))))
+		}
+		if ro.TLSConfig != nil && ro.TLSConfig.InsecureSkipVerify { // ?skip_verify=true
+			opts.TLS.InsecureSkipVerify = true
+		}
+		host, rediss = u.Hostname(), u.Scheme == "rediss"
+		s.addr = Redact(u.String())
 	}
 
-	ro, err := redis.ParseURL(u.String())
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", errors.New(strings.ReplaceAll(err.Error(), u.String(), Redact(u.String()))))
+	var cmdErrors *prometheus.CounterVec
+	if opts.Registry != nil {
+		cmdErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "redis_gateway",
+			Name:      "redis_command_errors_total",
+			Help:      "Redis commands that failed, by command (a missing key is not a failure).",
+		}, []string{"command"})
+		if err := opts.Registry.Register(cmdErrors); err != nil {
+			return nil, fmt.Errorf("register redis metrics: %w", err)
+		}
 	}
+
+	d, err := newDialer(opts.TLS, rediss, host, logger)
+	if err != nil {
+		return nil, err
+	}
+	if cmdErrors != nil {
+		d.failed = func() { cmdErrors.WithLabelValues("dial").Inc() }
+	}
+	if err := configure(ro, opts, d); err != nil {
+		return nil, err
+	}
+
+	s.retries, s.minBackoff, s.maxBackoff = max(ro.MaxRetries, 0), ro.MinRetryBackoff, ro.MaxRetryBackoff
+	if ro.MaxRetries == 0 {
+		s.retries = 3 // go-redis's default
+	}
+	if s.minBackoff == 0 {
+		s.minBackoff = 8 * time.Millisecond
+	}
+	if s.maxBackoff == 0 {
+		s.maxBackoff = 512 * time.Millisecond
+	}
+
+	if opts.WriteReplicas > 0 {
+		if opts.WriteReplicasTimeout < time.Millisecond {
+			return nil, errors.New("REDIS_WRITE_REPLICAS_TIMEOUT: want at least 1ms: WAIT 0 would wait forever")
+		}
+		s.durable = durability{replicas: opts.WriteReplicas, timeout: opts.WriteReplicasTimeout}
+	}
+
+	var base redis.Options // the single server's options before go-redis fills in its defaults
+	if len(opts.ClusterNodes) > 0 {
+		co := clusterOptions(opts.ClusterNodes, ro)
+		s.cmd = newClusterCommandClient(*co)
+		cc := redis.NewClusterClient(co)
+		cc.AddHook(reloadHook{cc})
+		if s.durable.replicas > 0 {
+			cc.OnNewNode(func(node *redis.Client) { node.AddHook(confirmHook{s.durable}) })
+		}
+		s.rdb = cc
+	} else {
+		s.cmd = newCommandClient(*ro)
+		base = *ro
+		c := redis.NewClient(ro)
+		if s.durable.replicas > 0 {
+			c.AddHook(confirmHook{s.durable})
+		}
+		s.rdb = c
+	}
+	s.rdb.AddHook(writeHook{})
+	if cc, ok := s.cmd.(*redis.ClusterClient); ok {
+		cc.AddHook(reloadHook{cc})
+	}
+	s.aliases = newScriptAliases(maxScriptAliases)
+	s.closers = append([]func() error{s.rdb.Close, s.cmd.Close}, s.closers...)
+
+	if opts.Registry != nil {
+		if err := opts.Registry.Register(newPoolCollector("redis_gateway", s.rdb)); err != nil {
+			return nil, fmt.Errorf("register redis metrics: %w", err)
+		}
+		s.rdb.AddHook(errorHook{errors: cmdErrors})
+		if err := s.registerCommandMetrics(opts.Registry, cmdErrors); err != nil {
+			return nil, fmt.Errorf("register redis metrics: %w", err)
+		}
+	}
+	s.errs = batchErrors{vec: cmdErrors}
+	if len(opts.ClusterNodes) > 0 {
+		if !opts.NoAutoPipeline || opts.NearCache != nil {
+			logger.Info("auto-pipelining and the near-cache serve a single Redis server; on a cluster they are off")
+		}
+		return s, nil
+	}
+	if !opts.NoAutoPipeline {
+		if err := s.enableAutoPipeline(base); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if opts.NearCache != nil {
+		if err := s.enableNearCache(&base, embedded, *opts.NearCache, logger, opts.Registry); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// configure applies the settings both kinds of client share to ro.
+func configure(ro *redis.Options, opts Options, d *dialer) error {
+	// The dialer does the TLS handshake itself, to name each node's
+	// certificate and to say what failed.
+	ro.TLSConfig = nil
+	ro.Dialer = d.dial
+
 	if opts.Username != "" {
 		ro.Username = opts.Username
 	}
@@ -96,7 +257,7 @@ func New(opts Options) (*Store, error) {
 	}
 	if opts.PasswordFile != "" {
 		if _, err := readSecret(opts.PasswordFile); err != nil {
-			return nil, fmt.Errorf("REDIS_PASSWORD_FILE: %w", err)
+			return fmt.Errorf("REDIS_PASSWORD_FILE: %w", err)
 		}
 		user, file := ro.Username, opts.PasswordFile
 		ro.Password = ""
@@ -106,6 +267,10 @@ func New(opts Options) (*Store, error) {
 		}
 	}
 	setIfPositive(&ro.PoolSize, opts.PoolSize)
+	setIfPositive(&ro.MinIdleConns, opts.MinIdleConns)
+	if opts.ConnMaxIdleTime != 0 {
+		ro.ConnMaxIdleTime = opts.ConnMaxIdleTime
+	}
 	setIfPositive(&ro.DialTimeout, opts.DialTimeout)
 	setIfPositive(&ro.ReadTimeout, opts.ReadTimeout)
 	setIfPositive(&ro.WriteTimeout, opts.WriteTimeout)
@@ -121,54 +286,165 @@ func New(opts Options) (*Store, error) {
 	// seconds to become a 503.
 	ro.DialerRetries = 1
 	ro.DisableIdentity = true // no CLIENT SETINFO: ElastiCache and older servers reject it
+	// Every write is a pipeline (see write.go): one pool for all commands, so
+	// REDIS_POOL_SIZE and REDIS_MIN_IDLE_CONNS cover them all.
+	ro.PipelinePoolSize = -1
+	return nil
+}
 
-	s.rdb = redis.NewClient(ro)
-	s.addr = Redact(u.String())
-	s.closers = append([]func() error{s.rdb.Close}, s.closers...)
+// clusterOptions carries the shared settings over to a cluster client, whose
+// node clients get them back.
+func clusterOptions(nodes []string, ro *redis.Options) *redis.ClusterOptions {
+	retries := ro.MaxRetries
+	if retries == 0 {
+		// The cluster client's own default is no retries on the nodes; keep
+		// REDIS_MAX_RETRIES's default of 3 on both topologies.
+		retries = 3
+	}
+	return &redis.ClusterOptions{
+		Addrs:                      nodes,
+		Dialer:                     ro.Dialer,
+		Username:                   ro.Username,
+		Password:                   ro.Password,
+		CredentialsProviderContext: ro.CredentialsProviderContext,
+		MaxRetries:                 retries,
+		MinRetryBackoff:            ro.MinRetryBackoff,
+		MaxRetryBackoff:            ro.MaxRetryBackoff,
+		DialTimeout:                ro.DialTimeout,
+		DialerRetries:              ro.DialerRetries,
+		ReadTimeout:                ro.ReadTimeout,
+		WriteTimeout:               ro.WriteTimeout,
+		ContextTimeoutEnabled:      ro.ContextTimeoutEnabled,
+		PoolSize:                   ro.PoolSize,
+		MinIdleConns:               ro.MinIdleConns,
+		ConnMaxIdleTime:            ro.ConnMaxIdleTime,
+		DisableIdentity:            ro.DisableIdentity,
+		PipelinePoolSize:           ro.PipelinePoolSize,
+	}
+}
 
-	if opts.Registry != nil {
-		errorsTotal := prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "redis_gateway",
-			Name:      "redis_command_errors_total",
-			Help:      "Redis commands that failed, by command (a missing key is not a failure).",
-		}, []string{"command"})
-		if err := opts.Registry.Register(errorsTotal); err != nil {
-			return nil, fmt.Errorf("register redis metrics: %w", err)
-		}
-		if err := opts.Registry.Register(newPoolCollector("redis_gateway", s.rdb)); err != nil {
-			return nil, fmt.Errorf("register redis metrics: %w", err)
-		}
-		s.errs = cmdErrors{vec: errorsTotal}
+// reloadHook asks a cluster client to reload its slot map as soon as a node
+// cannot be reached. go-redis otherwise reloads on MOVED replies and once a
+// minute, and a crashed primary answers nothing at all: reads and writes of
+// its slots kept failing long after its replica had taken over. Reloads run
+// in the background, at most one per 200 ms.
+type reloadHook struct{ cc *redis.ClusterClient }
+
+func (h reloadHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.check(ctx, err)
+		return err
 	}
-	if !opts.NoAutoPipeline {
-		if err := s.enableAutoPipeline(); err != nil {
-			s.Close()
-			return nil, err
-		}
+}
+
+func (h reloadHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.check(ctx, err)
+		return err
 	}
-	if opts.NearCache != nil {
-		if err := s.enableNearCache(ro, embedded, *opts.NearCache, logger, opts.Registry); err != nil {
-			s.Close()
-			return nil, err
-		}
+}
+
+func (h reloadHook) check(ctx context.Context, err error) {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return
 	}
-	return s, nil
+	if c := classify("", err); errors.Is(c, ErrUnavailable) || errors.Is(c, ErrTimeout) || errors.Is(c, context.DeadlineExceeded) {
+		h.cc.ReloadState(ctx)
+	}
+}
+
+// newDialer checks the TLS settings against the scheme and builds the dialer
+// of every connection. host is the configured endpoint's host.
+func newDialer(o TLSOptions, rediss bool, host string, logger *slog.Logger) (*dialer, error) {
+	d := &dialer{}
+	if !rediss && !o.Enabled {
+		if o.configured() {
+			return nil, errors.New("REDIS_TLS_* settings are given but TLS is off: use a rediss:// URL or set REDIS_TLS_ENABLED=true")
+		}
+		return d, nil
+	}
+	cfg, err := o.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	d.tls = cfg
+	switch {
+	case o.ServerName != "":
+		d.name, d.override = o.ServerName, true
+	case net.ParseIP(host) == nil:
+		d.name = host
+	}
+	if o.InsecureSkipVerify {
+		logger.Warn("REDIS_TLS_INSECURE_SKIP_VERIFY is on: Redis certificates are not checked, " +
+			"so anyone on the network path can read and change traffic; use it only in development")
+	}
+	return d, nil
 }
 
 // Addr is the Redis URL with any password replaced by "xxxxx".
 func (s *Store) Addr() string { return s.addr }
 
-// Ping checks that Redis answers.
+// Ping checks that Redis answers. On a cluster every primary is asked, and
+// one that answers is enough: while a primary fails over, the others still
+// serve their slots, and no gateway replica would do better.
 func (s *Store) Ping(ctx context.Context) error {
-	cmd := s.rdb.Ping(ctx)
-	s.errs.count(cmd)
-	return classify("ping", cmd.Err())
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		err := ping(ctx, s.rdb.(*redis.Client))
+		if err == nil && s.ap != nil {
+			// The batched commands have a client of their own: ready means
+			// both reach Redis.
+			err = run(ctx, s, reading, redis.NewStatusCmd, "ping").Err()
+		}
+		return classify("ping", err)
+	}
+	var mu sync.Mutex
+	var answered int
+	var failed error
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		err := ping(ctx, c)
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			answered++
+		} else if failed == nil {
+			failed = fmt.Errorf("%s: %w", c.Options().Addr, err)
+		}
+		return nil
+	})
+	if err == nil && answered == 0 {
+		err = failed
+		if err == nil {
+			err = errors.New("the cluster has no primaries")
+		}
+	}
+	return classify("ping", err)
 }
 
-// Close releases the client, then the embedded server if there is one. It
-// waits at most closeTimeout: batched commands run on the auto-pipeliner's
+// ping pings through c's pool and, when that fails to connect, over a new
+// connection: after a run of failed dials go-redis stops dialing and tries
+// again only once a second, and readiness should follow Redis faster.
+func ping(ctx context.Context, c *redis.Client) error {
+	err := c.Ping(ctx).Err()
+	if err == nil || !isDialError(err) {
+		return err
+	}
+	o := *c.Options()
+	o.PoolSize, o.MinIdleConns, o.MaxRetries = 1, 0, -1
+	fresh := redis.NewClient(&o)
+	defer fresh.Close()
+	return fresh.Ping(ctx).Err()
+}
+
+// Close releases the client, then the embedded server if there is one.
+//
+// It waits at most closeTimeout: batched commands run on the auto-pipeliner's
 // own context, so against a Redis that stopped answering they end only when
-// their read timeouts and retries run out, and the client waits for them.
+// their read timeouts run out, and the client waits for them.
 func (s *Store) Close() error {
 	return closeWithin(func() error {
 		var errs []error

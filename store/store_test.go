@@ -179,3 +179,16 @@ func slot(key string) string {
 	}
 	return key
 }
+
+func TestLockKeysShareOneSlot(t *testing.T) {
+	k := keys{prefix: "orders:"}
+	for _, name := range []string{"job", "}x", "{", "a}b{c", "%7D"} {
+		lock, fence := k.lock(name, ""), k.lock(name, ":fence")
+		if slot(lock) != slot(fence) || slot(lock) != tagEscaper.Replace(name) {
+			t.Errorf("name %q: %q and %q do not share the tag of the name", name, lock, fence)
+		}
+	}
+	if got := k.lock("job", ""); got != "orders:lock:{job}" {
+		t.Errorf("lock(job) = %q, want orders:lock:{job}", got)
+	}
+}

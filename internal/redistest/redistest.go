@@ -4,11 +4,12 @@ package redistest
 
 import (
 	"bufio"
+	"context"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,41 +19,87 @@ import (
 // RequireEnv makes a missing redis-server a failure instead of a skip; CI sets it.
 const RequireEnv = "REDIS_GATEWAY_REQUIRE_SERVER"
 
+// tb is what the fixtures need from a test. A *testing.T serves, or a Shared
+// for fixtures that outlive tests.
+type tb interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}
+
 // Server is one redis-server process owned by a test.
 type Server struct {
-	t    testing.TB
+	t    tb
 	bin  string
 	args []string
 	Port int
+	TLS  *TLS // nil: plain text
 	cmd  *exec.Cmd
+
+	direct *redis.Client
+}
+
+// TLS makes a server speak only TLS, with certificates from CA.
+type TLS struct {
+	CA          *CA
+	Server      Pair   // the server's certificate
+	AuthClients bool   // require a client certificate signed by CA
+	Client      Pair   // what Client presents; needed with AuthClients
+	Name        string // the name Client checks the server's certificate for
+}
+
+func (c *TLS) args() []string {
+	auth := "no"
+	if c.AuthClients {
+		auth = "yes"
+	}
+	return []string{
+		"--tls-cert-file", c.Server.CertFile,
+		"--tls-key-file", c.Server.KeyFile,
+		"--tls-ca-cert-file", c.CA.File,
+		"--tls-auth-clients", auth,
+	}
 }
 
 // Binary returns the path of redis-server, or skips the test (fails it when
 // REDIS_GATEWAY_REQUIRE_SERVER=1) when there is none.
 func Binary(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatalf("redis-server not found and %s=1: %v", RequireEnv, err)
-		}
-		t.Skipf("redis-server not found (install it, or set %s=1 to make this a failure): %v", RequireEnv, err)
-	}
-	return bin
+	return binary(t, "redis-server")
 }
 
 // Start runs redis-server on a free loopback port with no persistence, plus
 // any extra arguments, and stops it when the test ends.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: Binary(t), Port: FreePort(t)}
-	s.args = append([]string{
-		"--port", strconv.Itoa(s.Port),
+	return start(t, nil, extra...)
+}
+
+// StartTLS runs redis-server like Start, speaking only TLS.
+func StartTLS(t testing.TB, cfg TLS, extra ...string) *Server {
+	t.Helper()
+	return start(t, &cfg, extra...)
+}
+
+func start(t tb, cfg *TLS, extra ...string) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server: %v", err)
+	}
+	s := &Server{t: t, bin: bin, Port: freePort(t), TLS: cfg}
+	port := []string{"--port", strconv.Itoa(s.Port)}
+	if cfg != nil {
+		port = append([]string{"--port", "0", "--tls-port", strconv.Itoa(s.Port)}, cfg.args()...)
+	}
+	s.args = append(port,
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", t.TempDir(),
-	}, extra...)
+	)
+	s.args = append(s.args, extra...)
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -61,8 +108,13 @@ func Start(t testing.TB, extra ...string) *Server {
 // Addr is host:port of the server.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
 
-// URL is the redis:// URL of the server.
-func (s *Server) URL() string { return "redis://" + s.Addr() }
+// URL is the redis:// URL of the server, rediss:// with TLS.
+func (s *Server) URL() string {
+	if s.TLS != nil {
+		return "rediss://" + s.Addr()
+	}
+	return "redis://" + s.Addr()
+}
 
 func (s *Server) start() {
 	s.t.Helper()
@@ -131,7 +183,11 @@ func (s *Server) Restart() {
 // Client returns a go-redis client to inspect the server directly; it is
 // closed when the test ends.
 func (s *Server) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true})
+	opts := &redis.Options{Addr: s.Addr(), DisableIdentity: true}
+	if s.TLS != nil {
+		opts.TLSConfig = s.TLS.CA.ClientConfig(s.TLS.Client, s.TLS.Name)
+	}
+	c := redis.NewClient(opts)
 	s.t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -139,10 +195,50 @@ func (s *Server) Client() *redis.Client {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	return freePort(t)
+}
+
+func freePort(t tb) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("find a free port: %v", err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// WaitInSync waits until this server, a replica, has finished its initial
+// sync with its primary, or fails the test. Start the primary with
+// --repl-diskless-sync-delay 0, or the sync waits 5 s for more replicas.
+func (s *Server) WaitInSync(within time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		info, err := s.client().Info(context.Background(), "replication").Result()
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("replica %s not in sync after %v: %v %s", s.Addr(), within, err, info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Freeze stops the server process (SIGSTOP) until Thaw: it answers nothing,
+// and what is sent to it waits in its socket buffers.
+func (s *Server) Freeze() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("SIGSTOP redis-server: %v", err)
+	}
+}
+
+// Thaw resumes a frozen server (SIGCONT).
+func (s *Server) Thaw() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		s.t.Fatalf("SIGCONT redis-server: %v", err)
+	}
 }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis-gateway/redis-gateway/store"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestConfigRedisSettings(t *testing.T) {
+	base := map[string]string{"REDIS_URL": "rediss://cache.example.com:6379", "GATEWAY_TOKENS": "t"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+
+	cfg, err := loadConfig(env(with(
+		"REDIS_TLS_ENABLED", "true",
+		"REDIS_TLS_CA_FILE", "/ca.pem",
+		"REDIS_TLS_CERT_FILE", "/c.pem",
+		"REDIS_TLS_KEY_FILE", "/c.key",
+		"REDIS_TLS_SERVER_NAME", "redis.internal",
+		"REDIS_TLS_INSECURE_SKIP_VERIFY", "1",
+		"REDIS_MIN_IDLE_CONNS", "4",
+		"REDIS_CONN_MAX_IDLE_TIME", "5m",
+	)), false)
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	tls := cfg.Redis.TLS
+	if !tls.Enabled || tls.CAFile != "/ca.pem" || tls.CertFile != "/c.pem" || tls.KeyFile != "/c.key" ||
+		tls.ServerName != "redis.internal" || !tls.InsecureSkipVerify {
+		t.Errorf("TLS = %+v, want every REDIS_TLS_* setting", tls)
+	}
+	if cfg.Redis.MinIdleConns != 4 || cfg.Redis.ConnMaxIdleTime != 5*time.Minute {
+		t.Errorf("MinIdleConns, ConnMaxIdleTime = %d, %v; want 4, 5m", cfg.Redis.MinIdleConns, cfg.Redis.ConnMaxIdleTime)
+	}
+
+	if cfg, _ := loadConfig(env(with("REDIS_CONN_MAX_IDLE_TIME", "0")), false); cfg.Redis.ConnMaxIdleTime >= 0 {
+		t.Errorf("REDIS_CONN_MAX_IDLE_TIME=0: ConnMaxIdleTime = %v, want negative (never closed)", cfg.Redis.ConnMaxIdleTime)
+	}
+	if cfg, _ := loadConfig(env(with("REDIS_TLS_ENABLED", "true", "REDIS_TLS_CA_FILE", "/ca.pem")), true); cfg.Redis.TLS != (store.TLSOptions{}) {
+		t.Errorf("-dev kept TLS settings %+v, want none for the embedded Redis", cfg.Redis.TLS)
+	}
+
+	for _, bad := range [][2]string{
+		{"REDIS_TLS_ENABLED", "yes please"},
+		{"REDIS_TLS_INSECURE_SKIP_VERIFY", "maybe"},
+		{"REDIS_MIN_IDLE_CONNS", "-1"},
+		{"REDIS_CONN_MAX_IDLE_TIME", "soon"},
+	} {
+		_, err := loadConfig(env(with(bad[0], bad[1])), false)
+		if err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("%s=%q: error %v, want one naming the variable", bad[0], bad[1], err)
+		}
+	}
+}
+
+func TestConfigCluster(t *testing.T) {
+	cfg, err := loadConfig(env(map[string]string{
+		"REDIS_CLUSTER_NODES": " cfg.example.com:6379, 10.0.0.2:6380 ,",
+		"REDIS_TLS_ENABLED":   "true",
+		"GATEWAY_TOKENS":      "t",
+	}), false)
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	if got := strings.Join(cfg.Redis.ClusterNodes, " "); got != "cfg.example.com:6379 10.0.0.2:6380" || cfg.Redis.URL != "" {
+		t.Errorf("ClusterNodes, URL = %q, %q; want the two nodes and no URL", got, cfg.Redis.URL)
+	}
+	for _, tt := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"REDIS_CLUSTER_NODES": "cfg.example.com", "GATEWAY_TOKENS": "t"}, "REDIS_CLUSTER_NODES"},
+		{map[string]string{"REDIS_CLUSTER_NODES": "a:1", "REDIS_URL": "redis://b:1", "GATEWAY_TOKENS": "t"}, "both set"},
+	} {
+		if _, err := loadConfig(env(tt.vars), false); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("loadConfig(%v) = %v, want an error saying %q", tt.vars, err, tt.want)
+		}
+	}
+	if cfg, err := loadConfig(env(map[string]string{"REDIS_CLUSTER_NODES": "a:1"}), true); err != nil || len(cfg.Redis.ClusterNodes) > 0 || cfg.Redis.URL != "memory://" {
+		t.Errorf("-dev with REDIS_CLUSTER_NODES: %v, %+v; want memory:// only", err, cfg.Redis)
+	}
+}
+
+func TestConfigDurableWrites(t *testing.T) {
+	vars := map[string]string{"REDIS_URL": "redis://r:6379", "GATEWAY_TOKENS": "t", "REDIS_WRITE_REPLICAS": "2", "REDIS_WRITE_REPLICAS_TIMEOUT": "250ms"}
+	cfg, err := loadConfig(env(vars), false)
+	if err != nil || cfg.Redis.WriteReplicas != 2 || cfg.Redis.WriteReplicasTimeout != 250*time.Millisecond {
+		t.Errorf("loadConfig = %v, %d, %v; want 2 replicas within 250ms", err, cfg.Redis.WriteReplicas, cfg.Redis.WriteReplicasTimeout)
+	}
+	for _, timeout := range []string{"0s", "5s", "3s"} { // none, REQUEST_TIMEOUT, REDIS_READ_TIMEOUT
+		vars["REDIS_WRITE_REPLICAS_TIMEOUT"] = timeout
+		if _, err := loadConfig(env(vars), false); err == nil || !strings.Contains(err.Error(), "REDIS_WRITE_REPLICAS_TIMEOUT") {
+			t.Errorf("REDIS_WRITE_REPLICAS_TIMEOUT=%s: %v, want an error naming it", timeout, err)
+		}
+	}
+	vars["REDIS_WRITE_REPLICAS"] = "-1"
+	if _, err := loadConfig(env(vars), false); err == nil || !strings.Contains(err.Error(), "REDIS_WRITE_REPLICAS") {
+		t.Errorf("REDIS_WRITE_REPLICAS=-1: %v, want an error naming it", err)
+	}
+}
+
+func TestRateLimitFailOpenConfig(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    bool
+		wantErr bool
+	}{
+		{"", false, false},
+		{"true", true, false},
+		{"false", false, false},
+		{"1", true, false},
+		{"yes", false, true},
+	}
+	for _, tt := range tests {
+		env := map[string]string{"REDIS_URL": "memory://", "GATEWAY_AUTH": "none", "RATELIMIT_FAIL_OPEN": tt.value}
+		cfg, err := loadConfig(func(k string) string { return env[k] }, false)
+		switch {
+		case tt.wantErr && (err == nil || !strings.Contains(err.Error(), "RATELIMIT_FAIL_OPEN")):
+			t.Errorf("RATELIMIT_FAIL_OPEN=%q: error %v, want one naming the variable", tt.value, err)
+		case !tt.wantErr && err != nil:
+			t.Errorf("RATELIMIT_FAIL_OPEN=%q: %v", tt.value, err)
+		case !tt.wantErr && cfg.RateLimitFailOpen != tt.want:
+			t.Errorf("RATELIMIT_FAIL_OPEN=%q: RateLimitFailOpen = %v, want %v", tt.value, cfg.RateLimitFailOpen, tt.want)
+		}
+	}
+}

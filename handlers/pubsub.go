@@ -1,0 +1,299 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/redis-gateway/redis-gateway/access"
+	"github.com/redis-gateway/redis-gateway/store"
+)
+
+// pubSubStore is what publishing and the event streams need from Redis.
+type pubSubStore interface {
+	Publish(ctx context.Context, channel string, message []byte) (int64, error)
+	Subscribe(ctx context.Context, channel string) (*store.Subscription, error)
+	PSubscribe(ctx context.Context, pattern string) (*store.Subscription, error)
+}
+
+// Defaults for the event streams when Config leaves them zero.
+const (
+	defaultMaxSubscribers = 1000
+	defaultHeartbeat      = 15 * time.Second
+	defaultSetupTimeout   = 5 * time.Second
+)
+
+// streams is what every event stream shares: the cap on open streams, each
+// of which holds a Redis connection; the heartbeat that keeps idle streams
+// open through proxies and finds vanished clients; and the shutdown signal,
+// since http.Server.Shutdown waits for handlers and a stream never ends on
+// its own.
+type streams struct {
+	slots     chan struct{}
+	heartbeat time.Duration
+	stop      <-chan struct{}
+	// setup bounds subscribing, which the request deadline no longer does.
+	setup time.Duration
+}
+
+func newStreams(cfg Config) *streams {
+	limit, heartbeat, setup := cfg.MaxSubscribers, cfg.Heartbeat, cfg.RequestTimeout
+	if limit <= 0 {
+		limit = defaultMaxSubscribers
+	}
+	if heartbeat <= 0 {
+		heartbeat = defaultHeartbeat
+	}
+	if setup <= 0 {
+		setup = defaultSetupTimeout
+	}
+	st := &streams{slots: make(chan struct{}, limit), heartbeat: heartbeat, stop: cfg.Stop, setup: setup}
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "redis_gateway",
+			Name:      "subscribers",
+			Help:      "Open event streams (GET /subscribe, POST /redis/subscribe, POST /redis/psubscribe), each on its own Redis connection.",
+		}, func() float64 { return float64(len(st.slots)) }))
+	}
+	return st
+}
+
+// frames writes one kind of event stream.
+type frames interface {
+	start(b []byte, sub *store.Subscription) []byte
+	message(b []byte, m store.Message) []byte
+}
+
+// serve subscribes and streams what arrives until the client goes away, the
+// subscription ends or the server shuts down. Errors before the first byte
+// is sent are returned; after it, the stream just ends.
+func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe func(context.Context) (*store.Subscription, error), f frames) error {
+	select {
+	case st.slots <- struct{}{}:
+		defer func() { <-st.slots }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		return &httpError{Status: http.StatusServiceUnavailable, Slug: "too-many-subscribers",
+			Message: "too many open streams (MAX_SUBSCRIBERS); retry later"}
+	}
+	// net/http notices a client going away only once the body has been read
+	// to its end; until then a stream would outlive its client.
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), st.setup)
+	sub, err := subscribe(ctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx would hold events back otherwise
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	write := func(b []byte) bool {
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !write(f.start(nil, sub)) {
+		return nil
+	}
+	heartbeat := time.NewTicker(st.heartbeat)
+	defer heartbeat.Stop()
+	var buf []byte
+	for {
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-st.stop:
+			return nil
+		case <-heartbeat.C:
+			if !write([]byte(": ping\n\n")) {
+				return nil
+			}
+		case m, ok := <-sub.Messages():
+			if !ok {
+				return nil
+			}
+			buf = f.message(buf[:0], m)
+			if !write(buf) {
+				return nil
+			}
+		}
+	}
+}
+
+// handlePublish serves POST /publish/{channel}: the JSON body goes to the
+// channel as it was sent.
+func handlePublish(s pubSubStore) http.Handler {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		channel, err := scopedChannel(r, "channel")
+		if err != nil {
+			return err
+		}
+		body, err := readJSON(r)
+		if err != nil {
+			return err
+		}
+		n, err := s.Publish(r.Context(), channel, body)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, receiversResponse{Receivers: n})
+		return nil
+	})
+}
+
+type receiversResponse struct {
+	Receivers int64 `json:"receivers"`
+}
+
+// handleSubscribe serves GET /subscribe/{channel} as server-sent events.
+func handleSubscribe(s pubSubStore, st *streams) http.Handler {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		channel, err := scopedChannel(r, "channel")
+		if err != nil {
+			return err
+		}
+		return st.serve(w, r, func(ctx context.Context) (*store.Subscription, error) {
+			return s.Subscribe(ctx, channel)
+		}, eventFrames{})
+	})
+}
+
+// handlePSubscribe serves GET /subscribe?pattern=... as server-sent events.
+func handlePSubscribe(s pubSubStore, st *streams) http.Handler {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		q, err := query(r)
+		if err != nil {
+			return err
+		}
+		pattern, ok, err := single(q, "pattern")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return badRequest("pattern is required (or subscribe to one channel at /subscribe/{channel})")
+		}
+		if err := checkKey("pattern", pattern); err != nil {
+			return err
+		}
+		if err := access.FromContext(r.Context()).ChannelPattern(pattern); err != nil {
+			return err
+		}
+		return st.serve(w, r, func(ctx context.Context) (*store.Subscription, error) {
+			return s.PSubscribe(ctx, pattern)
+		}, eventFrames{})
+	})
+}
+
+// eventFrames are the gateway's own events: "event: message" with the
+// channel and the message as JSON.
+type eventFrames struct{}
+
+func (eventFrames) start(b []byte, _ *store.Subscription) []byte { return b }
+
+type eventData struct {
+	Pattern string          `json:"pattern,omitempty"`
+	Channel string          `json:"channel"`
+	Message json.RawMessage `json:"message"`
+}
+
+func (eventFrames) message(b []byte, m store.Message) []byte {
+	d := eventData{Pattern: m.Pattern, Channel: m.Channel, Message: messageJSON(m.Payload)}
+	data, err := json.Marshal(d)
+	if err != nil {
+		// A channel name that is not UTF-8 still encodes; only a bug gets here.
+		panic("encode event: " + err.Error())
+	}
+	b = append(b, "event: message\ndata: "...)
+	b = append(b, data...)
+	return append(b, "\n\n"...)
+}
+
+// messageJSON is the payload as JSON: itself, compacted onto one line, when
+// it is JSON (everything POST /publish sends is), else a JSON string.
+func messageJSON(payload string) json.RawMessage {
+	var buf bytes.Buffer
+	if json.Compact(&buf, []byte(payload)) == nil {
+		return buf.Bytes()
+	}
+	s, _ := json.Marshal(payload)
+	return s
+}
+
+// upstashFrames are the frames of the Upstash protocol's subscribe routes:
+// "data: message,<channel>,<payload>", payloads as published.
+type upstashFrames struct {
+	kind string // subscribe or psubscribe
+	name string // the channel or pattern
+}
+
+func (f upstashFrames) start(b []byte, sub *store.Subscription) []byte {
+	return appendData(b, f.kind+","+f.name+","+strconv.Itoa(sub.Count()))
+}
+
+func (f upstashFrames) message(b []byte, m store.Message) []byte {
+	if m.Pattern != "" {
+		return appendData(b, "pmessage,"+m.Pattern+","+m.Channel+","+m.Payload)
+	}
+	return appendData(b, "message,"+m.Channel+","+m.Payload)
+}
+
+// appendData writes s as one event. A line break cannot be inside a data
+// line, so each line of s gets its own; event-stream readers join them back
+// with "\n".
+func appendData(b []byte, s string) []byte {
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	for _, line := range strings.Split(strings.ReplaceAll(s, "\r", "\n"), "\n") {
+		b = append(b, "data: "...)
+		b = append(b, line...)
+		b = append(b, '\n')
+	}
+	return append(b, '\n')
+}
+
+// handleUpstashSubscribe serves POST /redis/subscribe/{channel} and
+// POST /redis/psubscribe/{pattern}.
+func handleUpstashSubscribe(s pubSubStore, st *streams, pattern bool) http.Handler {
+	return commandHandler(func(w http.ResponseWriter, r *http.Request) error {
+		param := "channel"
+		if pattern {
+			param = "pattern"
+		}
+		name, err := pathKey(r, param)
+		if err != nil {
+			return commandBadRequest("%s", err.Error())
+		}
+		tok := access.FromContext(r.Context())
+		if pattern {
+			err = tok.ChannelPattern(name)
+		} else {
+			err = tok.Channels(name)
+		}
+		if err != nil {
+			return err
+		}
+		if pattern {
+			return st.serve(w, r, func(ctx context.Context) (*store.Subscription, error) {
+				return s.PSubscribe(ctx, name)
+			}, upstashFrames{kind: "psubscribe", name: name})
+		}
+		return st.serve(w, r, func(ctx context.Context) (*store.Subscription, error) {
+			return s.Subscribe(ctx, name)
+		}, upstashFrames{kind: "subscribe", name: name})
+	})
+}

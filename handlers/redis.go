@@ -1,0 +1,472 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/redis-gateway/redis-gateway/store"
+)
+
+// commandStore is what the Upstash-compatible command API needs from Redis.
+type commandStore interface {
+	commandDescriber
+	Command(ctx context.Context, args []string) (store.Reply, error)
+	Pipeline(ctx context.Context, cmds [][]string) ([]store.Result, error)
+	Transaction(ctx context.Context, cmds [][]string) ([]store.Result, error)
+}
+
+// replyFormat is how a reply goes back: the protocol's JSON, with or without
+// base64 strings, or raw RESP2.
+type replyFormat struct {
+	base64 bool
+	resp2  bool
+}
+
+func readReplyFormat(r *http.Request) (replyFormat, error) {
+	f := replyFormat{base64: strings.EqualFold(r.Header.Get("Upstash-Encoding"), "base64")}
+	switch v := r.Header.Get("Upstash-Response-Format"); strings.ToLower(v) {
+	case "", "json":
+	case "resp2":
+		if f.base64 {
+			return f, commandBadRequest("Upstash-Response-Format: resp2 cannot be combined with Upstash-Encoding: base64")
+		}
+		f.resp2 = true
+	default:
+		return f, commandBadRequest("unknown Upstash-Response-Format %q: want json or resp2", v)
+	}
+	return f, nil
+}
+
+// handleCommandBody serves POST /redis: one command as a JSON array.
+func handleCommandBody(s commandStore) http.Handler {
+	return commandHandler(func(w http.ResponseWriter, r *http.Request) error {
+		f, err := readReplyFormat(r)
+		if err != nil {
+			return err
+		}
+		var raw []any
+		if err := readCommandJSON(r, &raw); err != nil {
+			return err
+		}
+		args, err := commandArgs(raw, "")
+		if err != nil {
+			return err
+		}
+		ctx, err := authorizeCommands(r.Context(), s, [][]string{args})
+		if err != nil {
+			return err
+		}
+		reply, err := s.Command(ctx, args)
+		if err != nil {
+			return err
+		}
+		writeReply(w, f, reply)
+		return nil
+	})
+}
+
+// handleCommandPath serves /redis/{command}/{args...}: arguments are the
+// percent-decoded path segments, then a POST or PUT body, then NAME value
+// pairs from the query.
+func handleCommandPath(s commandStore) http.Handler {
+	return commandHandler(func(w http.ResponseWriter, r *http.Request) error {
+		f, err := readReplyFormat(r)
+		if err != nil {
+			return err
+		}
+		args, err := pathArgs(r)
+		if err != nil {
+			return err
+		}
+		ctx, err := authorizeCommands(r.Context(), s, [][]string{args})
+		if err != nil {
+			return err
+		}
+		reply, err := s.Command(ctx, args)
+		if err != nil {
+			return err
+		}
+		writeReply(w, f, reply)
+		return nil
+	})
+}
+
+// handlePipeline serves POST /redis/pipeline: commands run in order, not
+// atomically, each with its own result or error, always 200.
+func handlePipeline(s commandStore) http.Handler {
+	return commandHandler(func(w http.ResponseWriter, r *http.Request) error {
+		f, cmds, err := readBatch(r)
+		if err != nil {
+			return err
+		}
+		ctx, err := authorizeCommands(r.Context(), s, cmds)
+		if err != nil {
+			return err
+		}
+		results, err := s.Pipeline(ctx, cmds)
+		if err != nil {
+			return err
+		}
+		writeResults(w, f, results)
+		return nil
+	})
+}
+
+// handleMultiExec serves POST /redis/multi-exec: the commands as one MULTI
+// ... EXEC transaction. A transaction rejected as a whole is one error, 400.
+func handleMultiExec(s commandStore) http.Handler {
+	return commandHandler(func(w http.ResponseWriter, r *http.Request) error {
+		f, cmds, err := readBatch(r)
+		if err != nil {
+			return err
+		}
+		ctx, err := authorizeCommands(r.Context(), s, cmds)
+		if err != nil {
+			return err
+		}
+		results, err := s.Transaction(ctx, cmds)
+		if err != nil {
+			return err
+		}
+		writeResults(w, f, results)
+		return nil
+	})
+}
+
+func readBatch(r *http.Request) (replyFormat, [][]string, error) {
+	f, err := readReplyFormat(r)
+	if err != nil {
+		return f, nil, err
+	}
+	var raw [][]any
+	if err := readCommandJSON(r, &raw); err != nil {
+		return f, nil, err
+	}
+	if len(raw) == 0 {
+		return f, nil, commandBadRequest("the body must be a non-empty array of commands")
+	}
+	cmds := make([][]string, len(raw))
+	for i, c := range raw {
+		if cmds[i], err = commandArgs(c, fmt.Sprintf("command %d: ", i+1)); err != nil {
+			return f, nil, err
+		}
+	}
+	return f, cmds, nil
+}
+
+// readCommandJSON decodes the body into v, numbers kept as written. The
+// Content-Type is not checked: the protocol's clients send JSON, and curl's
+// default form type must not turn a command into a 415.
+func readCommandJSON(r *http.Request, v any) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return err
+		}
+		return commandBadRequest("reading the body: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return commandBadRequest("the body must be a JSON array of commands: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return commandBadRequest("the body must be one JSON array")
+	}
+	return nil
+}
+
+// commandArgs turns a decoded JSON command into arguments: strings as they
+// are, numbers exactly as written, booleans as "true" and "false".
+func commandArgs(raw []any, where string) ([]string, error) {
+	if len(raw) == 0 {
+		return nil, commandBadRequest("%sa command needs at least its name", where)
+	}
+	args := make([]string, len(raw))
+	for i, v := range raw {
+		switch v := v.(type) {
+		case string:
+			args[i] = v
+		case json.Number:
+			args[i] = v.String()
+		case bool:
+			args[i] = strconv.FormatBool(v)
+		default:
+			return nil, commandBadRequest("%sargument %d must be a string, number or boolean", where, i+1)
+		}
+	}
+	return args, nil
+}
+
+// pathArgs reads the path form. The router matches on the escaped path, so
+// each segment is decoded here, exactly once.
+func pathArgs(r *http.Request) ([]string, error) {
+	name, err := url.PathUnescape(chi.URLParam(r, "command"))
+	if err != nil {
+		return nil, commandBadRequest("invalid percent-encoding in the command name")
+	}
+	args := []string{name}
+	if rest := chi.URLParam(r, "*"); rest != "" {
+		for i, seg := range strings.Split(rest, "/") {
+			a, err := url.PathUnescape(seg)
+			if err != nil {
+				return nil, commandBadRequest("invalid percent-encoding in path segment %d", i+2)
+			}
+			args = append(args, a)
+		}
+	}
+	if r.Method == http.MethodPost || r.Method == http.MethodPut {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return nil, err
+			}
+			return nil, commandBadRequest("reading the body: %v", err)
+		}
+		if len(b) > 0 {
+			args = append(args, string(b))
+		}
+	}
+	q, err := queryArgs(r.URL.RawQuery)
+	if err != nil {
+		return nil, err
+	}
+	return append(args, q...), nil
+}
+
+// queryArgs turns ?EX=100&NX into EX 100 NX, in the order sent. _token is
+// the credential, never an argument.
+func queryArgs(raw string) ([]string, error) {
+	var args []string
+	for _, part := range strings.Split(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, v, hasValue := strings.Cut(part, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			return nil, commandBadRequest("malformed query string")
+		}
+		if name == "_token" {
+			continue
+		}
+		args = append(args, name)
+		if hasValue {
+			value, err := url.QueryUnescape(v)
+			if err != nil {
+				return nil, commandBadRequest("malformed query string")
+			}
+			args = append(args, value)
+		}
+	}
+	return args, nil
+}
+
+// commandBadRequest is a 400 in the command API's style: the message reads
+// like a Redis error.
+func commandBadRequest(format string, args ...any) error {
+	return &httpError{Status: http.StatusBadRequest, Slug: "bad-request", Message: "ERR " + fmt.Sprintf(format, args...)}
+}
+
+type resultBody struct {
+	Result any `json:"result"`
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeReply(w http.ResponseWriter, f replyFormat, reply store.Reply) {
+	if f.resp2 {
+		writeRESP2(w, appendRESP2(nil, reply))
+		return
+	}
+	writeCommandJSON(w, http.StatusOK, resultBody{Result: jsonReply(reply, f.base64)})
+}
+
+func writeResults(w http.ResponseWriter, f replyFormat, results []store.Result) {
+	if f.resp2 {
+		b := fmt.Appendf(nil, "*%d\r\n", len(results))
+		for _, res := range results {
+			if res.Err != nil {
+				b = appendRESP2(b, store.ReplyError(entryError(res.Err)))
+			} else {
+				b = appendRESP2(b, res.Reply)
+			}
+		}
+		writeRESP2(w, b)
+		return
+	}
+	out := make([]any, len(results))
+	for i, res := range results {
+		if res.Err != nil {
+			out[i] = errorBody{Error: entryError(res.Err)}
+		} else {
+			out[i] = resultBody{Result: jsonReply(res.Reply, f.base64)}
+		}
+	}
+	writeCommandJSON(w, http.StatusOK, out)
+}
+
+// entryError is the text of one failed command in a pipeline: Redis's own,
+// or what kept Redis from answering.
+func entryError(err error) string {
+	var cerr *store.CommandError
+	switch {
+	case errors.As(err, &cerr):
+		return cerr.Msg
+	case errors.Is(err, store.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "ERR redis timeout"
+	default:
+		return "ERR redis unavailable"
+	}
+}
+
+// jsonReply maps a reply to its JSON value: nil is null, integers are
+// numbers, arrays nest. With b64 every string is base64, as the Upstash
+// clients decode them, except a whole result that is "OK": their decoder
+// takes that one as it is, but decodes every string inside an array. Without
+// b64, bytes that are not UTF-8 cannot survive JSON.
+func jsonReply(r store.Reply, b64 bool) any {
+	if s, ok := r.(string); ok && s == "OK" {
+		return s
+	}
+	return jsonValue(r, b64)
+}
+
+func jsonValue(r store.Reply, b64 bool) any {
+	switch v := r.(type) {
+	case string:
+		if b64 {
+			return base64.StdEncoding.EncodeToString([]byte(v))
+		}
+		return v
+	case store.ReplyError:
+		return jsonValue(string(v), b64)
+	case []store.Reply:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = jsonValue(e, b64)
+		}
+		return out
+	default:
+		return v // nil and int64
+	}
+}
+
+// appendRESP2 encodes a reply as RESP2. Simple-string replies (OK, PONG)
+// arrive from go-redis as strings, like bulk strings, so every string is
+// written as a bulk string; RESP2 clients read both the same way.
+func appendRESP2(b []byte, r store.Reply) []byte {
+	switch v := r.(type) {
+	case nil:
+		return append(b, "$-1\r\n"...)
+	case int64:
+		return fmt.Appendf(b, ":%d\r\n", v)
+	case string:
+		b = fmt.Appendf(b, "$%d\r\n", len(v))
+		b = append(b, v...)
+		return append(b, "\r\n"...)
+	case store.ReplyError:
+		// An error line cannot hold a line break.
+		return append(append(append(b, '-'), strings.NewReplacer("\r", " ", "\n", " ").Replace(string(v))...), "\r\n"...)
+	case []store.Reply:
+		b = fmt.Appendf(b, "*%d\r\n", len(v))
+		for _, e := range v {
+			b = appendRESP2(b, e)
+		}
+		return b
+	default:
+		return appendRESP2(b, fmt.Sprint(v))
+	}
+}
+
+func writeRESP2(w http.ResponseWriter, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// writeCommandJSON is writeJSON without HTML escaping: the command API
+// returns stored values, and "<" should arrive as "<".
+func writeCommandJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		// Replies hold only strings, integers, nil and arrays of them.
+		panic("encode reply: " + err.Error())
+	}
+	writeRawJSON(w, status, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+}
+
+// syncToken answers the upstash-sync-token header clients send for
+// read-your-writes. The gateway reads from the primary it writes to, so every
+// token is already satisfied; it echoes a well-formed one, else gives "0".
+func syncToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := r.Header.Get("Upstash-Sync-Token")
+		if !validSyncToken(token) {
+			token = "0"
+		}
+		w.Header().Set("Upstash-Sync-Token", token)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func validSyncToken(t string) bool {
+	if t == "" || len(t) > 128 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] < 0x21 || t[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// commandNotFound and commandMethodNotAllowed keep the protocol's envelope
+// for paths and methods the command API does not serve.
+func commandNotFound(w http.ResponseWriter, r *http.Request) {
+	writeCommandJSON(w, http.StatusNotFound, errorBody{Error: "ERR no such route"})
+}
+
+func commandMethodNotAllowed(routes chi.Routes) http.HandlerFunc {
+	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+	return func(w http.ResponseWriter, r *http.Request) {
+		path := "/"
+		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePath != "" {
+			path = rctx.RoutePath
+		}
+		var allowed []string
+		for _, m := range methods {
+			if routes.Match(chi.NewRouteContext(), m, path) {
+				allowed = append(allowed, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeCommandJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "ERR " + r.Method + " is not allowed here"})
+	}
+}
+
+// writeCommandUnauthorized answers a 401 on the command API: the Upstash
+// clients parse every error body as {"error": ...}.
+func writeCommandUnauthorized(w http.ResponseWriter, r *http.Request, msg string) {
+	writeCommandJSON(w, http.StatusUnauthorized, errorBody{Error: "ERR " + msg})
+}

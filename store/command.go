@@ -1,0 +1,421 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+// Reply is one Redis reply in RESP2 terms: nil, int64, string, ReplyError (an
+// error inside an array, as EXEC and scripts return them) or []Reply.
+type Reply = any
+
+// ReplyError is an error reply nested in an array reply.
+type ReplyError string
+
+// CommandError is Redis's error reply to a command, verbatim, or the
+// gateway's refusal of a command in the same style.
+type CommandError struct {
+	Msg     string
+	Refused bool // the gateway refused the command; Redis never saw it
+}
+
+func (e *CommandError) Error() string { return e.Msg }
+
+// Result is the outcome of one command of a pipeline or transaction: a reply,
+// or an error that is a *CommandError or the failure that left the command
+// without one.
+type Result struct {
+	Reply Reply
+	Err   error
+}
+
+// maxScriptAliases bounds the script aliases: a client library has a few
+// dozen scripts, and an entry costs about 200 bytes.
+const maxScriptAliases = 4096
+
+// newCommandClient returns the client of the command API: the main client's
+// options (address, auth, TLS, timeouts, pool size) over RESP2, whose reply
+// shapes are what Upstash clients decode. RESP3 would answer HGETALL with a
+// map and scores with doubles. o is the options before go-redis fills in its
+// defaults, which it does again for the new client.
+func newCommandClient(o redis.Options) *redis.Client {
+	o.Protocol = 2
+	return redis.NewClient(&o)
+}
+
+// newClusterCommandClient is newCommandClient for Redis Cluster: go-redis
+// routes each command by the slot of its first key, splits pipelines by node
+// and refuses a transaction whose keys span slots with Redis's CROSSSLOT
+// error. Keyless commands go to one primary (PING, TIME, INFO, RANDOMKEY,
+// ...), except those about the whole data set, which prepare sends to every
+// primary, and PUBLISH, which goes to its channel's; SCAN is refused, since
+// its cursor only means something on the node that issued it. Copy o before redis.NewClusterClient sees the
+// main client's options: unlike NewClient, it fills in its defaults in place.
+func newClusterCommandClient(o redis.ClusterOptions) *redis.ClusterClient {
+	o.Protocol = 2
+	return redis.NewClusterClient(&o)
+}
+
+// command is a client's command made ready for Redis.
+type command struct {
+	args    []any
+	label   string // for metrics
+	refused error
+	// answer replaces the reply to SCRIPT LOAD of a script compatScript
+	// changed: the client expects the SHA of the text it sent.
+	answer string
+	// merge, on Redis Cluster, runs the command on every primary and merges
+	// their replies, for keyless commands about the whole data set.
+	merge func([]Reply) Reply
+	// channel, on Redis Cluster, sends PUBLISH to the primary of the
+	// channel's slot (see Store.Publish).
+	channel string
+}
+
+// prepare classifies args and adapts scripts written for the hosted service.
+func (s *Store) prepare(ctx context.Context, args []string) command {
+	if len(args) == 0 {
+		return command{label: "other", refused: &CommandError{Msg: "ERR empty command", Refused: true}}
+	}
+	c := command{label: commandLabel(args[0])}
+	if class := classifyCommand(args); class != classPlain && (class != classAdmin || !adminAdmitted(ctx, args)) {
+		c.refused = refusal(class, args)
+		return c
+	}
+	name := strings.ToLower(args[0])
+	if _, cluster := s.cmd.(*redis.ClusterClient); cluster {
+		if name == "scan" {
+			c.refused = &CommandError{Refused: true,
+				Msg: "ERR command 'scan' is not supported on Redis Cluster: its cursor belongs to one node; use KEYS or per-key commands"}
+			return c
+		}
+		c.merge = clusterMerge(args)
+		if name == "publish" && len(args) > 1 {
+			c.channel = args[1]
+		}
+	}
+	c.args = make([]any, len(args))
+	for i, a := range args {
+		c.args[i] = a
+	}
+	switch name {
+	case "eval", "eval_ro":
+		if len(args) > 1 {
+			c.args[1] = s.compatScript(args[1])
+		}
+	case "evalsha", "evalsha_ro":
+		if len(args) > 1 {
+			c.args[1] = s.aliases.get(args[1])
+		}
+	case "script":
+		if len(args) < 3 {
+			break
+		}
+		switch strings.ToLower(args[1]) {
+		case "load":
+			if out := s.compatScript(args[2]); out != args[2] {
+				c.args[2] = out
+				c.answer = scriptSHA(args[2])
+			}
+		case "exists":
+			for i := 2; i < len(args); i++ {
+				c.args[i] = s.aliases.get(args[i])
+			}
+		}
+	}
+	return c
+}
+
+// clusterMerge returns how to merge the replies of every primary for the
+// keyless commands whose meaning is the whole data set, nil for the others.
+// Scripts are loaded everywhere so EVALSHA finds them whichever node owns
+// its keys.
+func clusterMerge(args []string) func([]Reply) Reply {
+	sub := ""
+	if len(args) > 1 {
+		sub = strings.ToLower(args[1])
+	}
+	switch name := strings.ToLower(args[0]); {
+	case name == "dbsize":
+		return func(rs []Reply) Reply {
+			var n int64
+			for _, r := range rs {
+				v, _ := r.(int64)
+				n += v
+			}
+			return n
+		}
+	case name == "keys":
+		return func(rs []Reply) Reply {
+			all := []Reply{}
+			for _, r := range rs {
+				keys, _ := r.([]Reply)
+				all = append(all, keys...)
+			}
+			return all
+		}
+	case name == "script" && sub == "load":
+		return func(rs []Reply) Reply { return rs[0] }
+	case name == "script" && sub == "exists":
+		// A script exists where every primary has it.
+		return func(rs []Reply) Reply {
+			out, _ := rs[0].([]Reply)
+			for _, r := range rs[1:] {
+				found, _ := r.([]Reply)
+				for i, v := range found {
+					if i < len(out) && v != int64(1) {
+						out[i] = int64(0)
+					}
+				}
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+// compatScript returns the script to send for src, and remembers which SHA
+// stands for the client's.
+func (s *Store) compatScript(src string) string {
+	out, changed := compatScript(src)
+	if changed {
+		s.aliases.put(scriptSHA(src), scriptSHA(out))
+	}
+	return out
+}
+
+// result turns a command that ran into the API's reply and error.
+func (c command) result(cmd *redis.Cmd) (Reply, error) {
+	v, err := cmd.Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, commandErr(err)
+	}
+	r := toReply(v)
+	if _, ok := r.(string); ok && c.answer != "" {
+		r = c.answer
+	}
+	return r, nil
+}
+
+// commandErr passes Redis's error replies on verbatim, except those that say
+// Redis cannot serve at all (loading, no auth, ...): those, and failures
+// without a reply, are classified like every other Redis failure.
+func commandErr(err error) error {
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !isUnavailableReply(rerr.Error()) {
+		return &CommandError{Msg: rerr.Error()}
+	}
+	return classify("redis command", err)
+}
+
+// toReply converts go-redis's RESP2 values, which need no conversion but for
+// errors nested in arrays.
+func toReply(v any) Reply {
+	switch v := v.(type) {
+	case nil, int64, string:
+		return v
+	case []any:
+		out := make([]Reply, len(v))
+		for i, e := range v {
+			out[i] = toReply(e)
+		}
+		return out
+	case error:
+		return ReplyError(v.Error())
+	default:
+		// Only RESP3 has other types, and this client speaks RESP2.
+		return fmt.Sprint(v)
+	}
+}
+
+// Command runs one command of a client.
+func (s *Store) Command(ctx context.Context, args []string) (Reply, error) {
+	c := s.prepare(ctx, args)
+	if c.refused != nil {
+		s.countCommand(c.label, c.refused)
+		return nil, c.refused
+	}
+	reply, err := s.run(ctx, c)
+	s.countCommand(c.label, err)
+	return reply, err
+}
+
+// run runs a prepared command on its own: on the node go-redis routes it to,
+// the node of its channel, or every primary when it has a merge.
+func (s *Store) run(ctx context.Context, c command) (Reply, error) {
+	cluster, ok := s.cmd.(*redis.ClusterClient)
+	switch {
+	case !ok || c.merge == nil && c.channel == "":
+		return c.result(s.send(ctx, s.cmd, c.args))
+	case c.channel != "":
+		node, err := cluster.MasterForKey(ctx, c.channel)
+		if err != nil {
+			return nil, classify("redis command", err)
+		}
+		return c.result(s.send(ctx, node, c.args))
+	}
+	var mu sync.Mutex
+	var replies []Reply
+	err := cluster.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		r, err := c.result(s.send(ctx, node, c.args))
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		replies = append(replies, r)
+		return nil
+	})
+	var cerr *CommandError
+	switch {
+	case errors.As(err, &cerr), isOwn(err):
+		return nil, err
+	case err != nil:
+		return nil, classify("redis command", err)
+	case len(replies) == 0:
+		return nil, classify("redis command", errors.New("no primary answered"))
+	}
+	return c.merge(replies), nil
+}
+
+// Pipeline runs cmds in order in one round trip per node, not atomically.
+// Each command has its own result; the error is set only when Redis answered
+// none of them.
+func (s *Store) Pipeline(ctx context.Context, cmds [][]string) ([]Result, error) {
+	prepared := make([]command, len(cmds))
+	sent := make([]*redis.Cmd, len(cmds))
+	pipe := s.cmd.Pipeline()
+	for i, args := range cmds {
+		prepared[i] = s.prepare(ctx, args)
+		if prepared[i].refused == nil && prepared[i].merge == nil && prepared[i].channel == "" {
+			sent[i] = redis.NewCmd(ctx, prepared[i].args...)
+			_ = pipe.Process(ctx, s.guard(ctx, sent[i]))
+		}
+	}
+	if pipe.Len() > 0 {
+		_, _ = pipe.Exec(ctx) // each command carries its own error
+	}
+	results := make([]Result, len(cmds))
+	var failure error
+	answered := false
+	for i, c := range prepared {
+		if c.refused != nil {
+			results[i].Err = c.refused
+		} else {
+			// A cluster pipeline runs on its nodes side by side, so a command
+			// for a node of its own choosing may as well come after the others.
+			if sent[i] == nil {
+				results[i].Reply, results[i].Err = s.run(ctx, c)
+			} else {
+				results[i].Reply, results[i].Err = c.result(sent[i])
+			}
+			var cerr *CommandError
+			if results[i].Err == nil || errors.As(results[i].Err, &cerr) {
+				answered = true
+			} else if failure == nil {
+				failure = results[i].Err
+			}
+		}
+		s.countCommand(c.label, results[i].Err)
+	}
+	if failure != nil && !answered {
+		return nil, failure
+	}
+	return results, nil
+}
+
+// Transaction runs cmds atomically, in MULTI and EXEC on one connection. A
+// transaction Redis rejects as a whole (a command it refused to queue, keys
+// in several cluster slots) or the gateway refuses is a *CommandError; a
+// command failing while the transaction runs has its own result.
+func (s *Store) Transaction(ctx context.Context, cmds [][]string) ([]Result, error) {
+	prepared := make([]command, len(cmds))
+	for i, args := range cmds {
+		prepared[i] = s.prepare(ctx, args)
+		if err := prepared[i].refused; err != nil {
+			s.countAll(prepared, err)
+			return nil, execAbort(i, err.Error())
+		}
+	}
+	pipe := s.cmd.TxPipeline()
+	sent := make([]*redis.Cmd, len(cmds))
+	for i, c := range prepared {
+		sent[i] = redis.NewCmd(ctx, c.args...)
+		_ = pipe.Process(ctx, s.guard(ctx, sent[i]))
+	}
+	_, err := pipe.Exec(ctx)
+	var rerr redis.Error
+	switch {
+	case err == nil || errors.Is(err, redis.Nil):
+	case !errors.As(err, &rerr):
+		s.countAll(prepared, err)
+		return nil, classify("redis transaction", err)
+	case strings.HasPrefix(err.Error(), "EXECABORT"):
+		s.countAll(prepared, err)
+		for i, cmd := range sent {
+			if e := cmd.Err(); e != nil && !strings.HasPrefix(e.Error(), "EXECABORT") {
+				return nil, execAbort(i, e.Error())
+			}
+		}
+		return nil, &CommandError{Msg: err.Error()}
+	case errors.Is(err, redis.ErrCrossSlot):
+		s.countAll(prepared, err)
+		return nil, &CommandError{Msg: err.Error()}
+	}
+	results := make([]Result, len(cmds))
+	for i, c := range prepared {
+		results[i].Reply, results[i].Err = c.result(sent[i])
+		s.countCommand(c.label, results[i].Err)
+	}
+	return results, nil
+}
+
+// execAbort is the rejection of a whole transaction because of command i,
+// in the words Redis uses for it plus which command it was.
+func execAbort(i int, cause string) error {
+	return &CommandError{Msg: fmt.Sprintf("EXECABORT Transaction discarded because of previous errors. (command %d: %s)", i+1, cause)}
+}
+
+func (s *Store) countCommand(label string, err error) {
+	if s.commands == nil {
+		return
+	}
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	s.commands.WithLabelValues(label, result).Inc()
+}
+
+func (s *Store) countAll(cmds []command, err error) {
+	for _, c := range cmds {
+		s.countCommand(c.label, err)
+	}
+}
+
+// registerCommandMetrics counts the command API's commands, its pool, and
+// its failed commands alongside the main client's.
+func (s *Store) registerCommandMetrics(reg prometheus.Registerer, cmdErrors *prometheus.CounterVec) error {
+	s.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "redis_gateway",
+		Name:      "command_api_commands_total",
+		Help:      "Commands run through /redis, by command (names outside the Redis command set are \"other\") and result.",
+	}, []string{"command", "result"})
+	if err := reg.Register(s.commands); err != nil {
+		return err
+	}
+	if err := reg.Register(newPoolCollector("redis_gateway_command_api", s.cmd)); err != nil {
+		return err
+	}
+	s.cmd.AddHook(errorHook{errors: cmdErrors})
+	return nil
+}

@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+)
+
+// Lease is a lock held by the bearer of its token.
+type Lease struct {
+	Token     string // 130 random bits; the only proof of holding the lock
+	Fence     int64  // grows with every acquisition of the lock's name
+	TTL       time.Duration
+	ExpiresAt time.Time // by Redis's clock
+}
+
+// LockHeldError is AcquireLock's answer when another token holds the lock.
+// It matches ErrLockHeld.
+type LockHeldError struct {
+	Remaining time.Duration // until the holder's lease ends, unless refreshed
+}
+
+func (e *LockHeldError) Error() string {
+	return fmt.Sprintf("acquire lock: %v (for another %v)", ErrLockHeld, e.Remaining)
+}
+
+func (e *LockHeldError) Is(target error) bool { return target == ErrLockHeld }
+
+// AcquireLock takes the lock name for ttl under a fresh token, or answers
+// *LockHeldError when another token holds it.
+func (s *Store) AcquireLock(ctx context.Context, name string, ttl time.Duration) (Lease, error) {
+	token := rand.Text()
+	k := s.keys
+	// Never run twice: a retry after a lost reply would find the lock held,
+	// by this very token.
+	cmd, err := s.runScript(ctx, scriptLockAcquire, []string{k.lock(name, ""), k.lock(name, ":fence")}, token, ttl.Milliseconds())
+	if err != nil {
+		return Lease{}, classify("acquire lock", err)
+	}
+	res, err := cmd.Int64Slice()
+	if err != nil {
+		return Lease{}, classify("acquire lock", err)
+	}
+	if res[0] == 0 {
+		return Lease{}, &LockHeldError{Remaining: time.Duration(max(0, res[1])) * time.Millisecond}
+	}
+	return Lease{Token: token, Fence: res[1], TTL: ttl, ExpiresAt: time.UnixMilli(res[2]).Add(ttl)}, nil
+}
+
+// RefreshLock extends the lease of token for ttl, or for the TTL it last had
+// when ttl is 0. ErrNotFound when nobody holds the lock, ErrLockHeld when
+// another token does.
+func (s *Store) RefreshLock(ctx context.Context, name, token string, ttl time.Duration) (Lease, error) {
+	arg := ""
+	if ttl > 0 {
+		arg = fmt.Sprint(ttl.Milliseconds())
+	}
+	cmd, err := s.runScript(ctx, scriptLockRefresh, []string{s.keys.lock(name, "")}, token, arg)
+	if err != nil {
+		return Lease{}, classify("refresh lock", err)
+	}
+	res, err := cmd.Int64Slice()
+	if err != nil {
+		return Lease{}, classify("refresh lock", err)
+	}
+	switch res[0] {
+	case 0:
+		return Lease{}, classify("refresh lock", ErrNotFound)
+	case -1:
+		return Lease{}, classify("refresh lock", ErrLockHeld)
+	}
+	ttl = time.Duration(res[2]) * time.Millisecond
+	return Lease{Token: token, Fence: res[1], TTL: ttl, ExpiresAt: time.UnixMilli(res[3]).Add(ttl)}, nil
+}
+
+// ReleaseLock frees the lock held by token. ErrNotFound when nobody holds
+// it, ErrLockHeld when another token does.
+func (s *Store) ReleaseLock(ctx context.Context, name, token string) error {
+	cmd, err := s.runScript(ctx, scriptLockRelease, []string{s.keys.lock(name, "")}, token)
+	var n int
+	if err == nil {
+		n, err = cmd.Int()
+	}
+	switch {
+	case err != nil:
+	case n == 0:
+		err = ErrNotFound
+	case n < 0:
+		err = ErrLockHeld
+	}
+	return classify("release lock", err)
+}
+
+// LockTTL returns how long the lock's current lease has left; ErrNotFound
+// when nobody holds it.
+func (s *Store) LockTTL(ctx context.Context, name string) (time.Duration, error) {
+	d, err := s.rdb.PTTL(ctx, s.keys.lock(name, "")).Result()
+	if err == nil && d == -2 { // go-redis returns the reply as a Duration of nanoseconds
+		err = ErrNotFound
+	}
+	return d, classify("lock ttl", err)
+}
