@@ -47,13 +47,13 @@ func (s *Store) batched(m mode) bool {
 	return s.ap != nil && (m == reading || s.durable.replicas == 0)
 }
 
-// run builds a command with newCmd and runs it under the retry policy of m,
+// runCmd builds a command with newCmd and runs it under the retry policy of m,
 // batched with other requests' commands when auto-pipelining is on. It
 // returns when the command has run or ctx is done, whichever comes first. A
 // command abandoned at the deadline still runs, as one whose reply never
 // arrived would; its result is written later, so the caller gets a fresh
 // command carrying ctx's error.
-func run[C redis.Cmder](ctx context.Context, s *Store, m mode, newCmd func(context.Context, ...any) C, args ...any) C {
+func runCmd[C redis.Cmder](ctx context.Context, s *Store, m mode, newCmd func(context.Context, ...any) C, args ...any) C {
 	if !s.batched(m) {
 		if m == reading {
 			cmd := newCmd(ctx, args...)
@@ -86,7 +86,7 @@ func run[C redis.Cmder](ctx context.Context, s *Store, m mode, newCmd func(conte
 	}
 }
 
-// runPair runs two reads as run does, in one round trip. It returns ctx's
+// runPair runs two reads as runCmd does, in one round trip. It returns ctx's
 // error when ctx ended before both had run; the commands must not be read
 // then.
 func (s *Store) runPair(ctx context.Context, newA, newB func(context.Context) redis.Cmder) (redis.Cmder, redis.Cmder, error) {
@@ -160,7 +160,7 @@ func (s *Store) scripts(m mode) redis.Scripter {
 	return scripter{s, m}
 }
 
-// scripter runs Lua scripts through run, so EVALSHA batches like any other
+// scripter runs Lua scripts through runCmd, so EVALSHA batches like any other
 // command and follows the retry policy of its mode; redis.Script keeps its
 // EVAL fallback on NOSCRIPT.
 type scripter struct {
@@ -201,7 +201,7 @@ func (sc scripter) eval(ctx context.Context, name, payload string, keys []string
 		cmdArgs = append(cmdArgs, k)
 	}
 	cmdArgs = append(cmdArgs, args...)
-	return run(ctx, sc.s, sc.m, func(ctx context.Context, a ...any) *redis.Cmd {
+	return runCmd(ctx, sc.s, sc.m, func(ctx context.Context, a ...any) *redis.Cmd {
 		cmd := redis.NewCmd(ctx, a...)
 		if len(keys) > 0 {
 			cmd.SetFirstKeyPos(3)

@@ -40,7 +40,7 @@ type Condition struct {
 
 // GetCache returns the stored bytes of a cache key.
 func (s *Store) GetCache(ctx context.Context, key string) ([]byte, error) {
-	b, err := run(ctx, s, reading, redis.NewStringCmd, "get", s.keys.cache(key)).Bytes()
+	b, err := runCmd(ctx, s, reading, redis.NewStringCmd, "get", s.keys.cache(key)).Bytes()
 	return b, classify("get cache", err)
 }
 
@@ -57,7 +57,7 @@ func (s *Store) GetCacheTagged(ctx context.Context, key string) ([]byte, string,
 	}
 	k := s.keys.cache(key)
 	if c == nil || !c.serving() {
-		b, err := run(ctx, s, reading, redis.NewStringCmd, "get", k).Bytes()
+		b, err := runCmd(ctx, s, reading, redis.NewStringCmd, "get", k).Bytes()
 		if err != nil {
 			return nil, "", classify("get cache", err)
 		}
@@ -150,11 +150,11 @@ func (s *Store) PutCache(ctx context.Context, key string, value []byte, ttl time
 	defer s.forget(key)
 	switch {
 	case cond.IfAbsent, cond.IfPresent:
-		mode := "nx"
+		only := "nx"
 		if cond.IfPresent {
-			mode = "xx"
+			only = "xx"
 		}
-		ok, err := run(ctx, s, writing, redis.NewBoolCmd, setArgs(k, value, ttl, mode)...).Result()
+		ok, err := runCmd(ctx, s, writing, redis.NewBoolCmd, setArgs(k, value, ttl, only)...).Result()
 		if err != nil {
 			return false, classify("put cache", err)
 		}
@@ -181,7 +181,7 @@ func (s *Store) PutCache(ctx context.Context, key string, value []byte, ttl time
 	// costs Redis a third of a script. It refuses to replace a key of another
 	// type, and servers before 6.2 do not know it; the script replaces
 	// anything, everywhere.
-	err = run(ctx, s, writing, redis.NewStringCmd, setArgs(k, value, ttl, "get")...).Err()
+	err = runCmd(ctx, s, writing, redis.NewStringCmd, setArgs(k, value, ttl, "get")...).Err()
 	switch {
 	case err == nil:
 		return false, nil
@@ -199,13 +199,13 @@ func (s *Store) PutCache(ctx context.Context, key string, value []byte, ttl time
 }
 
 // setArgs is SET key value [PX ttl] [NX|XX|GET]; a ttl of 0 keeps no expiry.
-func setArgs(key string, value []byte, ttl time.Duration, mode string) []any {
+func setArgs(key string, value []byte, ttl time.Duration, option string) []any {
 	args := []any{"set", key, value}
 	if ttl > 0 {
 		args = append(args, "px", ttl.Milliseconds())
 	}
-	if mode != "" {
-		args = append(args, mode)
+	if option != "" {
+		args = append(args, option)
 	}
 	return args
 }
@@ -213,7 +213,7 @@ func setArgs(key string, value []byte, ttl time.Duration, mode string) []any {
 // DeleteCache removes a key; ErrNotFound when there was none.
 func (s *Store) DeleteCache(ctx context.Context, key string) error {
 	defer s.forget(key)
-	n, err := run(ctx, s, writing, redis.NewIntCmd, "del", s.keys.cache(key)).Result()
+	n, err := runCmd(ctx, s, writing, redis.NewIntCmd, "del", s.keys.cache(key)).Result()
 	if err == nil && n == 0 {
 		err = ErrNotFound
 	}
@@ -247,7 +247,7 @@ func (s *Store) DeleteCacheMany(ctx context.Context, keys []string) (int64, erro
 // CacheTTL returns the time left before a key expires, -1 for a key with no
 // expiry, ErrNotFound for a missing key.
 func (s *Store) CacheTTL(ctx context.Context, key string) (time.Duration, error) {
-	d, err := run(ctx, s, reading, newMsCmd, "pttl", s.keys.cache(key)).Result()
+	d, err := runCmd(ctx, s, reading, newMsCmd, "pttl", s.keys.cache(key)).Result()
 	if err != nil {
 		return 0, classify("cache ttl", err)
 	}
@@ -263,7 +263,7 @@ func (s *Store) CacheTTL(ctx context.Context, key string) (time.Duration, error)
 // ExpireCache sets a new TTL on an existing key.
 func (s *Store) ExpireCache(ctx context.Context, key string, ttl time.Duration) error {
 	defer s.forget(key) // the near-cache keeps the TTL too
-	ok, err := run(ctx, s, writing, redis.NewBoolCmd, "pexpire", s.keys.cache(key), ttl.Milliseconds()).Result()
+	ok, err := runCmd(ctx, s, writing, redis.NewBoolCmd, "pexpire", s.keys.cache(key), ttl.Milliseconds()).Result()
 	if err == nil && !ok {
 		err = ErrNotFound
 	}

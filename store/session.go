@@ -61,7 +61,7 @@ func (s *Store) GetSession(ctx context.Context, id string, touch bool) ([]byte, 
 		b, err := scriptSessionGet.Run(ctx, s.scripts(reading), []string{k}).Text()
 		return []byte(b), classify("get session", err)
 	}
-	b, err := run(ctx, s, reading, redis.NewStringCmd, "hget", k, "doc").Bytes()
+	b, err := runCmd(ctx, s, reading, redis.NewStringCmd, "hget", k, "doc").Bytes()
 	return b, classify("get session", err)
 }
 

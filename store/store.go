@@ -398,7 +398,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		if err == nil && s.ap != nil {
 			// The batched commands have a client of their own: ready means
 			// both reach Redis.
-			err = run(ctx, s, reading, redis.NewStatusCmd, "ping").Err()
+			err = runCmd(ctx, s, reading, redis.NewStatusCmd, "ping").Err()
 		}
 		return classify("ping", err)
 	}

@@ -193,7 +193,7 @@ func (h confirmHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // runScript runs a script that writes, through write: EVALSHA, then EVAL
 // when the node lacks the script, as a replica promoted since the script was
 // loaded does. With auto-pipelining, the script is batched under the same
-// retry policy (see run).
+// retry policy (see runCmd).
 func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, args ...any) (*redis.Cmd, error) {
 	if s.batched(writing) {
 		cmd := sc.Run(ctx, scripter{s, writing}, keys, args...)
