@@ -107,7 +107,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 	c.TLSCertFile, c.TLSKeyFile = e.tlsFiles()
 	near := store.NearCacheOptions{
 		MaxEntries:   e.int("NEAR_CACHE_MAX_ENTRIES", 100_000, 1),
-		MaxBytes:     int64(e.int("NEAR_CACHE_MAX_BYTES", 16<<20, 1<<10)),
+		MaxBytes:     int64(e.int("NEAR_CACHE_MAX_BYTES", 12<<20, 1<<10)),
 		MaxStaleness: e.duration("NEAR_CACHE_MAX_STALENESS", 10*time.Second),
 	}
 	if near.MaxStaleness < time.Millisecond {
