@@ -30,7 +30,10 @@ type config struct {
 	ShutdownTimeout time.Duration
 
 	LogLevel  slog.Level
-	LogFormat string // json or text
+	LogFormat string        // json or text
+	LogBuffer time.Duration // 0 = write every line at once
+
+	PprofAddr string // empty = no profiling listener
 
 	Tokens       []string
 	TokensFile   string // GATEWAY_TOKENS_FILE: scoped tokens, re-read when it changes
@@ -73,6 +76,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 			MaxRetries:      e.int("REDIS_MAX_RETRIES", 3, 0),
 			MinRetryBackoff: e.duration("REDIS_MIN_RETRY_BACKOFF", 8*time.Millisecond),
 			MaxRetryBackoff: e.duration("REDIS_MAX_RETRY_BACKOFF", 2*time.Second),
+			NoAutoPipeline:  !e.onOff("REDIS_AUTOPIPELINE", true),
 			WriteReplicas:   e.int("REDIS_WRITE_REPLICAS", 0, 0),
 			TLS: store.TLSOptions{
 				Enabled:            e.bool("REDIS_TLS_ENABLED", false),
@@ -89,6 +93,8 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		ShutdownDrain:   e.duration("SHUTDOWN_DRAIN", 5*time.Second),
 		ShutdownTimeout: e.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
 		LogFormat:       e.str("LOG_FORMAT", "json"),
+		LogBuffer:       e.duration("LOG_BUFFER", 100*time.Millisecond),
+		PprofAddr:       e.str("PPROF_ADDR", ""),
 		CacheDefaultTTL: e.seconds("CACHE_DEFAULT_TTL", time.Hour),
 		MaxTTL:          e.seconds("MAX_TTL", 30*24*time.Hour),
 		SessionTTL:      e.seconds("SESSION_TTL", 30*time.Minute),
@@ -99,6 +105,22 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 	}
 	c.Addr = e.addr()
 	c.TLSCertFile, c.TLSKeyFile = e.tlsFiles()
+	near := store.NearCacheOptions{
+		MaxEntries:   e.int("NEAR_CACHE_MAX_ENTRIES", 100_000, 1),
+		MaxBytes:     int64(e.int("NEAR_CACHE_MAX_BYTES", 12<<20, 1<<10)),
+		MaxStaleness: e.duration("NEAR_CACHE_MAX_STALENESS", 10*time.Second),
+	}
+	if near.MaxStaleness < time.Millisecond {
+		e.fail("NEAR_CACHE_MAX_STALENESS", e.getenv("NEAR_CACHE_MAX_STALENESS"), "want a duration of at least 1ms")
+	}
+	if e.onOff("NEAR_CACHE", true) {
+		c.Redis.NearCache = &near
+	}
+	if c.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+			e.fail("PPROF_ADDR", c.PprofAddr, "want host:port, such as 127.0.0.1:6060")
+		}
+	}
 	c.LogLevel = e.level("LOG_LEVEL")
 	for _, n := range strings.Split(getenv("REDIS_CLUSTER_NODES"), ",") {
 		if n = strings.TrimSpace(n); n != "" {
@@ -255,6 +277,20 @@ func (e *envReader) seconds(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+func (e *envReader) onOff(name string, def bool) bool {
+	switch v := strings.TrimSpace(e.getenv(name)); v {
+	case "":
+		return def
+	case "on":
+		return true
+	case "off":
+		return false
+	default:
+		e.fail(name, v, "want on or off")
+		return def
+	}
 }
 
 func (e *envReader) bool(name string, def bool) bool {

@@ -86,7 +86,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg, stdout)
+	logger, closeLog := newLogger(cfg, stdout)
+	defer closeLog()
 	// go-redis has one logger per process (held atomically); the process runs
 	// one gateway, so its lines join ours.
 	store.LogClientTo(logger)
@@ -155,6 +156,14 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		Heartbeat:         cfg.SubscribeHeartbeat,
 		Stop:              stop,
 	})
+
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 
 	// Listen before serving, so a taken port fails here, at once.
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -249,12 +258,23 @@ const readHeaderTimeout = 10 * time.Second
 // is in force within it, or at once on SIGHUP.
 const tokensPollInterval = 500 * time.Millisecond
 
-func newLogger(cfg config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+// newLogger returns the process's logger and the function that writes out
+// what it still holds.
+func newLogger(cfg config, w io.Writer) (*slog.Logger, func()) {
+	var buf *logBuffer
+	if cfg.LogBuffer > 0 {
+		buf = newLogBuffer(w, cfg.LogBuffer)
+		w = buf
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if cfg.LogFormat == "text" {
+		h = slog.NewTextHandler(w, opts)
+	}
+	if buf == nil {
+		return slog.New(h), func() {}
+	}
+	return slog.New(accessBatches{h, buf}), func() { _ = buf.Close() }
 }
 
 func buildVersion() string {

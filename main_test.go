@@ -69,6 +69,12 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{name: "CACHE_DEFAULT_TTL=1.5", env: withEnv(valid, map[string]string{"CACHE_DEFAULT_TTL": "1.5"}), want: []string{"CACHE_DEFAULT_TTL", "1.5"}},
 		{name: "LOG_LEVEL=loud", env: withEnv(valid, map[string]string{"LOG_LEVEL": "loud"}), want: []string{"LOG_LEVEL", "loud"}},
 		{name: "GATEWAY_AUTH=maybe", env: withEnv(valid, map[string]string{"GATEWAY_AUTH": "maybe"}), want: []string{"GATEWAY_AUTH", "maybe"}},
+		{name: "REDIS_AUTOPIPELINE=yes", env: withEnv(valid, map[string]string{"REDIS_AUTOPIPELINE": "yes"}), want: []string{"REDIS_AUTOPIPELINE", "yes", "on or off"}},
+		{name: "LOG_BUFFER=fast", env: withEnv(valid, map[string]string{"LOG_BUFFER": "fast"}), want: []string{"LOG_BUFFER", "fast"}},
+		{name: "NEAR_CACHE=yes", env: withEnv(valid, map[string]string{"NEAR_CACHE": "yes"}), want: []string{"NEAR_CACHE", "yes", "on or off"}},
+		{name: "NEAR_CACHE_MAX_BYTES=1MB", env: withEnv(valid, map[string]string{"NEAR_CACHE_MAX_BYTES": "1MB"}), want: []string{"NEAR_CACHE_MAX_BYTES", "1MB"}},
+		{name: "NEAR_CACHE_MAX_STALENESS=0", env: withEnv(valid, map[string]string{"NEAR_CACHE_MAX_STALENESS": "0"}), want: []string{"NEAR_CACHE_MAX_STALENESS", "at least 1ms"}},
+		{name: "PPROF_ADDR=6060", env: withEnv(valid, map[string]string{"PPROF_ADDR": "6060"}), want: []string{"PPROF_ADDR", "6060", "host:port"}},
 		{
 			name: "no GATEWAY_TOKENS and no GATEWAY_AUTH=none",
 			env:  withEnv(valid, map[string]string{"GATEWAY_TOKENS": ""}),

@@ -34,7 +34,13 @@ type TTLs struct {
 	Max          time.Duration // MAX_TTL
 }
 
-func etag(value []byte) string { return `"` + store.Digest(value) + `"` }
+func etag(value []byte) string { return store.ETag(value) }
+
+// taggedCacheGetter is what a store with a near-cache offers: a value with
+// its ETag, kept together, so that a value served from memory costs no digest.
+type taggedCacheGetter interface {
+	GetCacheTagged(ctx context.Context, key string) (value []byte, etag string, err error)
+}
 
 // handleCacheGet serves GET and HEAD /cache/{key}: the stored bytes as they
 // were sent, with a strong ETag.
@@ -44,11 +50,16 @@ func handleCacheGet(s cacheStore) http.Handler {
 		if err != nil {
 			return err
 		}
-		value, err := s.GetCache(r.Context(), key)
+		var value []byte
+		var tag string
+		if tg, ok := s.(taggedCacheGetter); ok {
+			value, tag, err = tg.GetCacheTagged(r.Context(), key)
+		} else if value, err = s.GetCache(r.Context(), key); err == nil {
+			tag = etag(value)
+		}
 		if err != nil {
 			return err
 		}
-		tag := etag(value)
 		w.Header().Set("ETag", tag)
 		if inm := r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, tag, true) {
 			w.WriteHeader(http.StatusNotModified)

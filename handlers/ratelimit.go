@@ -123,13 +123,15 @@ type decisionResponse struct {
 
 // writeDecision sets the IETF RateLimit headers and their legacy X- forms.
 func writeDecision(w http.ResponseWriter, status int, req rateLimitRequest, d decisionResponse) {
+	// The names are written in net/http's canonical form (RateLimit-Policy is
+	// sent as Ratelimit-Policy either way), which spares Set a copy of each.
 	h := w.Header()
 	limit, remaining, reset := strconv.FormatInt(d.Limit, 10), strconv.FormatInt(d.Remaining, 10), strconv.FormatInt(d.Reset, 10)
-	h.Set("RateLimit-Policy", `"default";q=`+limit+";w="+strconv.FormatInt(seconds(req.window), 10))
-	h.Set("RateLimit", `"default";r=`+remaining+";t="+reset)
-	h.Set("X-RateLimit-Limit", limit)
-	h.Set("X-RateLimit-Remaining", remaining)
-	h.Set("X-RateLimit-Reset", reset)
+	h.Set("Ratelimit-Policy", `"default";q=`+limit+";w="+strconv.FormatInt(seconds(req.window), 10))
+	h.Set("Ratelimit", `"default";r=`+remaining+";t="+reset)
+	h.Set("X-Ratelimit-Limit", limit)
+	h.Set("X-Ratelimit-Remaining", remaining)
+	h.Set("X-Ratelimit-Reset", reset)
 	if !d.Allowed && status == http.StatusTooManyRequests {
 		h.Set("Retry-After", strconv.FormatInt(d.RetryAfter, 10))
 	}

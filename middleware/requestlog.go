@@ -14,13 +14,25 @@ import (
 // RequestIDHeader carries the request id in both directions.
 const RequestIDHeader = "X-Request-Id"
 
+// AccessLogMessage is the message of every access log line.
+const AccessLogMessage = "request"
+
 type ctxKey int
 
 const (
-	requestIDKey ctxKey = iota
-	noteKey
-	undeadlinedKey // the request's context as it was before Deadline
+	requestKey     ctxKey = iota
+	undeadlinedKey        // the request's context as it was before Deadline
 )
+
+// request is what the middleware keeps about a request in its context: one
+// allocation carries the id and, once noted, the error behind the response
+// and the name of the request's token, so the access log line can carry them
+// and a request is logged exactly once.
+type request struct {
+	id    string
+	err   error
+	token string
+}
 
 // RequestID echoes a well-formed X-Request-Id or makes one up, puts it on the
 // response before anything else can answer, and in the request's context.
@@ -31,14 +43,16 @@ func RequestID(next http.Handler) http.Handler {
 			id = rand.Text()
 		}
 		w.Header().Set(RequestIDHeader, id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey, &request{id: id})))
 	})
 }
 
 // GetRequestID returns the request id that RequestID stored in ctx.
 func GetRequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if req, ok := ctx.Value(requestKey).(*request); ok {
+		return req.id
+	}
+	return ""
 }
 
 // validRequestID bounds what a client may put into our logs and headers.
@@ -54,32 +68,24 @@ func validRequestID(id string) bool {
 	return true
 }
 
-// note is where a handler leaves the error behind its response, so the
-// access log line can carry it and a request is logged exactly once; and
-// where authentication leaves the name of the request's token.
-type note struct {
-	err   error
-	token string
-}
-
 // NoteError attaches err to the request's access log line.
 func NoteError(ctx context.Context, err error) {
-	if n, ok := ctx.Value(noteKey).(*note); ok {
-		n.err = err
+	if req, ok := ctx.Value(requestKey).(*request); ok {
+		req.err = err
 	}
 }
 
 // NoteToken attaches the name (never the secret) of the request's token to
 // its access log line.
 func NoteToken(ctx context.Context, name string) {
-	if n, ok := ctx.Value(noteKey).(*note); ok {
-		n.token = name
+	if req, ok := ctx.Value(requestKey).(*request); ok {
+		req.token = name
 	}
 }
 
 func notedError(ctx context.Context) error {
-	if n, ok := ctx.Value(noteKey).(*note); ok {
-		return n.err
+	if req, ok := ctx.Value(requestKey).(*request); ok {
+		return req.err
 	}
 	return nil
 }
@@ -92,9 +98,12 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			n := &note{}
+			req, ok := r.Context().Value(requestKey).(*request)
+			if !ok { // RequestID did not run first: keep a place for the notes anyway
+				req = &request{}
+				r = r.WithContext(context.WithValue(r.Context(), requestKey, req))
+			}
 			ww := chimw.NewWrapResponseWriter(w, r.ProtoMajor)
-			r = r.WithContext(context.WithValue(r.Context(), noteKey, n))
 			next.ServeHTTP(ww, r)
 
 			status := ww.Status()
@@ -119,15 +128,17 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				slog.Int("status", status),
 				slog.Int("bytes", ww.BytesWritten()),
 				slog.Duration("duration", time.Since(start)),
-				slog.String("request_id", GetRequestID(r.Context())),
+				slog.String("request_id", req.id),
 			}
-			if n.token != "" {
-				attrs = append(attrs, slog.String("token", n.token))
+			if req.token != "" {
+				attrs = append(attrs, slog.String("token", req.token))
 			}
-			if n.err != nil {
-				attrs = append(attrs, slog.String("error", n.err.Error()))
+			if req.err != nil {
+				attrs = append(attrs, slog.String("error", req.err.Error()))
 			}
-			logger.LogAttrs(context.WithoutCancel(r.Context()), level, "request", attrs...)
+			// The request's own context: the handlers of log/slog never look at
+			// its cancellation, and a detached copy would cost an allocation.
+			logger.LogAttrs(r.Context(), level, AccessLogMessage, attrs...)
 		})
 	}
 }

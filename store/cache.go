@@ -13,8 +13,22 @@ import (
 // Digest identifies a stored value: the hex SHA-1 of its bytes. Lua computes
 // the same with redis.sha1hex, which lets If-Match run inside one script.
 func Digest(value []byte) string {
+	return string(AppendDigest(nil, value))
+}
+
+// ETag is the strong entity tag of a stored value: its Digest, quoted.
+func ETag(value []byte) string {
+	var buf [64]byte // room for a quoted digest, so only the string allocates
+	b := append(buf[:0], '"')
+	b = AppendDigest(b, value)
+	return string(append(b, '"'))
+}
+
+// AppendDigest appends the Digest of value to dst, so a caller can build a
+// string around it in one allocation.
+func AppendDigest(dst, value []byte) []byte {
 	sum := sha1.Sum(value)
-	return hex.EncodeToString(sum[:])
+	return hex.AppendEncode(dst, sum[:])
 }
 
 // Condition restricts a write to the current state of the key.
@@ -26,8 +40,79 @@ type Condition struct {
 
 // GetCache returns the stored bytes of a cache key.
 func (s *Store) GetCache(ctx context.Context, key string) ([]byte, error) {
-	b, err := s.rdb.Get(ctx, s.keys.cache(key)).Bytes()
+	b, err := runCmd(ctx, s, reading, redis.NewStringCmd, "get", s.keys.cache(key)).Bytes()
 	return b, classify("get cache", err)
+}
+
+// GetCacheTagged returns the stored bytes of a cache key and their ETag,
+// from the near-cache when it holds them. The bytes may be shared with the
+// near-cache: callers must not change them.
+func (s *Store) GetCacheTagged(ctx context.Context, key string) ([]byte, string, error) {
+	c := s.near
+	if c != nil && c.serving() {
+		if value, tag, ok := c.get(key); ok {
+			c.metrics.hits.Inc()
+			return value, tag, nil
+		}
+	}
+	k := s.keys.cache(key)
+	if c == nil || !c.serving() {
+		b, err := runCmd(ctx, s, reading, redis.NewStringCmd, "get", k).Bytes()
+		if err != nil {
+			return nil, "", classify("get cache", err)
+		}
+		return b, ETag(b), nil
+	}
+	c.metrics.misses.Inc()
+	token := c.reserve(key)
+	sent := c.now()
+	value, ttl, err := s.getWithTTL(ctx, k)
+	if err != nil {
+		if token != 0 {
+			c.cancel(key, token)
+		}
+		return nil, "", classify("get cache", err)
+	}
+	tag := ETag(value)
+	if token != 0 {
+		c.fill(key, token, value, tag, sent, ttl)
+	}
+	return value, tag, nil
+}
+
+// getWithTTL reads a value and its TTL (negative: none), so the near-cache
+// never keeps a value past its expiry in Redis. The two commands are not
+// atomic and need not be: a write between them removes the reservation the
+// answer would fill.
+func (s *Store) getWithTTL(ctx context.Context, k string) ([]byte, time.Duration, error) {
+	a, b, err := s.runPair(ctx,
+		func(ctx context.Context) redis.Cmder { return redis.NewStringCmd(ctx, "get", k) },
+		func(ctx context.Context) redis.Cmder { return newMsCmd(ctx, "pttl", k) })
+	if err != nil {
+		return nil, 0, err
+	}
+	value, err := a.(*redis.StringCmd).Bytes()
+	if err != nil {
+		return nil, 0, err
+	}
+	ttl, err := b.(*redis.DurationCmd).Result()
+	if err != nil {
+		return nil, 0, err
+	}
+	if ttl < 0 { // go-redis gives -1 (no expiry) and -2 (gone meanwhile) as such
+		ttl = -1
+	}
+	return value, ttl, nil
+}
+
+// forget drops a cache key (the client's name for it, without prefixes) from
+// the near-cache after the gateway has written it, and before the write is
+// acknowledged: a read that follows never sees what was there before. Call it
+// deferred, at the start of every write.
+func (s *Store) forget(key string) {
+	if s.near != nil {
+		s.near.invalidate(key, "write")
+	}
 }
 
 // GetCacheMany returns the values of several keys in the order asked, nil for
@@ -62,20 +147,18 @@ func (s *Store) GetCacheMany(ctx context.Context, keys []string) ([][]byte, erro
 // (rather than replaced); a write that cond forbids is ErrPreconditionFailed.
 func (s *Store) PutCache(ctx context.Context, key string, value []byte, ttl time.Duration, cond Condition) (created bool, err error) {
 	k := s.keys.cache(key)
+	defer s.forget(key)
 	switch {
 	case cond.IfAbsent, cond.IfPresent:
-		var set *redis.BoolCmd
-		err := s.write(ctx, func(p redis.Pipeliner) {
-			if cond.IfAbsent {
-				set = p.SetNX(ctx, k, value, ttl)
-			} else {
-				set = p.SetXX(ctx, k, value, ttl)
-			}
-		})
+		only := "nx"
+		if cond.IfPresent {
+			only = "xx"
+		}
+		ok, err := runCmd(ctx, s, writing, redis.NewBoolCmd, setArgs(k, value, ttl, only)...).Result()
 		if err != nil {
 			return false, classify("put cache", err)
 		}
-		if !set.Val() {
+		if !ok {
 			return false, classify("put cache", ErrPreconditionFailed)
 		}
 		return cond.IfAbsent, nil
@@ -94,6 +177,19 @@ func (s *Store) PutCache(ctx context.Context, key string, value []byte, ttl time
 		}
 		return false, nil
 	}
+	// SET … GET says whether it replaced a value in one plain command, which
+	// costs Redis a third of a script. It refuses to replace a key of another
+	// type, and servers before 6.2 do not know it; the script replaces
+	// anything, everywhere.
+	err = runCmd(ctx, s, writing, redis.NewStringCmd, setArgs(k, value, ttl, "get")...).Err()
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, redis.Nil):
+		return true, nil
+	case !redis.HasErrorPrefix(err, "WRONGTYPE") && !redis.HasErrorPrefix(err, "syntax error"):
+		return false, classify("put cache", err)
+	}
 	res, err := s.runScript(ctx, scriptCachePut, []string{k}, value, ttl.Milliseconds())
 	if err != nil {
 		return false, classify("put cache", err)
@@ -102,11 +198,23 @@ func (s *Store) PutCache(ctx context.Context, key string, value []byte, ttl time
 	return existed == 0, classify("put cache", err)
 }
 
+// setArgs is SET key value [PX ttl] [NX|XX|GET]; a ttl of 0 keeps no expiry.
+func setArgs(key string, value []byte, ttl time.Duration, option string) []any {
+	args := []any{"set", key, value}
+	if ttl > 0 {
+		args = append(args, "px", ttl.Milliseconds())
+	}
+	if option != "" {
+		args = append(args, option)
+	}
+	return args
+}
+
 // DeleteCache removes a key; ErrNotFound when there was none.
 func (s *Store) DeleteCache(ctx context.Context, key string) error {
-	var del *redis.IntCmd
-	err := s.write(ctx, func(p redis.Pipeliner) { del = p.Del(ctx, s.keys.cache(key)) })
-	if err == nil && del.Val() == 0 {
+	defer s.forget(key)
+	n, err := runCmd(ctx, s, writing, redis.NewIntCmd, "del", s.keys.cache(key)).Result()
+	if err == nil && n == 0 {
 		err = ErrNotFound
 	}
 	return classify("delete cache", err)
@@ -115,6 +223,11 @@ func (s *Store) DeleteCache(ctx context.Context, key string) error {
 // DeleteCacheMany removes several keys and returns how many existed. One DEL
 // per key, pipelined, so the keys may live in different cluster slots.
 func (s *Store) DeleteCacheMany(ctx context.Context, keys []string) (int64, error) {
+	defer func() {
+		for _, k := range keys {
+			s.forget(k)
+		}
+	}()
 	cmds := make([]*redis.IntCmd, len(keys))
 	err := s.write(ctx, func(p redis.Pipeliner) {
 		for i, k := range keys {
@@ -134,7 +247,7 @@ func (s *Store) DeleteCacheMany(ctx context.Context, keys []string) (int64, erro
 // CacheTTL returns the time left before a key expires, -1 for a key with no
 // expiry, ErrNotFound for a missing key.
 func (s *Store) CacheTTL(ctx context.Context, key string) (time.Duration, error) {
-	d, err := s.rdb.PTTL(ctx, s.keys.cache(key)).Result()
+	d, err := runCmd(ctx, s, reading, newMsCmd, "pttl", s.keys.cache(key)).Result()
 	if err != nil {
 		return 0, classify("cache ttl", err)
 	}
@@ -149,9 +262,9 @@ func (s *Store) CacheTTL(ctx context.Context, key string) (time.Duration, error)
 
 // ExpireCache sets a new TTL on an existing key.
 func (s *Store) ExpireCache(ctx context.Context, key string, ttl time.Duration) error {
-	var set *redis.BoolCmd
-	err := s.write(ctx, func(p redis.Pipeliner) { set = p.PExpire(ctx, s.keys.cache(key), ttl) })
-	if err == nil && !set.Val() {
+	defer s.forget(key) // the near-cache keeps the TTL too
+	ok, err := runCmd(ctx, s, writing, redis.NewBoolCmd, "pexpire", s.keys.cache(key), ttl.Milliseconds()).Result()
+	if err == nil && !ok {
 		err = ErrNotFound
 	}
 	return classify("expire cache", err)
@@ -160,6 +273,7 @@ func (s *Store) ExpireCache(ctx context.Context, key string, ttl time.Duration) 
 // IncrCache adds by to an integer value and returns the result. A key this
 // call creates expires after newTTL.
 func (s *Store) IncrCache(ctx context.Context, key string, by int64, newTTL time.Duration) (int64, error) {
+	defer s.forget(key)
 	res, err := s.runScript(ctx, scriptCacheIncr, []string{s.keys.cache(key)}, by, newTTL.Milliseconds())
 	if err != nil {
 		return 0, classify("incr cache", err)

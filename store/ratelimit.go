@@ -105,7 +105,7 @@ func (s *Store) decide(ctx context.Context, sc *redis.Script, keys []string, con
 	if consume {
 		return s.runScript(ctx, sc, keys, args...)
 	}
-	cmd := sc.Run(ctx, s.rdb, keys, args...)
+	cmd := sc.Run(ctx, s.scripts(reading), keys, args...)
 	return cmd, cmd.Err()
 }
 

@@ -58,10 +58,10 @@ func (s *Store) putSession(ctx context.Context, id string, doc []byte, ttl time.
 func (s *Store) GetSession(ctx context.Context, id string, touch bool) ([]byte, error) {
 	k := s.keys.session(id)
 	if touch {
-		b, err := scriptSessionGet.Run(ctx, s.rdb, []string{k}).Text()
+		b, err := scriptSessionGet.Run(ctx, s.scripts(reading), []string{k}).Text()
 		return []byte(b), classify("get session", err)
 	}
-	b, err := s.rdb.HGet(ctx, k, "doc").Bytes()
+	b, err := runCmd(ctx, s, reading, redis.NewStringCmd, "hget", k, "doc").Bytes()
 	return b, classify("get session", err)
 }
 

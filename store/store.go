@@ -48,6 +48,14 @@ type Options struct {
 	WriteReplicas        int
 	WriteReplicasTimeout time.Duration
 
+	// NoAutoPipeline sends every command on its own round trip instead of
+	// batching the single commands of concurrent requests (one server only).
+	NoAutoPipeline bool
+
+	// NearCache, when set, keeps values read by GetCacheTagged in memory,
+	// invalidated by Redis's client tracking (one server only). nil = off.
+	NearCache *NearCacheOptions
+
 	Logger   *slog.Logger
 	Registry prometheus.Registerer // nil = no metrics
 }
@@ -69,6 +77,10 @@ type Store struct {
 	minBackoff, maxBackoff time.Duration
 	durable                durability
 
+	ap   *redis.AutoPipeliner // nil when auto-pipelining is off (autopipeline.go)
+	near *nearCache           // nil when the near-cache is off (nearcache.go)
+	errs batchErrors          // counts the failures of batched commands
+
 	updating keyedMutex             // sessions being patched by this process
 	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
 	readOnly readOnlyCommands       // which command API commands may be retried
@@ -86,7 +98,7 @@ func New(opts Options) (*Store, error) {
 
 	var ro *redis.Options
 	var host string // of the configured endpoint, for TLS server names
-	rediss := false
+	rediss, embedded := false, false
 	if len(opts.ClusterNodes) > 0 {
 		if opts.URL != "" {
 			return nil, errors.New("REDIS_URL and REDIS_CLUSTER_NODES are both set: set REDIS_URL for one server, " +
@@ -114,6 +126,7 @@ func New(opts Options) (*Store, error) {
 				return nil, fmt.Errorf("start in-memory redis: %w", err)
 			}
 			s.closers = append(s.closers, stop)
+			embedded = true
 			logger.Warn("using an embedded in-memory Redis: data lives only as long as this process", "addr", mr.Addr())
 			u = &url.URL{Scheme: "redis", Host: mr.Addr()}
 		}
@@ -172,6 +185,7 @@ func New(opts Options) (*Store, error) {
 		s.durable = durability{replicas: opts.WriteReplicas, timeout: opts.WriteReplicasTimeout}
 	}
 
+	var base redis.Options // the single server's options before go-redis fills in its defaults
 	if len(opts.ClusterNodes) > 0 {
 		co := clusterOptions(opts.ClusterNodes, ro)
 		s.cmd = newClusterCommandClient(*co)
@@ -183,6 +197,7 @@ func New(opts Options) (*Store, error) {
 		s.rdb = cc
 	} else {
 		s.cmd = newCommandClient(*ro)
+		base = *ro
 		c := redis.NewClient(ro)
 		if s.durable.replicas > 0 {
 			c.AddHook(confirmHook{s.durable})
@@ -203,6 +218,25 @@ func New(opts Options) (*Store, error) {
 		s.rdb.AddHook(errorHook{errors: cmdErrors})
 		if err := s.registerCommandMetrics(opts.Registry, cmdErrors); err != nil {
 			return nil, fmt.Errorf("register redis metrics: %w", err)
+		}
+	}
+	s.errs = batchErrors{vec: cmdErrors}
+	if len(opts.ClusterNodes) > 0 {
+		if !opts.NoAutoPipeline || opts.NearCache != nil {
+			logger.Info("auto-pipelining and the near-cache serve a single Redis server; on a cluster they are off")
+		}
+		return s, nil
+	}
+	if !opts.NoAutoPipeline {
+		if err := s.enableAutoPipeline(base); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if opts.NearCache != nil {
+		if err := s.enableNearCache(&base, embedded, *opts.NearCache, logger, opts.Registry); err != nil {
+			s.Close()
+			return nil, err
 		}
 	}
 	return s, nil
@@ -360,7 +394,13 @@ func (s *Store) Addr() string { return s.addr }
 func (s *Store) Ping(ctx context.Context) error {
 	cc, ok := s.rdb.(*redis.ClusterClient)
 	if !ok {
-		return classify("ping", ping(ctx, s.rdb.(*redis.Client)))
+		err := ping(ctx, s.rdb.(*redis.Client))
+		if err == nil && s.ap != nil {
+			// The batched commands have a client of their own: ready means
+			// both reach Redis.
+			err = runCmd(ctx, s, reading, redis.NewStatusCmd, "ping").Err()
+		}
+		return classify("ping", err)
 	}
 	var mu sync.Mutex
 	var answered int
@@ -401,12 +441,35 @@ func ping(ctx context.Context, c *redis.Client) error {
 }
 
 // Close releases the client, then the embedded server if there is one.
+//
+// It waits at most closeTimeout: batched commands run on the auto-pipeliner's
+// own context, so against a Redis that stopped answering they end only when
+// their read timeouts run out, and the client waits for them.
 func (s *Store) Close() error {
-	var errs []error
-	for _, c := range s.closers {
-		errs = append(errs, c())
+	return closeWithin(func() error {
+		var errs []error
+		for _, c := range s.closers {
+			errs = append(errs, c())
+		}
+		return errors.Join(errs...)
+	}, closeTimeout)
+}
+
+const closeTimeout = 2 * time.Second
+
+// closeWithin runs close and stops waiting for it after d; close goes on in
+// the background.
+func closeWithin(close func() error, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- close() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("close redis client: commands still in flight after %s; not waiting for them", d)
 	}
-	return errors.Join(errs...)
 }
 
 // Redact hides the password of a Redis URL, for logs.

@@ -72,8 +72,12 @@ func (s *Store) write(ctx context.Context, queue func(p redis.Pipeliner)) error 
 			return nil
 		})
 		if err == nil || attempt >= s.retries || !neverRan(cmds) {
-			if err == nil && conf != nil {
-				err = conf.result()
+			// A nil reply (SET … GET of a new key) is a write that ran, and
+			// must be confirmed too.
+			if (err == nil || errors.Is(err, redis.Nil)) && conf != nil {
+				if cerr := conf.result(); cerr != nil {
+					err = cerr
+				}
 			}
 			return err
 		}
@@ -142,7 +146,7 @@ func (c *confirmation) add(wait redis.Cmder) {
 func (c *confirmation) check(cmds []redis.Cmder, wait *redis.IntCmd, d durability) {
 	ran := false
 	for _, cmd := range cmds {
-		ran = ran || cmd.Err() == nil
+		ran = ran || cmd.Err() == nil || errors.Is(cmd.Err(), redis.Nil) // a nil reply ran too
 	}
 	if !ran {
 		return
@@ -188,8 +192,13 @@ func (h confirmHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 
 // runScript runs a script that writes, through write: EVALSHA, then EVAL
 // when the node lacks the script, as a replica promoted since the script was
-// loaded does.
+// loaded does. With auto-pipelining, the script is batched under the same
+// retry policy (see runCmd).
 func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, args ...any) (*redis.Cmd, error) {
+	if s.batched(writing) {
+		cmd := sc.Run(ctx, scripter{s, writing}, keys, args...)
+		return cmd, cmd.Err()
+	}
 	var cmd *redis.Cmd
 	err := s.write(ctx, func(p redis.Pipeliner) { cmd = sc.EvalSha(ctx, p, keys, args...) })
 	if errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT") {

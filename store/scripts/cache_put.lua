@@ -1,4 +1,6 @@
--- Store a cache value, and say whether it replaced one, in one step.
+-- Store a cache value, and say whether it replaced one, in one step. Used
+-- where SET ... GET cannot do it: the key holds another type, or Redis is
+-- older than 6.2.
 -- KEYS[1] cache key
 -- ARGV[1] value, ARGV[2] ttl in milliseconds
 -- Returns 1 when a value was replaced, 0 when the key was created.

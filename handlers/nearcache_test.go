@@ -1,0 +1,389 @@
+package handlers_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/redis-gateway/redis-gateway/handlers"
+	"github.com/redis-gateway/redis-gateway/internal/redistest"
+	"github.com/redis-gateway/redis-gateway/store"
+)
+
+// nearGateway is a gateway with the near-cache on, serving, against a real
+// redis-server (miniredis has no client tracking).
+func nearGateway(t *testing.T, staleness time.Duration) (*gateway, backend, *prometheus.Registry) {
+	t.Helper()
+	srv := redistest.Start(t)
+	b := backend{name: "redis-server", url: srv.URL(), rdb: srv.Client(), elapse: time.Sleep, stop: srv.Stop}
+	reg := prometheus.NewRegistry()
+	g := startGateway(t, b,
+		withConfig(func(c *handlers.Config) { c.Registry = reg }),
+		func(s *setup) {
+			s.store.NearCache = &store.NearCacheOptions{MaxEntries: 10_000, MaxBytes: 16 << 20, MaxStaleness: staleness}
+		})
+	waitForMetric(t, reg, "redis_gateway_near_cache_serving", 1)
+	return g, b, reg
+}
+
+// Through one gateway, a GET that starts after a PUT has been answered
+// returns that value or a newer one, never an older one: 10,000 PUT-then-GET
+// pairs over four keys, from eight writers at once, while readers keep the
+// near-cache busy filling and serving the same keys.
+func TestNearCacheReadYourWrites(t *testing.T) {
+	g, _, reg := nearGateway(t, time.Minute)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+	defer client.CloseIdleConnections()
+	const keys, writers, pairs = 4, 8, 10_000
+	base := time.Now()
+	call := func(method, path, body string) (status int, got string, start, end time.Duration) {
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req, _ := http.NewRequest(method, g.url+path, rd)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		start = time.Since(base)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Errorf("%s %s: %v", method, path, err)
+			return 0, "", start, time.Since(base)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b), start, time.Since(base)
+	}
+
+	var mu sync.Mutex
+	writes := map[string]op{} // by value
+	var reads []op
+	for k := range keys {
+		v := fmt.Sprintf(`{"key":%d,"initial":true}`, k)
+		if status, _, start, end := call("PUT", fmt.Sprintf("/cache/ryw%d", k), v); status != http.StatusCreated {
+			t.Fatalf("PUT /cache/ryw%d: status = %d, want 201", k, status)
+		} else {
+			writes[v] = op{key: k, value: v, start: start, end: end}
+		}
+	}
+
+	done := make(chan struct{})
+	var wg, readers sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range pairs / writers {
+				k := (w + i) % keys
+				path := fmt.Sprintf("/cache/ryw%d", k)
+				v := fmt.Sprintf(`{"key":%d,"writer":%d,"i":%d}`, k, w, i)
+				status, _, start, end := call("PUT", path, v)
+				if status != http.StatusNoContent {
+					t.Errorf("PUT %s: status = %d, want 204", path, status)
+					return
+				}
+				mu.Lock()
+				writes[v] = op{key: k, value: v, start: start, end: end}
+				mu.Unlock()
+				status, got, start, end := call("GET", path, "")
+				if status != http.StatusOK {
+					t.Errorf("GET %s: status = %d, want 200", path, status)
+					return
+				}
+				mu.Lock()
+				reads = append(reads, op{key: k, value: got, start: start, end: end, after: v})
+				mu.Unlock()
+			}
+		})
+	}
+	for r := range 2 {
+		readers.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				k := (r + i) % keys
+				status, got, start, end := call("GET", fmt.Sprintf("/cache/ryw%d", k), "")
+				if status != http.StatusOK {
+					t.Errorf("GET /cache/ryw%d: status = %d, want 200", k, status)
+					return
+				}
+				mu.Lock()
+				reads = append(reads, op{key: k, value: got, start: start, end: end})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(done)
+	readers.Wait()
+
+	if stale := staleReads(t, writes, reads); stale > 0 {
+		t.Errorf("%d of %d reads returned a value older than one written and acknowledged before the read began", stale, len(reads))
+	}
+	hits, misses := metricValue(t, reg, "redis_gateway_near_cache_hits_total"), metricValue(t, reg, "redis_gateway_near_cache_misses_total")
+	t.Logf("%d reads (%d right after their own PUT): %.0f near-cache hits, %.0f misses", len(reads), pairs, hits, misses)
+	if hits == 0 || misses == 0 {
+		t.Errorf("near-cache hits = %.0f, misses = %.0f; want both, or the test did not exercise the cache", hits, misses)
+	}
+}
+
+// op is one write or read of the read-your-writes test, timed on the test's
+// clock from before the request to after the answer.
+type op struct {
+	key        int
+	value      string
+	start, end time.Duration
+	after      string // for a writer's read: the value it had just written
+}
+
+// staleReads counts the reads that returned value X although another write
+// Y of that key began after X had been acknowledged and was itself
+// acknowledged before the read began: X was overwritten, for certain, before
+// the read was sent. A writer's own PUT is such a Y whenever it is not X.
+func staleReads(t *testing.T, writes map[string]op, reads []op) int {
+	t.Helper()
+	type byEnd struct {
+		ends      []time.Duration
+		maxStarts []time.Duration // the latest start among writes ended by then
+	}
+	perKey := map[int]*byEnd{}
+	var all []op
+	for _, w := range writes {
+		all = append(all, w)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].end < all[j].end })
+	for _, w := range all {
+		b := perKey[w.key]
+		if b == nil {
+			b = &byEnd{}
+			perKey[w.key] = b
+		}
+		latest := w.start
+		if n := len(b.maxStarts); n > 0 {
+			latest = max(latest, b.maxStarts[n-1])
+		}
+		b.ends = append(b.ends, w.end)
+		b.maxStarts = append(b.maxStarts, latest)
+	}
+	stale := 0
+	for _, r := range reads {
+		x, ok := writes[r.value]
+		if !ok || x.key != r.key {
+			t.Errorf("GET /cache/ryw%d returned %s, which nobody wrote there", r.key, r.value)
+			stale++
+			continue
+		}
+		b := perKey[r.key]
+		i, _ := slices.BinarySearch(b.ends, r.start) // writes [0, i) ended before the read began
+		if i > 0 && b.maxStarts[i-1] > x.end {
+			if stale < 5 {
+				t.Errorf("GET /cache/ryw%d at %v returned %s (acknowledged at %v), but a write begun at %v was acknowledged before the read; own PUT: %s",
+					r.key, r.start, r.value, x.end, b.maxStarts[i-1], r.after)
+			}
+			stale++
+		}
+	}
+	return stale
+}
+
+// A value changed by another Redis client disappears from the near-cache as
+// soon as Redis says so: the test measures how soon, over many trials, and
+// holds each to a bound far below NEAR_CACHE_MAX_STALENESS, which would
+// otherwise be what ends a stale value. Some trials flush the database, and
+// some break the connection that carries the invalidations just before the
+// write, which the near-cache must notice before it serves again.
+func TestNearCacheSeesOtherWritersWithinABound(t *testing.T) {
+	g, b, reg := nearGateway(t, time.Minute)
+	ctx := context.Background()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	defer client.CloseIdleConnections()
+	get := func() (int, string) {
+		req, _ := http.NewRequest("GET", g.url+"/cache/ext", nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET /cache/ext: %v", err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+
+	const trials, bound = 200, time.Second
+	g.must(request{method: "PUT", path: "/cache/ext", body: `{"v":0}`}, http.StatusCreated)
+	var took []time.Duration
+	for i := 1; i <= trials; i++ {
+		before := metricValue(t, reg, "redis_gateway_near_cache_hits_total")
+		get()
+		if status, body := get(); status != http.StatusOK || metricValue(t, reg, "redis_gateway_near_cache_hits_total") <= before {
+			t.Fatalf("trial %d: GET /cache/ext = %d %s, and not from the near-cache; want the old value cached first", i, status, body)
+		}
+		want := fmt.Sprintf(`{"v":%d}`, i)
+		if i%50 == 0 {
+			want = "" // now and then, a FLUSHALL rather than a SET
+		}
+		resumed := i%50 == 25 // and now and then, the invalidation stream breaks first
+		if resumed {
+			if err := b.rdb.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+				t.Fatalf("trial %d: CLIENT KILL TYPE pubsub: %v", i, err)
+			}
+		}
+		var err error
+		if want == "" {
+			err = b.rdb.FlushAll(ctx).Err()
+		} else {
+			err = b.rdb.Set(ctx, "cache:ext", want, 0).Err()
+		}
+		if err != nil {
+			t.Fatalf("trial %d: write behind the gateway's back: %v", i, err)
+		}
+		written := time.Now()
+		for {
+			status, body := get()
+			if (want == "" && status == http.StatusNotFound) || (want != "" && body == want) {
+				took = append(took, time.Since(written))
+				break
+			}
+			if time.Since(written) > bound {
+				t.Fatalf("trial %d: the gateway still answers %d %s %v after another client wrote %q", i, status, body, bound, want)
+			}
+		}
+		if want == "" {
+			g.must(request{method: "PUT", path: "/cache/ext", body: `{"v":0}`}, http.StatusCreated)
+		}
+		if want == "" || resumed {
+			waitForMetric(t, reg, "redis_gateway_near_cache_serving", 1)
+		}
+	}
+	slices.Sort(took)
+	t.Logf("another client's write was visible through the gateway after p50 %v, p99 %v, max %v (%d trials, polling GET)",
+		took[len(took)/2], took[len(took)*99/100], took[len(took)-1], len(took))
+}
+
+// A value leaves the near-cache when its TTL ends, without waiting for
+// Redis to notice the expiry and report it.
+func TestNearCacheKeepsTTLs(t *testing.T) {
+	g, _, reg := nearGateway(t, time.Minute)
+	g.must(request{method: "PUT", path: "/cache/short?ttl=1", body: `1`}, http.StatusCreated)
+	g.must(request{method: "GET", path: "/cache/short"}, http.StatusOK)
+	before := metricValue(t, reg, "redis_gateway_near_cache_hits_total")
+	g.must(request{method: "GET", path: "/cache/short"}, http.StatusOK)
+	if metricValue(t, reg, "redis_gateway_near_cache_hits_total") <= before {
+		t.Fatalf("GET /cache/short was not served from the near-cache")
+	}
+	time.Sleep(1100 * time.Millisecond)
+	g.must(request{method: "GET", path: "/cache/short"}, http.StatusNotFound)
+
+	// An EXPIRE through the gateway shortens the TTL the cache keeps too.
+	g.must(request{method: "PUT", path: "/cache/long?ttl=3600", body: `2`}, http.StatusCreated)
+	g.must(request{method: "GET", path: "/cache/long"}, http.StatusOK)
+	g.must(request{method: "POST", path: "/cache/long/expire?ttl=1"}, http.StatusOK)
+	g.must(request{method: "GET", path: "/cache/long"}, http.StatusOK)
+	time.Sleep(1100 * time.Millisecond)
+	g.must(request{method: "GET", path: "/cache/long"}, http.StatusNotFound)
+}
+
+// Every write route drops the value it changes before it answers.
+func TestNearCacheDropsOwnWrites(t *testing.T) {
+	g, _, _ := nearGateway(t, time.Minute)
+	cached := func(path, want string) {
+		t.Helper()
+		for range 2 { // fill, then hit
+			if got := g.must(request{method: "GET", path: path}, http.StatusOK).body; got != want {
+				t.Fatalf("GET %s = %s, want %s", path, got, want)
+			}
+		}
+	}
+	g.must(request{method: "PUT", path: "/cache/n", body: `1`}, http.StatusCreated)
+	cached("/cache/n", `1`)
+	g.must(request{method: "POST", path: "/cache/n/incr?by=2"}, http.StatusOK)
+	cached("/cache/n", `3`)
+	g.must(request{method: "PUT", path: "/cache/n", body: `4`, header: map[string]string{"If-Match": "*"}}, http.StatusNoContent)
+	cached("/cache/n", `4`)
+	tag := g.must(request{method: "GET", path: "/cache/n"}, http.StatusOK).header.Get("ETag")
+	g.must(request{method: "PUT", path: "/cache/n", body: `5`, header: map[string]string{"If-Match": tag}}, http.StatusNoContent)
+	cached("/cache/n", `5`)
+	g.must(request{method: "DELETE", path: "/cache/n"}, http.StatusNoContent)
+	g.must(request{method: "GET", path: "/cache/n"}, http.StatusNotFound)
+	g.must(request{method: "PUT", path: "/cache/n", body: `6`, header: map[string]string{"If-None-Match": "*"}}, http.StatusCreated)
+	cached("/cache/n", `6`)
+	g.must(request{method: "DELETE", path: "/cache?key=n&key=other"}, http.StatusOK)
+	g.must(request{method: "GET", path: "/cache/n"}, http.StatusNotFound)
+}
+
+// Without CLIENT TRACKING (miniredis here), the near-cache stays off and
+// every read goes to Redis; its metrics are clean either way.
+func TestNearCacheOffWithoutClientTracking(t *testing.T) {
+	b := miniBackend(t)
+	reg := prometheus.NewRegistry()
+	g := startGateway(t, b,
+		withConfig(func(c *handlers.Config) { c.Registry = reg }),
+		func(s *setup) {
+			s.store.NearCache = &store.NearCacheOptions{MaxEntries: 100, MaxBytes: 1 << 20, MaxStaleness: time.Minute}
+		})
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(g.logs.String(), "near-cache off") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line saying the near-cache is off:\n%s", g.logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	g.must(request{method: "PUT", path: "/cache/k", body: `1`}, http.StatusCreated)
+	g.must(request{method: "GET", path: "/cache/k"}, http.StatusOK)
+	if err := b.rdb.Set(context.Background(), "cache:k", "2", 0).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	if got := g.must(request{method: "GET", path: "/cache/k"}, http.StatusOK).body; got != "2" {
+		t.Errorf("GET /cache/k after another client wrote 2 = %s, want 2", got)
+	}
+	if v := metricValue(t, reg, "redis_gateway_near_cache_serving"); v != 0 {
+		t.Errorf("redis_gateway_near_cache_serving = %v, want 0", v)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mustGather(t, reg)).Lint()
+	if err != nil {
+		t.Fatalf("promlint: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// metricValue sums every series of the counter or gauge named name.
+func metricValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
+
+func waitForMetric(t *testing.T, reg *prometheus.Registry, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValue(t, reg, name) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v after 5s, want %v", name, metricValue(t, reg, name), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

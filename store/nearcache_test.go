@@ -1,0 +1,116 @@
+package store
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+func testNearCache(opts NearCacheOptions) *nearCache {
+	c := newNearCache(opts)
+	c.start()
+	return c
+}
+
+// put fills key as a read that met no invalidation would.
+func (c *nearCache) put(key string, value []byte, ttl time.Duration) {
+	if token := c.reserve(key); token != 0 {
+		c.fill(key, token, value, ETag(value), c.now(), ttl)
+	}
+}
+
+func TestNearCacheStaysWithinItsLimits(t *testing.T) {
+	value := []byte(`{"a":"0123456789012345678901234567890123456789"}`)
+	tests := []struct {
+		name       string
+		opts       NearCacheOptions
+		maxEntries int
+		maxBytes   int64
+	}{
+		{"entries", NearCacheOptions{MaxEntries: 1600, MaxBytes: 1 << 30, MaxStaleness: time.Minute}, 1600, 1 << 30},
+		{"bytes", NearCacheOptions{MaxEntries: 1 << 30, MaxBytes: 256 << 10, MaxStaleness: time.Minute}, 1 << 30, 256 << 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testNearCache(tt.opts)
+			for i := range 20_000 {
+				key := fmt.Sprintf("cache:k%d", i)
+				c.put(key, value, -1)
+				if i%7 == 0 {
+					c.get(key) // some values are read, and get a second chance
+				}
+			}
+			entries, bytes := c.size()
+			if entries > tt.maxEntries || bytes > tt.maxBytes {
+				t.Errorf("after 20,000 values: %d entries, %d bytes; want at most %d and %d", entries, bytes, tt.maxEntries, tt.maxBytes)
+			}
+			if entries < tt.maxEntries/2 && bytes < tt.maxBytes/2 {
+				t.Errorf("after 20,000 values: %d entries, %d bytes; the cache evicts far more than its limits ask", entries, bytes)
+			}
+			if v, _, ok := c.get("cache:k19999"); !ok || string(v) != string(value) {
+				t.Errorf("the last value stored is not served")
+			}
+		})
+	}
+	big := testNearCache(NearCacheOptions{MaxEntries: 100, MaxBytes: 16 << 10, MaxStaleness: time.Minute})
+	big.put("cache:big", make([]byte, 2<<10), -1) // more than a shard's share of 16 KiB
+	if _, _, ok := big.get("cache:big"); ok {
+		t.Errorf("a value larger than a shard's share of NEAR_CACHE_MAX_BYTES was kept")
+	}
+}
+
+func TestNearCacheServesOnlyFreshValues(t *testing.T) {
+	c := testNearCache(NearCacheOptions{MaxEntries: 100, MaxBytes: 1 << 20, MaxStaleness: time.Second})
+	c.put("cache:ttl", []byte("1"), 200*time.Millisecond)
+	c.put("cache:none", []byte("2"), -1)
+	for _, k := range []string{"cache:ttl", "cache:none"} {
+		if _, _, ok := c.get(k); !ok {
+			t.Fatalf("%s is not served right after it was stored", k)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, _, ok := c.get("cache:ttl"); ok {
+		t.Errorf("cache:ttl is served after its TTL")
+	}
+	if _, _, ok := c.get("cache:none"); !ok {
+		t.Errorf("cache:none is not served within NEAR_CACHE_MAX_STALENESS")
+	}
+	time.Sleep(800 * time.Millisecond)
+	if _, _, ok := c.get("cache:none"); ok {
+		t.Errorf("cache:none is served after NEAR_CACHE_MAX_STALENESS")
+	}
+}
+
+// A read that an invalidation overtakes does not keep its answer, which may
+// predate the change; nor does one overtaken by a reset of the stream.
+func TestNearCacheReadsLoseToInvalidations(t *testing.T) {
+	c := testNearCache(NearCacheOptions{MaxEntries: 100, MaxBytes: 1 << 20, MaxStaleness: time.Minute})
+	for _, invalidate := range []func(){
+		func() { c.invalidate("cache:k", "redis") },
+		func() { c.invalidate("cache:k", "write") },
+		func() { c.flush("redis") },
+		func() { c.stop(); c.start() },
+	} {
+		token := c.reserve("cache:k")
+		if token == 0 {
+			t.Fatalf("reserve: no token for a key nobody reads")
+		}
+		if again := c.reserve("cache:k"); again != 0 {
+			t.Errorf("a second reserve of a key being read got token %d, want 0", again)
+		}
+		invalidate()
+		c.fill("cache:k", token, []byte("old"), ETag([]byte("old")), c.now(), -1)
+		if v, _, ok := c.get("cache:k"); ok {
+			t.Errorf("a read overtaken by an invalidation kept %s", v)
+		}
+	}
+	c.put("cache:k", []byte("1"), -1)
+	c.stop()
+	if c.serving() {
+		t.Errorf("serving after stop")
+	}
+	c.start()
+	if _, _, ok := c.get("cache:k"); ok {
+		t.Errorf("a value stored before the stream was interrupted is served after it resumed")
+	}
+}
