@@ -105,27 +105,18 @@ func handleCommandPath(s commandStore) http.Handler {
 // handlePipeline serves POST /redis/pipeline: commands run in order, not
 // atomically, each with its own result or error, always 200.
 func handlePipeline(s commandStore) http.Handler {
-	return commandHandler(func(w http.ResponseWriter, r *http.Request) error {
-		f, cmds, err := readBatch(r)
-		if err != nil {
-			return err
-		}
-		ctx, err := authorizeCommands(r.Context(), s, cmds)
-		if err != nil {
-			return err
-		}
-		results, err := s.Pipeline(ctx, cmds)
-		if err != nil {
-			return err
-		}
-		writeResults(w, f, results)
-		return nil
-	})
+	return handleBatch(s, commandStore.Pipeline)
 }
 
 // handleMultiExec serves POST /redis/multi-exec: the commands as one MULTI
 // ... EXEC transaction. A transaction rejected as a whole is one error, 400.
 func handleMultiExec(s commandStore) http.Handler {
+	return handleBatch(s, commandStore.Transaction)
+}
+
+// handleBatch reads a list of commands, checks every one of them against the
+// token's scopes before any runs, and runs them all with exec.
+func handleBatch(s commandStore, exec func(commandStore, context.Context, [][]string) ([]store.Result, error)) http.Handler {
 	return commandHandler(func(w http.ResponseWriter, r *http.Request) error {
 		f, cmds, err := readBatch(r)
 		if err != nil {
@@ -135,7 +126,7 @@ func handleMultiExec(s commandStore) http.Handler {
 		if err != nil {
 			return err
 		}
-		results, err := s.Transaction(ctx, cmds)
+		results, err := exec(s, ctx, cmds)
 		if err != nil {
 			return err
 		}
