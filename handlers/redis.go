@@ -63,16 +63,7 @@ func handleCommandBody(s commandStore) http.Handler {
 		if err != nil {
 			return err
 		}
-		ctx, err := authorizeCommands(r.Context(), s, [][]string{args})
-		if err != nil {
-			return err
-		}
-		reply, err := s.Command(ctx, args)
-		if err != nil {
-			return err
-		}
-		writeReply(w, f, reply)
-		return nil
+		return runCommand(w, r, s, f, args)
 	})
 }
 
@@ -89,17 +80,23 @@ func handleCommandPath(s commandStore) http.Handler {
 		if err != nil {
 			return err
 		}
-		ctx, err := authorizeCommands(r.Context(), s, [][]string{args})
-		if err != nil {
-			return err
-		}
-		reply, err := s.Command(ctx, args)
-		if err != nil {
-			return err
-		}
-		writeReply(w, f, reply)
-		return nil
+		return runCommand(w, r, s, f, args)
 	})
+}
+
+// runCommand checks one command against the token's scopes, runs it and
+// answers with its reply; both single-command forms end here.
+func runCommand(w http.ResponseWriter, r *http.Request, s commandStore, f replyFormat, args []string) error {
+	ctx, err := authorizeCommands(r.Context(), s, [][]string{args})
+	if err != nil {
+		return err
+	}
+	reply, err := s.Command(ctx, args)
+	if err != nil {
+		return err
+	}
+	writeReply(w, f, reply)
+	return nil
 }
 
 // handlePipeline serves POST /redis/pipeline: commands run in order, not
