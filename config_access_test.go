@@ -64,21 +64,21 @@ func TestTokensFileConfig(t *testing.T) {
 	}
 }
 
-// The tokens file of the README is a valid one, and means what it says.
-func TestREADMETokensFile(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
+// The tokens file of docs/security.md is a valid one, and means what it says.
+func TestDocumentedTokensFile(t *testing.T) {
+	readme, err := os.ReadFile("docs/security.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, after, ok := strings.Cut(string(readme), "### Tokens and scopes")
+	_, after, ok := strings.Cut(string(readme), "## Tokens and scopes")
 	_, block, ok2 := strings.Cut(after, "```json\n")
 	block, _, ok3 := strings.Cut(block, "```")
 	if !ok || !ok2 || !ok3 {
-		t.Fatal("README.md has no JSON block under Tokens and scopes")
+		t.Fatal("docs/security.md has no JSON block under Tokens and scopes")
 	}
 	set, err := access.NewSet(nil, []byte(block))
 	if err != nil {
-		t.Fatalf("the README's tokens file: %v", err)
+		t.Fatalf("the documented tokens file: %v", err)
 	}
 	for _, tt := range []struct {
 		secret, name string
@@ -96,7 +96,7 @@ func TestREADMETokensFile(t *testing.T) {
 	} {
 		tok := set.Lookup(tt.secret)
 		if tok == nil || tok.Name != tt.name {
-			t.Errorf("the README's secret %s: token %v, want %s", tt.secret, tok, tt.name)
+			t.Errorf("the documented secret %s: token %v, want %s", tt.secret, tok, tt.name)
 			continue
 		}
 		err := tok.Route(tt.route, tt.level)
