@@ -18,6 +18,7 @@ import (
 	"github.com/redis-gateway/redis-gateway/handlers"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 	"github.com/redis-gateway/redis-gateway/store"
+	"github.com/redis/go-redis/v9"
 )
 
 // reportEnv names a file the failover tests append their measurements to;
@@ -213,9 +214,9 @@ func (tr *traffic) readBack(t *testing.T) (lost, unreadable int) {
 	return lost, unreadable
 }
 
-func offset(t *testing.T, s *redistest.Server) int64 {
+func offset(t *testing.T, c *redis.Client) int64 {
 	t.Helper()
-	info, err := s.Client().Info(context.Background(), "replication").Result()
+	info, err := c.Info(context.Background(), "replication").Result()
 	if err != nil {
 		t.Fatalf("INFO replication: %v", err)
 	}
@@ -244,19 +245,30 @@ func TestFailoverSingleNode(t *testing.T) {
 	tr := startTraffic(g, "single-", 4, 0)
 	time.Sleep(500 * time.Millisecond)
 	demoted := time.Now()
-	// Demote A, let B take every byte A wrote, promote B, move the endpoint.
-	if err := a.Client().ReplicaOf(ctx, "127.0.0.1", strconv.Itoa(b.Port)).Err(); err != nil {
-		t.Fatalf("REPLICAOF on A: %v", err)
+	// Demote A so that at no moment both take writes or each replicates the
+	// other: A stops taking writes (its paused writers wait), B takes every
+	// byte A wrote, B becomes the primary, A its replica. A paused primary
+	// sends its replicas nothing, not even PINGs, so its offset holds still.
+	ca, cb := a.Client(), b.Client()
+	if err := ca.Do(ctx, "client", "pause", (time.Minute).Milliseconds(), "write").Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE on A: %v", err)
 	}
-	written := offset(t, a) // A takes no more writes
-	for deadline := time.Now().Add(5 * time.Second); offset(t, b) < written; {
+	written := offset(t, ca)
+	for deadline := time.Now().Add(30 * time.Second); offset(t, cb) < written; {
 		if time.Now().After(deadline) {
-			t.Fatalf("B did not catch up with A")
+			t.Fatalf("B at offset %d did not catch up with A at %d", offset(t, cb), written)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := b.Client().ReplicaOf(ctx, "no", "one").Err(); err != nil {
+	if err := cb.ReplicaOf(ctx, "no", "one").Err(); err != nil {
 		t.Fatalf("REPLICAOF NO ONE on B: %v", err)
+	}
+	if err := ca.ReplicaOf(ctx, "127.0.0.1", strconv.Itoa(b.Port)).Err(); err != nil {
+		t.Fatalf("REPLICAOF on A: %v", err)
+	}
+	// A's paused writers now find a replica: READONLY.
+	if err := ca.Do(ctx, "client", "unpause").Err(); err != nil {
+		t.Fatalf("CLIENT UNPAUSE on A: %v", err)
 	}
 	time.Sleep(500 * time.Millisecond)
 	f.To(b.Addr())
