@@ -70,6 +70,7 @@ func TestClusterKeysAcrossSlots(t *testing.T) {
 // A slot moving to another primary under traffic: clients meet ASK while its
 // keys migrate and MOVED afterwards, and no error reaches them.
 func TestClusterResharding(t *testing.T) {
+	skipIfShort(t)
 	c := redistest.StartCluster(t, redistest.ClusterOptions{})
 	b := clusterBackend(c)
 	g := startGateway(t, b, withStoreOptions(func(o *store.Options) { o.MaxRetries = 3 }))

@@ -235,6 +235,7 @@ func offset(t *testing.T, c *redis.Client) int64 {
 // change would. Connections still open to the old primary answer READONLY;
 // the gateway drops them and reconnects to the endpoint.
 func TestFailoverSingleNode(t *testing.T) {
+	skipIfShort(t)
 	a := redistest.Start(t, "--repl-diskless-sync-delay", "0")
 	b := redistest.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(a.Port), "--repl-diskless-sync-delay", "0")
 	b.WaitInSync(5 * time.Second)
@@ -308,6 +309,7 @@ func primaryOfTraffic(t *testing.T, c *redistest.Cluster, p *redistest.Server, p
 // A planned cluster failover: CLUSTER FAILOVER on a replica, which waits for
 // the replica to catch up before it takes over, while writers run.
 func TestFailoverCluster(t *testing.T) {
+	skipIfShort(t)
 	c := redistest.StartCluster(t, redistest.ClusterOptions{})
 	g := startGateway(t, clusterBackend(c), withProductionRedis())
 	ctx := context.Background()
@@ -360,6 +362,7 @@ func TestFailoverCluster(t *testing.T) {
 // promoted primary has no replica left, so its writes stay unconfirmed until
 // the killed node returns as its replica, as a replaced node would.
 func TestCrashCluster(t *testing.T) {
+	skipIfShort(t)
 	const nodeTimeout = 2 * time.Second
 	t.Run("async replication", func(t *testing.T) {
 		c := redistest.StartCluster(t, redistest.ClusterOptions{NodeTimeout: nodeTimeout})
@@ -476,6 +479,7 @@ func TestUnconfirmedWrite(t *testing.T) {
 // Redis down when the gateway starts, then up: readiness follows within a
 // second. Then Redis restarted under load: requests succeed again within 3 s.
 func TestRedisDownAtStartThenRestarted(t *testing.T) {
+	skipIfShort(t)
 	srv := redistest.Start(t)
 	srv.Stop()
 	g := startGateway(t, backend{name: "restart", url: srv.URL()}, withProductionRedis())

@@ -72,6 +72,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// skipIfShort skips a test that kills, restarts or reshards Redis and
+// measures how the gateway rides it out: seconds of traffic each. go test
+// -short leaves them out; CI runs them.
+func skipIfShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("a failover, crash or resharding under traffic; runs without -short")
+	}
+}
+
 // sharedClusterBackend is the shared cluster; a test that stops it leaves
 // the next one to start another.
 func sharedClusterBackend(t *testing.T) backend {
