@@ -67,6 +67,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 var fixtures redistest.Shared
 
 func TestMain(m *testing.M) {
+	redistest.LogClientToTests()
 	code := m.Run()
 	fixtures.Close()
 	os.Exit(code)
@@ -220,6 +221,7 @@ func withServer(f func(*http.Server)) option {
 // against openapi.yaml.
 func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 	t.Helper()
+	redistest.LogClient(t)
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	s := setup{store: store.Options{URL: b.url, ClusterNodes: b.nodes, TLS: b.tls, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}

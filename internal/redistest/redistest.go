@@ -73,12 +73,14 @@ func Binary(t testing.TB) string {
 // any extra arguments, and stops it when the test ends.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
+	LogClient(t)
 	return start(t, nil, extra...)
 }
 
 // StartTLS runs redis-server like Start, speaking only TLS.
 func StartTLS(t testing.TB, cfg TLS, extra ...string) *Server {
 	t.Helper()
+	LogClient(t)
 	return start(t, &cfg, extra...)
 }
 

@@ -24,6 +24,7 @@ type Shared struct {
 // unchanged but for its data, or stop it.
 func (s *Shared) Cluster(t testing.TB) *Cluster {
 	t.Helper()
+	LogClient(t)
 	Binary(t)
 	binary(t, "redis-cli")
 	s.mu.Lock()
