@@ -137,6 +137,20 @@ func tlsBackend(t *testing.T) backend {
 	}
 }
 
+// forEachClock runs fn against miniredis, whose clock the test moves, and one
+// real redis-server, on which b.elapse waits in real time: for tests whose
+// point is an expiry. TLS and a cluster change nothing about a TTL, and would
+// only add seconds of waiting.
+func forEachClock(t *testing.T, fn func(t *testing.T, b backend)) {
+	t.Helper()
+	t.Run("miniredis", func(t *testing.T) {
+		fn(t, miniBackend(t))
+	})
+	t.Run("redis-server", func(t *testing.T) {
+		fn(t, serverBackend(t))
+	})
+}
+
 // forEachServer runs fn against every real Redis deployment the tests start.
 // The concurrency tests run here: their point is the atomicity of real Lua
 // scripts under load, which miniredis cannot stand for.

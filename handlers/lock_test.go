@@ -102,7 +102,7 @@ func TestLockLifecycle(t *testing.T) {
 // A lease that ran out belongs to nobody: another client takes the lock, and
 // the old token can neither refresh nor release it.
 func TestLockExpiredIsTakenOver(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
+	forEachClock(t, func(t *testing.T, b backend) {
 		g := startGateway(t, b)
 		old := decode[lockAcquired](t, "first", g.must(request{method: "POST", path: "/lock/l?ttl_ms=300"}, http.StatusCreated).body)
 		b.elapse(400 * time.Millisecond)

@@ -89,7 +89,7 @@ func TestRateLimitFixedWindow(t *testing.T) {
 }
 
 func TestRateLimitWindowEnds(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
+	forEachClock(t, func(t *testing.T, b backend) {
 		g := startGateway(t, b)
 		const path = "/ratelimit/w/incr?limit=1&window=1"
 		g.must(request{method: "POST", path: path}, http.StatusOK)
@@ -100,7 +100,7 @@ func TestRateLimitWindowEnds(t *testing.T) {
 }
 
 func TestRateLimitCounterWindowIsNotExtended(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
+	forEachClock(t, func(t *testing.T, b backend) {
 		g := startGateway(t, b)
 		ctx := context.Background()
 		first := decode[struct{ Count, Reset int64 }](t, "incr", g.must(request{method: "POST", path: "/ratelimit/c/incr?window=3"}, http.StatusOK).body)
@@ -175,7 +175,7 @@ func checkDenied(t *testing.T, what string, resp response, d decision) {
 // The sliding window counts the previous window by how much of it the
 // sliding window still covers, measured on Redis's clock.
 func TestRateLimitSlidingWindowBoundary(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
+	forEachClock(t, func(t *testing.T, b backend) {
 		g := startGateway(t, b)
 		const window = time.Second
 		const path = "/ratelimit/s/incr?algorithm=sliding&limit=10&window=1"

@@ -68,7 +68,7 @@ func TestSessionLifecycle(t *testing.T) {
 // Reading a session slides its expiry back to the session's own TTL, unless
 // the read says touch=false.
 func TestSessionSlidingExpiry(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
+	forEachClock(t, func(t *testing.T, b backend) {
 		g := startGateway(t, b)
 		ctx := context.Background()
 		pttl := func() time.Duration { return b.rdb.PTTL(ctx, "session:s").Val() }
