@@ -45,9 +45,11 @@ type backend struct {
 
 // forEachBackend runs fn against miniredis, a real redis-server, a real
 // redis-server over TLS, and a Redis Cluster of 3 primaries and 3 replicas
-// (shared by the tests, emptied before each).
+// (shared by the tests, emptied before each, lent to one test at a time).
+// Each test owns its backends, so it runs in parallel with the others.
 func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Helper()
+	t.Parallel()
 	t.Run("miniredis", func(t *testing.T) {
 		fn(t, miniBackend(t))
 	})
@@ -143,6 +145,7 @@ func tlsBackend(t *testing.T) backend {
 // only add seconds of waiting.
 func forEachClock(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Helper()
+	t.Parallel()
 	t.Run("miniredis", func(t *testing.T) {
 		fn(t, miniBackend(t))
 	})
@@ -156,6 +159,7 @@ func forEachClock(t *testing.T, fn func(t *testing.T, b backend)) {
 // scripts under load, which miniredis cannot stand for.
 func forEachServer(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Helper()
+	t.Parallel()
 	t.Run("redis-server", func(t *testing.T) {
 		fn(t, serverBackend(t))
 	})
