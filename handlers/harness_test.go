@@ -3,12 +3,14 @@ package handlers_test
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,8 +70,23 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 // instead of starting one (two seconds) for every test.
 var fixtures redistest.Shared
 
+// parallelRouteTests is how many route tests run at once unless -parallel
+// says otherwise. They spend most of their time waiting, on Redis or on a
+// TTL, not computing, so more of them than the machine has cores (go test's
+// default) fit side by side.
+const parallelRouteTests = 8
+
 func TestMain(m *testing.M) {
 	redistest.LogClientToTests()
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		if err := flag.Set("test.parallel", strconv.Itoa(max(parallelRouteTests, runtime.GOMAXPROCS(0)))); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
 	code := m.Run()
 	fixtures.Close()
 	os.Exit(code)
