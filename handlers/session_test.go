@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis-gateway/redis-gateway/handlers"
 )
 
 func TestSessionLifecycle(t *testing.T) {
@@ -160,7 +162,11 @@ func TestSessionPatchConcurrent(t *testing.T) {
 }
 
 func testSessionPatchConcurrent(t *testing.T, b backend) {
-	replicas := []*gateway{startGateway(t, b), startGateway(t, b), startGateway(t, b), startGateway(t, b)}
+	// 100 patches of one session retry each other's conflicts: on a busy
+	// machine, under the race detector, that takes seconds. The test is about
+	// lost updates, not latency; the request timeout stays out of the way.
+	patient := withConfig(func(c *handlers.Config) { c.RequestTimeout = time.Minute })
+	replicas := []*gateway{startGateway(t, b, patient), startGateway(t, b, patient), startGateway(t, b, patient), startGateway(t, b, patient)}
 	const start = `{"id":12345678901234567890,"ratio":0.1,"roles":[],"prefs":{}}`
 	replicas[0].must(request{method: "PUT", path: "/session/c", body: start}, http.StatusCreated)
 
