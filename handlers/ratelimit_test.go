@@ -239,6 +239,7 @@ func TestRateLimitGCRA(t *testing.T) {
 		g := startGateway(t, b)
 		// 2 per 2 s: one call per second, up to 3 at once.
 		const path = "/ratelimit/g/incr?algorithm=gcra&limit=2&window=2&burst=3"
+		start := redisNow(t, b)
 		for i := 1; i <= 3; i++ {
 			resp := g.must(request{method: "POST", path: path}, http.StatusOK)
 			d := decode[decision](t, "POST "+path, resp.body)
@@ -262,7 +263,13 @@ func TestRateLimitGCRA(t *testing.T) {
 
 		b.elapse(time.Second)
 		g.must(request{method: "POST", path: path}, http.StatusOK)
-		g.must(request{method: "POST", path: path}, http.StatusTooManyRequests)
+		// One interval drained: one call fitted, and a second fits only once
+		// 2 s have passed since the first call, which on a real server a
+		// slow machine can take. Redis's clock says which.
+		status := g.do(request{method: "POST", path: path}).status
+		if took := redisNow(t, b).Sub(start); took < 2*time.Second && status != http.StatusTooManyRequests {
+			t.Errorf("a call %v after the first, one interval after the bucket was full: status %d, want 429", took, status)
+		}
 	})
 }
 
