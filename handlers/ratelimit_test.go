@@ -285,8 +285,9 @@ func TestRateLimitGCRABurstAndRate(t *testing.T) {
 		}{
 			// A burst larger than the rate: 5 at once, then one per 10 s.
 			{"burst above limit", "/ratelimit/a/incr?algorithm=gcra&limit=1&window=10&burst=5", 5, "1", 10},
-			// A burst of 1 smooths everything: one per 100 ms.
-			{"burst of one", "/ratelimit/b/incr?algorithm=gcra&limit=10&window=1&burst=1", 1, "1", 1},
+			// A burst of 1 smooths everything: one per 10 s, an interval
+			// no pause of a busy machine between two calls outlasts.
+			{"burst of one", "/ratelimit/b/incr?algorithm=gcra&limit=6&window=60&burst=1", 1, "1", 10},
 			// burst defaults to limit.
 			{"default burst", "/ratelimit/c/incr?algorithm=gcra&limit=4&window=60", 4, "1", 15},
 			// A cost above the rate but within the burst is admitted, and
