@@ -29,6 +29,8 @@ type config struct {
 	ShutdownDrain   time.Duration
 	ShutdownTimeout time.Duration
 
+	TLSCertCheckInterval time.Duration // TLS_CERT_CHECK_INTERVAL: how often, at most, a handshake looks for renewed files
+
 	LogLevel  slog.Level
 	LogFormat string        // json or text
 	LogBuffer time.Duration // 0 = write every line at once
@@ -105,6 +107,10 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 	}
 	c.Addr = e.addr()
 	c.TLSCertFile, c.TLSKeyFile = e.tlsFiles()
+	c.TLSCertCheckInterval = e.duration("TLS_CERT_CHECK_INTERVAL", time.Second)
+	if c.TLSCertCheckInterval < time.Millisecond {
+		e.fail("TLS_CERT_CHECK_INTERVAL", e.getenv("TLS_CERT_CHECK_INTERVAL"), "want a duration of at least 1ms")
+	}
 	near := store.NearCacheOptions{
 		MaxEntries:   e.int("NEAR_CACHE_MAX_ENTRIES", 100_000, 1),
 		MaxBytes:     int64(e.int("NEAR_CACHE_MAX_BYTES", 12<<20, 1<<10)),

@@ -172,7 +172,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	}
 	scheme := "http"
 	if cfg.TLSCertFile != "" {
-		certs, err := newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, logger)
+		certs, err := newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSCertCheckInterval, logger)
 		if err != nil {
 			_ = ln.Close()
 			return err

@@ -74,6 +74,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{name: "NEAR_CACHE=yes", env: withEnv(valid, map[string]string{"NEAR_CACHE": "yes"}), want: []string{"NEAR_CACHE", "yes", "on or off"}},
 		{name: "NEAR_CACHE_MAX_BYTES=1MB", env: withEnv(valid, map[string]string{"NEAR_CACHE_MAX_BYTES": "1MB"}), want: []string{"NEAR_CACHE_MAX_BYTES", "1MB"}},
 		{name: "NEAR_CACHE_MAX_STALENESS=0", env: withEnv(valid, map[string]string{"NEAR_CACHE_MAX_STALENESS": "0"}), want: []string{"NEAR_CACHE_MAX_STALENESS", "at least 1ms"}},
+		{name: "TLS_CERT_CHECK_INTERVAL=0", env: withEnv(valid, map[string]string{"TLS_CERT_CHECK_INTERVAL": "0"}), want: []string{"TLS_CERT_CHECK_INTERVAL", "at least 1ms"}},
 		{name: "PPROF_ADDR=6060", env: withEnv(valid, map[string]string{"PPROF_ADDR": "6060"}), want: []string{"PPROF_ADDR", "6060", "host:port"}},
 		{
 			name: "no GATEWAY_TOKENS and no GATEWAY_AUTH=none",

@@ -10,10 +10,6 @@ import (
 	"time"
 )
 
-// certCheckInterval is how often, at most, a TLS handshake looks for a
-// renewed certificate on disk.
-const certCheckInterval = time.Second
-
 // listenerTLS is the listener's TLS configuration: TLS 1.2 and later, HTTP/1.1
 // (the shutdown sequence is built and tested on it), and the certificate of
 // certs.
@@ -32,6 +28,7 @@ func listenerTLS(certs *certReloader) *tls.Config {
 // keeps the certificate in force.
 type certReloader struct {
 	certFile, keyFile string
+	every             time.Duration // TLS_CERT_CHECK_INTERVAL: how often, at most, a handshake looks at the files
 	logger            *slog.Logger
 
 	mu        sync.Mutex
@@ -42,8 +39,8 @@ type certReloader struct {
 	lastError string // logged once per kind of failure
 }
 
-func newCertReloader(certFile, keyFile string, logger *slog.Logger) (*certReloader, error) {
-	c := &certReloader{certFile: certFile, keyFile: keyFile, logger: logger}
+func newCertReloader(certFile, keyFile string, every time.Duration, logger *slog.Logger) (*certReloader, error) {
+	c := &certReloader{certFile: certFile, keyFile: keyFile, every: every, logger: logger}
 	if err := c.load(); err != nil {
 		return nil, err
 	}
@@ -80,7 +77,7 @@ func (c *certReloader) load() error {
 func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if now := time.Now(); now.Sub(c.checked) >= certCheckInterval {
+	if now := time.Now(); now.Sub(c.checked) >= c.every {
 		c.checked = now
 		if err := c.load(); err != nil {
 			if err.Error() != c.lastError {

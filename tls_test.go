@@ -79,7 +79,9 @@ func TestE2ETLSListener(t *testing.T) {
 	replaceFile(t, certFile, string(certA))
 	replaceFile(t, keyFile, string(keyA))
 
-	g := mustStartGateway(t, "memory://", "TLS_CERT_FILE="+certFile, "TLS_KEY_FILE="+keyFile)
+	// Every handshake a millisecond after the last looks at the files, so
+	// the test waits for what the listener logs, not for an interval.
+	g := mustStartGateway(t, "memory://", "TLS_CERT_FILE="+certFile, "TLS_KEY_FILE="+keyFile, "TLS_CERT_CHECK_INTERVAL=1ms")
 	base := "https://" + g.Addr
 
 	resp, err := trusting(leafA, "gateway-a.test").Get(base + "/readyz")
@@ -108,10 +110,8 @@ func TestE2ETLSListener(t *testing.T) {
 	// listener keeps the old one.
 	certB, keyB, leafB := selfSigned(t, "gateway-b.test")
 	replaceFile(t, keyFile, string(keyB))
-	time.Sleep(1100 * time.Millisecond) // past the check interval: the mismatch is seen
-	if got := servedCertificate(t, g.Addr); !got.Equal(leafA) {
-		t.Errorf("with a key that does not match the certificate, the listener serves %s, want the old one", got.Subject)
-	}
+	refused := "listener certificate not reloaded"
+	servedUntilLogged(t, g, leafA, refused, 1, "with a key that does not match the certificate")
 	replaceFile(t, certFile, string(certB))
 	deadline := time.Now().Add(5 * time.Second)
 	for !servedCertificate(t, g.Addr).Equal(leafB) {
@@ -159,9 +159,24 @@ func TestE2ETLSListener(t *testing.T) {
 	}
 
 	replaceFile(t, certFile, "not a certificate")
-	time.Sleep(1100 * time.Millisecond)
-	if got := servedCertificate(t, g.Addr); !got.Equal(leafB) {
-		t.Errorf("with a broken certificate file, the listener serves %s, want the one in force", got.Subject)
+	servedUntilLogged(t, g, leafB, refused, 2, "with a broken certificate file")
+}
+
+// servedUntilLogged makes handshakes until the gateway has logged line n
+// times, and fails the test if one of them is not served want.
+func servedUntilLogged(t *testing.T, g *gateway, want *x509.Certificate, line string, n int, when string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if got := servedCertificate(t, g.Addr); !got.Equal(want) {
+			t.Fatalf("%s, the listener serves %s, want %s", when, got.Subject, want.Subject)
+		}
+		if strings.Count(g.Stdout.String(), line) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s, the gateway did not log %q within 10s:\n%s", when, line, g.Stdout)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -125,6 +125,9 @@ func runUpstashScript(t *testing.T, g *gateway, modules, node, scope string) {
 // absence fails it there.
 func lookNode(t *testing.T) (node, npm string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("installs and runs the Upstash clients with npm and Node.js; runs without -short")
+	}
 	node, errNode := exec.LookPath("node")
 	npm, errNpm := exec.LookPath("npm")
 	err := errors.Join(errNode, errNpm)

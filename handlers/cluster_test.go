@@ -22,6 +22,7 @@ import (
 // Multi-key requests over keys of every primary, braces in keys included,
 // are split by slot and merged, never failing with CROSSSLOT.
 func TestClusterKeysAcrossSlots(t *testing.T) {
+	t.Parallel() // its own cluster
 	c := redistest.StartCluster(t, redistest.ClusterOptions{})
 	b := clusterBackend(c)
 	g := startGateway(t, b)
@@ -70,6 +71,7 @@ func TestClusterKeysAcrossSlots(t *testing.T) {
 // A slot moving to another primary under traffic: clients meet ASK while its
 // keys migrate and MOVED afterwards, and no error reaches them.
 func TestClusterResharding(t *testing.T) {
+	skipIfShort(t)
 	c := redistest.StartCluster(t, redistest.ClusterOptions{})
 	b := clusterBackend(c)
 	g := startGateway(t, b, withStoreOptions(func(o *store.Options) { o.MaxRetries = 3 }))
@@ -147,6 +149,7 @@ func TestClusterResharding(t *testing.T) {
 // first key and pipelines split by node; a command or transaction over
 // several slots gets Redis's own CROSSSLOT error, as any cluster client does.
 func TestClusterCommandAPI(t *testing.T) {
+	t.Parallel() // its own cluster
 	c := redistest.StartCluster(t, redistest.ClusterOptions{})
 	g := startGateway(t, clusterBackend(c))
 	keys := keysOnEveryPrimary(t, c, "")
@@ -177,6 +180,7 @@ func TestClusterCommandAPI(t *testing.T) {
 // Pub/sub on a cluster: a message published on any node reaches every
 // subscriber, and a stream's subscription is released when its client goes.
 func TestClusterPubSub(t *testing.T) {
+	t.Parallel() // its own cluster
 	c := redistest.StartCluster(t, redistest.ClusterOptions{})
 	b := clusterBackend(c)
 	g := startGateway(t, b)

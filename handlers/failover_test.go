@@ -18,6 +18,7 @@ import (
 	"github.com/redis-gateway/redis-gateway/handlers"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 	"github.com/redis-gateway/redis-gateway/store"
+	"github.com/redis/go-redis/v9"
 )
 
 // reportEnv names a file the failover tests append their measurements to;
@@ -213,9 +214,9 @@ func (tr *traffic) readBack(t *testing.T) (lost, unreadable int) {
 	return lost, unreadable
 }
 
-func offset(t *testing.T, s *redistest.Server) int64 {
+func offset(t *testing.T, c *redis.Client) int64 {
 	t.Helper()
-	info, err := s.Client().Info(context.Background(), "replication").Result()
+	info, err := c.Info(context.Background(), "replication").Result()
 	if err != nil {
 		t.Fatalf("INFO replication: %v", err)
 	}
@@ -234,6 +235,7 @@ func offset(t *testing.T, s *redistest.Server) int64 {
 // change would. Connections still open to the old primary answer READONLY;
 // the gateway drops them and reconnects to the endpoint.
 func TestFailoverSingleNode(t *testing.T) {
+	skipIfShort(t)
 	a := redistest.Start(t, "--repl-diskless-sync-delay", "0")
 	b := redistest.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(a.Port), "--repl-diskless-sync-delay", "0")
 	b.WaitInSync(5 * time.Second)
@@ -244,19 +246,30 @@ func TestFailoverSingleNode(t *testing.T) {
 	tr := startTraffic(g, "single-", 4, 0)
 	time.Sleep(500 * time.Millisecond)
 	demoted := time.Now()
-	// Demote A, let B take every byte A wrote, promote B, move the endpoint.
-	if err := a.Client().ReplicaOf(ctx, "127.0.0.1", strconv.Itoa(b.Port)).Err(); err != nil {
-		t.Fatalf("REPLICAOF on A: %v", err)
+	// Demote A so that at no moment both take writes or each replicates the
+	// other: A stops taking writes (its paused writers wait), B takes every
+	// byte A wrote, B becomes the primary, A its replica. A paused primary
+	// sends its replicas nothing, not even PINGs, so its offset holds still.
+	ca, cb := a.Client(), b.Client()
+	if err := ca.Do(ctx, "client", "pause", (time.Minute).Milliseconds(), "write").Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE on A: %v", err)
 	}
-	written := offset(t, a) // A takes no more writes
-	for deadline := time.Now().Add(5 * time.Second); offset(t, b) < written; {
+	written := offset(t, ca)
+	for deadline := time.Now().Add(30 * time.Second); offset(t, cb) < written; {
 		if time.Now().After(deadline) {
-			t.Fatalf("B did not catch up with A")
+			t.Fatalf("B at offset %d did not catch up with A at %d", offset(t, cb), written)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := b.Client().ReplicaOf(ctx, "no", "one").Err(); err != nil {
+	if err := cb.ReplicaOf(ctx, "no", "one").Err(); err != nil {
 		t.Fatalf("REPLICAOF NO ONE on B: %v", err)
+	}
+	if err := ca.ReplicaOf(ctx, "127.0.0.1", strconv.Itoa(b.Port)).Err(); err != nil {
+		t.Fatalf("REPLICAOF on A: %v", err)
+	}
+	// A's paused writers now find a replica: READONLY.
+	if err := ca.Do(ctx, "client", "unpause").Err(); err != nil {
+		t.Fatalf("CLIENT UNPAUSE on A: %v", err)
 	}
 	time.Sleep(500 * time.Millisecond)
 	f.To(b.Addr())
@@ -296,6 +309,7 @@ func primaryOfTraffic(t *testing.T, c *redistest.Cluster, p *redistest.Server, p
 // A planned cluster failover: CLUSTER FAILOVER on a replica, which waits for
 // the replica to catch up before it takes over, while writers run.
 func TestFailoverCluster(t *testing.T) {
+	skipIfShort(t)
 	c := redistest.StartCluster(t, redistest.ClusterOptions{})
 	g := startGateway(t, clusterBackend(c), withProductionRedis())
 	ctx := context.Background()
@@ -348,6 +362,7 @@ func TestFailoverCluster(t *testing.T) {
 // promoted primary has no replica left, so its writes stay unconfirmed until
 // the killed node returns as its replica, as a replaced node would.
 func TestCrashCluster(t *testing.T) {
+	skipIfShort(t)
 	const nodeTimeout = 2 * time.Second
 	t.Run("async replication", func(t *testing.T) {
 		c := redistest.StartCluster(t, redistest.ClusterOptions{NodeTimeout: nodeTimeout})
@@ -464,6 +479,7 @@ func TestUnconfirmedWrite(t *testing.T) {
 // Redis down when the gateway starts, then up: readiness follows within a
 // second. Then Redis restarted under load: requests succeed again within 3 s.
 func TestRedisDownAtStartThenRestarted(t *testing.T) {
+	skipIfShort(t)
 	srv := redistest.Start(t)
 	srv.Stop()
 	g := startGateway(t, backend{name: "restart", url: srv.URL()}, withProductionRedis())

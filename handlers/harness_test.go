@@ -3,12 +3,14 @@ package handlers_test
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,9 +47,11 @@ type backend struct {
 
 // forEachBackend runs fn against miniredis, a real redis-server, a real
 // redis-server over TLS, and a Redis Cluster of 3 primaries and 3 replicas
-// (shared by the tests, emptied before each).
+// (shared by the tests, emptied before each, lent to one test at a time).
+// Each test owns its backends, so it runs in parallel with the others.
 func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Helper()
+	t.Parallel()
 	t.Run("miniredis", func(t *testing.T) {
 		fn(t, miniBackend(t))
 	})
@@ -66,10 +70,36 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 // instead of starting one (two seconds) for every test.
 var fixtures redistest.Shared
 
+// parallelRouteTests is how many route tests run at once unless -parallel
+// says otherwise. They spend most of their time waiting, on Redis or on a
+// TTL, not computing, so more of them than the machine has cores (go test's
+// default) fit side by side.
+const parallelRouteTests = 8
+
 func TestMain(m *testing.M) {
+	redistest.LogClientToTests()
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		if err := flag.Set("test.parallel", strconv.Itoa(max(parallelRouteTests, runtime.GOMAXPROCS(0)))); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
 	code := m.Run()
 	fixtures.Close()
 	os.Exit(code)
+}
+
+// skipIfShort skips a test that kills, restarts or reshards Redis and
+// measures how the gateway rides it out: seconds of traffic each. go test
+// -short leaves them out; CI runs them.
+func skipIfShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("a failover, crash or resharding under traffic; runs without -short")
+	}
 }
 
 // sharedClusterBackend is the shared cluster; a test that stops it leaves
@@ -126,11 +156,27 @@ func tlsBackend(t *testing.T) backend {
 	}
 }
 
+// forEachClock runs fn against miniredis, whose clock the test moves, and one
+// real redis-server, on which b.elapse waits in real time: for tests whose
+// point is an expiry. TLS and a cluster change nothing about a TTL, and would
+// only add seconds of waiting.
+func forEachClock(t *testing.T, fn func(t *testing.T, b backend)) {
+	t.Helper()
+	t.Parallel()
+	t.Run("miniredis", func(t *testing.T) {
+		fn(t, miniBackend(t))
+	})
+	t.Run("redis-server", func(t *testing.T) {
+		fn(t, serverBackend(t))
+	})
+}
+
 // forEachServer runs fn against every real Redis deployment the tests start.
 // The concurrency tests run here: their point is the atomicity of real Lua
 // scripts under load, which miniredis cannot stand for.
 func forEachServer(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Helper()
+	t.Parallel()
 	t.Run("redis-server", func(t *testing.T) {
 		fn(t, serverBackend(t))
 	})
@@ -210,6 +256,7 @@ func withServer(f func(*http.Server)) option {
 // against openapi.yaml.
 func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 	t.Helper()
+	redistest.LogClient(t)
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	s := setup{store: store.Options{URL: b.url, ClusterNodes: b.nodes, TLS: b.tls, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}

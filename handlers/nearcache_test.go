@@ -22,7 +22,7 @@ import (
 
 // nearGateway is a gateway with the near-cache on, serving, against a real
 // redis-server (miniredis has no client tracking).
-func nearGateway(t *testing.T, staleness time.Duration) (*gateway, backend, *prometheus.Registry) {
+func nearGateway(t *testing.T, staleness time.Duration, opts ...option) (*gateway, backend, *prometheus.Registry) {
 	t.Helper()
 	srv := redistest.Start(t)
 	b := backend{name: "redis-server", url: srv.URL(), rdb: srv.Client(), elapse: time.Sleep, stop: srv.Stop}
@@ -31,6 +31,9 @@ func nearGateway(t *testing.T, staleness time.Duration) (*gateway, backend, *pro
 		withConfig(func(c *handlers.Config) { c.Registry = reg }),
 		func(s *setup) {
 			s.store.NearCache = &store.NearCacheOptions{MaxEntries: 10_000, MaxBytes: 16 << 20, MaxStaleness: staleness}
+			for _, o := range opts {
+				o(s)
+			}
 		})
 	waitForMetric(t, reg, "redis_gateway_near_cache_serving", 1)
 	return g, b, reg
@@ -271,26 +274,49 @@ func TestNearCacheSeesOtherWritersWithinABound(t *testing.T) {
 }
 
 // A value leaves the near-cache when its TTL ends, without waiting for
-// Redis to notice the expiry and report it.
+// Redis to notice the expiry and report it. The near-cache's clock moves
+// past the TTL while Redis's does not: the value, still in Redis, must be
+// read from there.
 func TestNearCacheKeepsTTLs(t *testing.T) {
-	g, _, reg := nearGateway(t, time.Minute)
-	g.must(request{method: "PUT", path: "/cache/short?ttl=1", body: `1`}, http.StatusCreated)
+	clock := redistest.NewClock()
+	g, _, reg := nearGateway(t, time.Hour, withStoreOptions(func(o *store.Options) { o.NearCache.Now = clock.Now }))
+	const hits, misses = "redis_gateway_near_cache_hits_total", "redis_gateway_near_cache_misses_total"
+	servedFromCache := func(path string) bool {
+		t.Helper()
+		h, m := metricValue(t, reg, hits), metricValue(t, reg, misses)
+		g.must(request{method: "GET", path: path}, http.StatusOK)
+		hit, miss := metricValue(t, reg, hits) > h, metricValue(t, reg, misses) > m
+		if hit == miss {
+			t.Fatalf("GET %s: hit %v, miss %v; want one of them", path, hit, miss)
+		}
+		return hit
+	}
+	g.must(request{method: "PUT", path: "/cache/short?ttl=100", body: `1`}, http.StatusCreated)
 	g.must(request{method: "GET", path: "/cache/short"}, http.StatusOK)
-	before := metricValue(t, reg, "redis_gateway_near_cache_hits_total")
-	g.must(request{method: "GET", path: "/cache/short"}, http.StatusOK)
-	if metricValue(t, reg, "redis_gateway_near_cache_hits_total") <= before {
+	if !servedFromCache("/cache/short") {
 		t.Fatalf("GET /cache/short was not served from the near-cache")
 	}
-	time.Sleep(1100 * time.Millisecond)
-	g.must(request{method: "GET", path: "/cache/short"}, http.StatusNotFound)
+	clock.Add(90 * time.Second) // Redis counts the TTL down in real time: some margin
+	if !servedFromCache("/cache/short") {
+		t.Errorf("GET /cache/short was not served from the near-cache within its TTL")
+	}
+	clock.Add(10 * time.Second)
+	if servedFromCache("/cache/short") {
+		t.Errorf("GET /cache/short was served from the near-cache after its TTL")
+	}
 
 	// An EXPIRE through the gateway shortens the TTL the cache keeps too.
 	g.must(request{method: "PUT", path: "/cache/long?ttl=3600", body: `2`}, http.StatusCreated)
 	g.must(request{method: "GET", path: "/cache/long"}, http.StatusOK)
-	g.must(request{method: "POST", path: "/cache/long/expire?ttl=1"}, http.StatusOK)
+	g.must(request{method: "POST", path: "/cache/long/expire?ttl=100"}, http.StatusOK)
 	g.must(request{method: "GET", path: "/cache/long"}, http.StatusOK)
-	time.Sleep(1100 * time.Millisecond)
-	g.must(request{method: "GET", path: "/cache/long"}, http.StatusNotFound)
+	if !servedFromCache("/cache/long") {
+		t.Fatalf("GET /cache/long was not served from the near-cache")
+	}
+	clock.Add(100 * time.Second)
+	if servedFromCache("/cache/long") {
+		t.Errorf("GET /cache/long was served from the near-cache 100 s after EXPIRE ttl=100")
+	}
 }
 
 // Every write route drops the value it changes before it answers.

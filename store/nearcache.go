@@ -15,6 +15,10 @@ type NearCacheOptions struct {
 	MaxEntries   int           // at most this many values
 	MaxBytes     int64         // at most about this much memory, values, keys and bookkeeping
 	MaxStaleness time.Duration // a value is read from Redis again at least this often
+
+	// Now is the clock TTLs and staleness are measured on; nil is
+	// time.Now. Tests move it instead of waiting.
+	Now func() time.Time
 }
 
 // nearCache holds cache values by key (the client's name, without the
@@ -33,7 +37,8 @@ type nearCache struct {
 	shards       [nearCacheShards]nearShard
 	seed         maphash.Seed
 	maxStaleness time.Duration
-	epoch        time.Time // the monotonic clock entries are timed on
+	clock        func() time.Time
+	epoch        time.Time // entries are timed from here, on clock
 	live         atomic.Bool
 	tokens       atomic.Uint64
 	metrics      nearCacheMetrics
@@ -77,7 +82,11 @@ type nearCacheMetrics struct {
 }
 
 func newNearCache(opts NearCacheOptions) *nearCache {
-	c := &nearCache{seed: maphash.MakeSeed(), maxStaleness: opts.MaxStaleness, epoch: time.Now()}
+	clock := opts.Now
+	if clock == nil {
+		clock = time.Now
+	}
+	c := &nearCache{seed: maphash.MakeSeed(), maxStaleness: opts.MaxStaleness, clock: clock, epoch: clock()}
 	for i := range c.shards {
 		c.shards[i] = nearShard{
 			entries:    map[string]*nearEntry{},
@@ -131,7 +140,7 @@ func (c *nearCache) collectors() []prometheus.Collector {
 	}
 }
 
-func (c *nearCache) now() time.Duration { return time.Since(c.epoch) }
+func (c *nearCache) now() time.Duration { return c.clock().Sub(c.epoch) }
 
 func (c *nearCache) shard(key string) *nearShard {
 	return &c.shards[maphash.String(c.seed, key)%nearCacheShards]

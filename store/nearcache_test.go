@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
 
 func testNearCache(opts NearCacheOptions) *nearCache {
@@ -60,7 +62,8 @@ func TestNearCacheStaysWithinItsLimits(t *testing.T) {
 }
 
 func TestNearCacheServesOnlyFreshValues(t *testing.T) {
-	c := testNearCache(NearCacheOptions{MaxEntries: 100, MaxBytes: 1 << 20, MaxStaleness: time.Second})
+	clock := redistest.NewClock()
+	c := testNearCache(NearCacheOptions{MaxEntries: 100, MaxBytes: 1 << 20, MaxStaleness: time.Second, Now: clock.Now})
 	c.put("cache:ttl", []byte("1"), 200*time.Millisecond)
 	c.put("cache:none", []byte("2"), -1)
 	for _, k := range []string{"cache:ttl", "cache:none"} {
@@ -68,14 +71,19 @@ func TestNearCacheServesOnlyFreshValues(t *testing.T) {
 			t.Fatalf("%s is not served right after it was stored", k)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
-	if _, _, ok := c.get("cache:ttl"); ok {
-		t.Errorf("cache:ttl is served after its TTL")
+	clock.Add(199 * time.Millisecond)
+	if _, _, ok := c.get("cache:ttl"); !ok {
+		t.Errorf("cache:ttl is not served 1ms before its TTL ends")
 	}
+	clock.Add(time.Millisecond)
+	if _, _, ok := c.get("cache:ttl"); ok {
+		t.Errorf("cache:ttl is served once its TTL ended")
+	}
+	clock.Add(799 * time.Millisecond)
 	if _, _, ok := c.get("cache:none"); !ok {
 		t.Errorf("cache:none is not served within NEAR_CACHE_MAX_STALENESS")
 	}
-	time.Sleep(800 * time.Millisecond)
+	clock.Add(time.Millisecond)
 	if _, _, ok := c.get("cache:none"); ok {
 		t.Errorf("cache:none is served after NEAR_CACHE_MAX_STALENESS")
 	}

@@ -11,7 +11,16 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
+
+// go-redis's own log lines go to the test that caused them, shown only when
+// it fails.
+func TestMain(m *testing.M) {
+	redistest.LogClientToTests()
+	os.Exit(m.Run())
+}
 
 func TestRedact(t *testing.T) {
 	tests := []struct{ in, want string }{

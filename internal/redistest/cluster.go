@@ -35,6 +35,7 @@ type ClusterOptions struct {
 // sync. It takes about two seconds.
 func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	t.Helper()
+	LogClient(t)
 	Binary(t)
 	binary(t, "redis-cli")
 	return startCluster(t, opts)

@@ -5,10 +5,13 @@ package redistest
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -73,37 +76,61 @@ func Binary(t testing.TB) string {
 // any extra arguments, and stops it when the test ends.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
+	LogClient(t)
 	return start(t, nil, extra...)
 }
 
 // StartTLS runs redis-server like Start, speaking only TLS.
 func StartTLS(t testing.TB, cfg TLS, extra ...string) *Server {
 	t.Helper()
+	LogClient(t)
 	return start(t, &cfg, extra...)
 }
 
+// start picks free ports for the server (and its cluster bus, given
+// --cluster-port) and starts it. A port is free only until someone else
+// takes it, as a test running in parallel or another user of the machine
+// may between freePort and redis-server's bind: start then tries new ports.
 func start(t tb, cfg *TLS, extra ...string) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server: %v", err)
 	}
-	s := &Server{t: t, bin: bin, Port: freePort(t), TLS: cfg}
-	port := []string{"--port", strconv.Itoa(s.Port)}
-	if cfg != nil {
-		port = append([]string{"--port", "0", "--tls-port", strconv.Itoa(s.Port)}, cfg.args()...)
+	dir := t.TempDir()
+	for attempt := 1; ; attempt++ {
+		s := &Server{t: t, bin: bin, Port: freePort(t), TLS: cfg}
+		port := []string{"--port", strconv.Itoa(s.Port)}
+		if cfg != nil {
+			port = append([]string{"--port", "0", "--tls-port", strconv.Itoa(s.Port)}, cfg.args()...)
+		}
+		s.args = append(port,
+			"--bind", "127.0.0.1",
+			"--save", "",
+			"--appendonly", "no",
+			"--dir", dir,
+		)
+		s.args = append(s.args, extra...)
+		if attempt > 1 {
+			for i := range s.args[:len(s.args)-1] {
+				if s.args[i] == "--cluster-port" {
+					s.args[i+1] = strconv.Itoa(freePort(t))
+				}
+			}
+		}
+		err := s.launch()
+		if errors.Is(err, errPortTaken) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		t.Cleanup(s.Stop)
+		return s
 	}
-	s.args = append(port,
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", t.TempDir(),
-	)
-	s.args = append(s.args, extra...)
-	s.start()
-	t.Cleanup(s.Stop)
-	return s
 }
+
+var errPortTaken = errors.New("port taken")
 
 // Addr is host:port of the server.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
@@ -118,36 +145,62 @@ func (s *Server) URL() string {
 
 func (s *Server) start() {
 	s.t.Helper()
+	if err := s.launch(); err != nil {
+		s.t.Fatalf("%v", err)
+	}
+}
+
+// launch runs redis-server and waits until it accepts connections, or until
+// it exits: with errPortTaken when one of its ports was taken.
+func (s *Server) launch() error {
 	cmd := exec.Command(s.bin, s.args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		s.t.Fatalf("redis-server: %v", err)
+		return fmt.Errorf("redis-server: %w", err)
 	}
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
-	s.cmd = cmd
-	ready := make(chan struct{})
+	ready, ended := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
 	var log strings.Builder
 	go func() {
+		defer close(ended)
 		sc := bufio.NewScanner(out)
 		signalled := false
 		for sc.Scan() {
-			if !signalled {
-				log.WriteString(sc.Text() + "\n")
+			if signalled {
+				continue // keep draining the pipe, or the server blocks on it
 			}
-			if !signalled && strings.Contains(sc.Text(), "Ready to accept connections") {
+			mu.Lock()
+			log.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if strings.Contains(sc.Text(), "Ready to accept connections") {
 				signalled = true
 				close(ready)
 			}
 		}
 	}()
+	output := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return log.String()
+	}
 	select {
 	case <-ready:
-	case <-time.After(10 * time.Second):
+		s.cmd = cmd
+		return nil
+	case <-ended:
+		_ = cmd.Wait()
+		if strings.Contains(output(), "Address already in use") {
+			return fmt.Errorf("%w: redis-server on port %d:\n%s", errPortTaken, s.Port, output())
+		}
+		return fmt.Errorf("redis-server on port %d exited:\n%s", s.Port, output())
+	case <-time.After(30 * time.Second): // a generous bound: it takes milliseconds
 		_ = cmd.Process.Kill()
-		s.t.Fatalf("redis-server on port %d did not start:\n%s", s.Port, log.String())
+		_ = cmd.Wait()
+		return fmt.Errorf("redis-server on port %d did not start within 30s:\n%s", s.Port, output())
 	}
 }
 

@@ -14,18 +14,23 @@ import (
 // one. Its fixtures outlive the tests that use them; the binary's TestMain
 // calls Close once the tests are done.
 type Shared struct {
+	lent     sync.Mutex // held by the test that has the cluster, until it ends
 	mu       sync.Mutex
 	cleanups []func()
 	cluster  *Cluster
 }
 
 // Cluster lends t a healthy plain-text cluster with no data, starting one
-// when there is none or the last one was stopped. t must give it back
+// when there is none or the last one was stopped. t has it to itself until
+// it ends (tests running in parallel wait their turn), and must give it back
 // unchanged but for its data, or stop it.
 func (s *Shared) Cluster(t testing.TB) *Cluster {
 	t.Helper()
+	LogClient(t)
 	Binary(t)
 	binary(t, "redis-cli")
+	s.lent.Lock()
+	t.Cleanup(s.lent.Unlock)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c := s.cluster; c != nil && (c.stopped() || c.unhealthy() != "") {
