@@ -140,6 +140,10 @@ func writeCommandError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrUnavailable):
 		w.Header().Set("Retry-After", "1")
 		status, msg = http.StatusServiceUnavailable, "ERR redis unavailable"
+	case errors.Is(err, store.ErrUnconfirmed):
+		w.Header().Set("Retry-After", "1")
+		status, msg = http.StatusServiceUnavailable, "ERR the write reached the primary but not enough replicas confirmed it in time "+
+			"(REDIS_WRITE_REPLICAS): it may be lost if the primary fails"
 	case errors.Is(err, store.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		status, msg = http.StatusGatewayTimeout, "ERR redis timeout"
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-gateway/redis-gateway/internal/commandapi"
 )
 
 // Reply is one Redis reply in RESP2 terms: nil, int64, string, ReplyError (an
@@ -20,12 +22,13 @@ type ReplyError string
 
 // CommandError is Redis's error reply to a command, verbatim, or the
 // gateway's refusal of a command in the same style.
-type CommandError struct {
-	Msg     string
-	Refused bool // the gateway refused the command; Redis never saw it
-}
+type CommandError = commandapi.CommandError
 
-func (e *CommandError) Error() string { return e.Msg }
+// ErrNoCommandInfo is a Redis that does not describe its commands (COMMAND).
+var ErrNoCommandInfo = commandapi.ErrNoCommandInfo
+
+// Policy is what a request may do on the command API (see commandapi).
+type Policy = commandapi.Policy
 
 // Result is the outcome of one command of a pipeline or transaction: a reply,
 // or an error that is a *CommandError or the failure that left the command
@@ -66,6 +69,8 @@ func newClusterCommandClient(o redis.ClusterOptions) *redis.ClusterClient {
 type command struct {
 	args    []any
 	label   string // for metrics
+	write   bool   // not read-only: sent once (write.go)
+	changes bool   // may change data: confirmed by replicas (write.go)
 	refused error
 	// answer replaces the reply to SCRIPT LOAD of a script compatScript
 	// changed: the client expects the SHA of the text it sent.
@@ -78,14 +83,15 @@ type command struct {
 	channel string
 }
 
-// prepare classifies args and adapts scripts written for the hosted service.
-func (s *Store) prepare(ctx context.Context, args []string) command {
+// prepare looks args up in the command table, refuses what the gateway
+// does not serve under p, and adapts scripts written for the hosted service.
+func (s *Store) prepare(t *commandapi.Table, p Policy, args []string) command {
 	if len(args) == 0 {
 		return command{label: "other", refused: &CommandError{Msg: "ERR empty command", Refused: true}}
 	}
-	c := command{label: commandLabel(args[0])}
-	if class := classifyCommand(args); class != classPlain && (class != classAdmin || !adminAdmitted(ctx, args)) {
-		c.refused = refusal(class, args)
+	info := t.Lookup(args)
+	c := command{label: t.Label(args[0]), write: info.Write(), changes: info.Changes()}
+	if c.refused = commandapi.Refusal(p, info); c.refused != nil {
 		return c
 	}
 	name := strings.ToLower(args[0])
@@ -130,6 +136,24 @@ func (s *Store) prepare(ctx context.Context, args []string) command {
 		}
 	}
 	return c
+}
+
+// commandsFor returns the command table and checks cmds against p before
+// any runs. Without Redis's description of its commands the gateway still
+// serves tokens that do not need it.
+func (s *Store) commandsFor(ctx context.Context, p Policy, cmds [][]string) (*commandapi.Table, error) {
+	t, err := s.commandTable(ctx)
+	switch {
+	case err == nil:
+	case errors.Is(err, commandapi.ErrNoCommandInfo) || !p.NeedsTable():
+		t = &commandapi.Table{}
+	default:
+		return nil, err
+	}
+	if err := t.Authorize(ctx, p, cmds); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // clusterMerge returns how to merge the replies of every primary for the
@@ -237,16 +261,27 @@ func toReply(v any) Reply {
 	}
 }
 
-// Command runs one command of a client.
-func (s *Store) Command(ctx context.Context, args []string) (Reply, error) {
-	c := s.prepare(ctx, args)
+// Command runs one command of a client under p.
+func (s *Store) Command(ctx context.Context, p Policy, args []string) (Reply, error) {
+	t, err := s.commandsFor(ctx, p, [][]string{args})
+	if err != nil {
+		return nil, err
+	}
+	c := s.prepare(t, p, args)
 	if c.refused != nil {
 		s.countCommand(c.label, c.refused)
 		return nil, c.refused
 	}
+	ctx, conf := s.confirming(ctx, c.changes)
 	reply, err := s.run(ctx, c)
+	if err == nil {
+		err = conf.result()
+	}
 	s.countCommand(c.label, err)
-	return reply, err
+	if err != nil {
+		return nil, err
+	}
+	return reply, nil
 }
 
 // run runs a prepared command on its own: on the node go-redis routes it to,
@@ -255,18 +290,18 @@ func (s *Store) run(ctx context.Context, c command) (Reply, error) {
 	cluster, ok := s.cmd.(*redis.ClusterClient)
 	switch {
 	case !ok || c.merge == nil && c.channel == "":
-		return c.result(s.send(ctx, s.cmd, c.args))
+		return c.result(s.send(ctx, s.cmd, c))
 	case c.channel != "":
 		node, err := cluster.MasterForKey(ctx, c.channel)
 		if err != nil {
 			return nil, classify("redis command", err)
 		}
-		return c.result(s.send(ctx, node, c.args))
+		return c.result(s.send(ctx, node, c))
 	}
 	var mu sync.Mutex
 	var replies []Reply
 	err := cluster.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-		r, err := c.result(s.send(ctx, node, c.args))
+		r, err := c.result(s.send(ctx, node, c))
 		if err != nil {
 			return err
 		}
@@ -287,18 +322,28 @@ func (s *Store) run(ctx context.Context, c command) (Reply, error) {
 	return c.merge(replies), nil
 }
 
-// Pipeline runs cmds in order in one round trip per node, not atomically.
-// Each command has its own result; the error is set only when Redis answered
-// none of them.
-func (s *Store) Pipeline(ctx context.Context, cmds [][]string) ([]Result, error) {
+// Pipeline runs cmds under p in order in one round trip per node, not
+// atomically. Each command has its own result; the error is set only when
+// Redis answered none of them, when a scope refuses one of them (before any
+// runs), or when the writes among them were not confirmed by replicas.
+func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Result, error) {
+	t, err := s.commandsFor(ctx, p, cmds)
+	if err != nil {
+		return nil, err
+	}
 	prepared := make([]command, len(cmds))
+	write := false
+	for i, args := range cmds {
+		prepared[i] = s.prepare(t, p, args)
+		write = write || prepared[i].refused == nil && prepared[i].changes
+	}
+	ctx, conf := s.confirming(ctx, write)
 	sent := make([]*redis.Cmd, len(cmds))
 	pipe := s.cmd.Pipeline()
-	for i, args := range cmds {
-		prepared[i] = s.prepare(ctx, args)
-		if prepared[i].refused == nil && prepared[i].merge == nil && prepared[i].channel == "" {
-			sent[i] = redis.NewCmd(ctx, prepared[i].args...)
-			_ = pipe.Process(ctx, s.guard(ctx, sent[i]))
+	for i, c := range prepared {
+		if c.refused == nil && c.merge == nil && c.channel == "" {
+			sent[i] = redis.NewCmd(ctx, c.args...)
+			_ = pipe.Process(ctx, guard(sent[i], c.write))
 		}
 	}
 	if pipe.Len() > 0 {
@@ -330,29 +375,47 @@ func (s *Store) Pipeline(ctx context.Context, cmds [][]string) ([]Result, error)
 	if failure != nil && !answered {
 		return nil, failure
 	}
+	if err := conf.result(); err != nil {
+		return nil, err
+	}
 	return results, nil
 }
 
-// Transaction runs cmds atomically, in MULTI and EXEC on one connection. A
-// transaction Redis rejects as a whole (a command it refused to queue, keys
-// in several cluster slots) or the gateway refuses is a *CommandError; a
-// command failing while the transaction runs has its own result.
-func (s *Store) Transaction(ctx context.Context, cmds [][]string) ([]Result, error) {
+// Transaction runs cmds under p atomically, in MULTI and EXEC on one
+// connection. A transaction Redis rejects as a whole (a command it refused
+// to queue, keys in several cluster slots) or the gateway refuses is a
+// *CommandError; a command failing while the transaction runs has its own
+// result.
+func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]Result, error) {
+	t, err := s.commandsFor(ctx, p, cmds)
+	if err != nil {
+		return nil, err
+	}
 	prepared := make([]command, len(cmds))
+	write := false
 	for i, args := range cmds {
-		prepared[i] = s.prepare(ctx, args)
+		prepared[i] = s.prepare(t, p, args)
 		if err := prepared[i].refused; err != nil {
 			s.countAll(prepared, err)
 			return nil, execAbort(i, err.Error())
 		}
+		write = write || prepared[i].changes
 	}
-	pipe := s.cmd.TxPipeline()
+	var tx redis.Pipeliner
+	var conn *redis.Conn // the transaction's own connection, to WAIT on after EXEC
+	if c, single := s.cmd.(*redis.Client); single && write && s.durable.replicas > 0 {
+		conn = c.Conn()
+		defer conn.Close()
+		tx = conn.TxPipeline()
+	} else {
+		tx = s.cmd.TxPipeline()
+	}
 	sent := make([]*redis.Cmd, len(cmds))
 	for i, c := range prepared {
 		sent[i] = redis.NewCmd(ctx, c.args...)
-		_ = pipe.Process(ctx, s.guard(ctx, sent[i]))
+		_ = tx.Process(ctx, guard(sent[i], c.write))
 	}
-	_, err := pipe.Exec(ctx)
+	_, err = tx.Exec(ctx)
 	var rerr redis.Error
 	switch {
 	case err == nil || errors.Is(err, redis.Nil):
@@ -375,6 +438,11 @@ func (s *Store) Transaction(ctx context.Context, cmds [][]string) ([]Result, err
 	for i, c := range prepared {
 		results[i].Reply, results[i].Err = c.result(sent[i])
 		s.countCommand(c.label, results[i].Err)
+	}
+	if conn != nil {
+		if err := s.durable.wait(ctx, conn); err != nil {
+			return nil, err
+		}
 	}
 	return results, nil
 }

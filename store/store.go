@@ -62,7 +62,7 @@ type Options struct {
 
 // Store runs the gateway's operations against one Redis deployment.
 type Store struct {
-	commandInfo commandTable // Redis's description of its commands, read once (commandinfo.go)
+	commandInfo commandTable // the command API's table, read once (commandtable.go)
 
 	rdb     redis.UniversalClient
 	cmd     redis.UniversalClient // the command API's RESP2 client, to the same deployment
@@ -83,7 +83,6 @@ type Store struct {
 
 	updating keyedMutex             // sessions being patched by this process
 	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
-	readOnly readOnlyCommands       // which command API commands may be retried
 }
 
 // New builds the client: a cluster client when ClusterNodes is set, else a
@@ -192,7 +191,9 @@ func New(opts Options) (*Store, error) {
 		cc := redis.NewClusterClient(co)
 		cc.AddHook(reloadHook{cc})
 		if s.durable.replicas > 0 {
-			cc.OnNewNode(func(node *redis.Client) { node.AddHook(confirmHook{s.durable}) })
+			hook := func(node *redis.Client) { node.AddHook(confirmHook{s.durable}) }
+			cc.OnNewNode(hook)
+			s.cmd.(*redis.ClusterClient).OnNewNode(hook)
 		}
 		s.rdb = cc
 	} else {
@@ -201,6 +202,7 @@ func New(opts Options) (*Store, error) {
 		c := redis.NewClient(ro)
 		if s.durable.replicas > 0 {
 			c.AddHook(confirmHook{s.durable})
+			s.cmd.AddHook(confirmHook{s.durable})
 		}
 		s.rdb = c
 	}
