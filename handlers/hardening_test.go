@@ -219,3 +219,36 @@ func TestCommandWritesWaitForReplicas(t *testing.T) {
 		{req: post("/redis/multi-exec", `[["GET","k"],["PING"]]`), status: 200, body: fmt.Sprintf(`[%s,%s]`, ok(`"v"`), ok(`"PONG"`))},
 	})
 }
+
+// Finding 3: replies are bounded. Past MAX_REPLY_BYTES a request is 413
+// with an error naming the limit, whatever its form; the connection that
+// carried the oversized reply is dropped, and the next requests are served.
+func TestReplyBudget(t *testing.T) {
+	forEachServer(t, func(t *testing.T, b backend) {
+		const limit = 64 << 10
+		g := startGateway(t, b, withStoreOptions(func(o *store.Options) { o.MaxReplyBytes = limit }))
+		ctx := context.Background()
+		big := strings.Repeat("x", 40<<10)
+		for _, k := range []string{"{z}1", "{z}2", "{z}3"} {
+			if err := b.rdb.Set(ctx, k, big, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.rdb.Set(ctx, "{z}huge", strings.Repeat("y", 200<<10), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		want := cmdErr(fmt.Sprintf("ERR reply exceeds MAX_REPLY_BYTES (%d bytes): ask for less (GETRANGE, LRANGE with bounds, SCAN with COUNT), or in several requests", limit))
+		runCmds(t, g, []cmd{
+			{req: post("/redis", `["GET","{z}huge"]`), status: 413, body: want},
+			{req: get("/redis/get/{z}huge"), status: 413, body: want},
+			{req: post("/redis/pipeline", `[["GET","{z}1"],["GET","{z}2"],["GET","{z}3"]]`), status: 413, body: want},
+			{req: post("/redis/multi-exec", `[["GET","{z}1"],["GET","{z}2"]]`), status: 413, body: want},
+			{req: post("/redis", `["MGET","{z}1","{z}2"]`), status: 413, body: want},
+			{req: with(post("/redis", `["GET","{z}huge"]`), "Upstash-Encoding", "base64"), status: 413, body: want},
+			// Within the budget, and after the refusals, all is served.
+			{req: post("/redis", `["GET","{z}1"]`), status: 200, body: ok(jsonString(big))},
+			{req: post("/redis/pipeline", `[["STRLEN","{z}huge"],["GETRANGE","{z}huge","0","2"]]`), status: 200, body: `[` + ok(`204800`) + `,` + ok(`"yyy"`) + `]`},
+			{req: post("/redis/multi-exec", `[["GET","{z}1"],["PING"]]`), status: 200, body: `[` + ok(jsonString(big)) + `,` + ok(`"PONG"`) + `]`},
+		})
+	})
+}

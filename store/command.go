@@ -46,9 +46,11 @@ const maxScriptAliases = 4096
 // options (address, auth, TLS, timeouts, pool size) over RESP2, whose reply
 // shapes are what Upstash clients decode. RESP3 would answer HGETALL with a
 // map and scores with doubles. o is the options before go-redis fills in its
-// defaults, which it does again for the new client.
-func newCommandClient(o redis.Options) *redis.Client {
+// defaults, which it does again for the new client. Its connections hold
+// each round trip's replies to maxReply bytes (replybudget.go).
+func newCommandClient(o redis.Options, maxReply int64) *redis.Client {
 	o.Protocol = 2
+	o.Dialer = budgetDialer(o.Dialer, maxReply)
 	return redis.NewClient(&o)
 }
 
@@ -60,8 +62,9 @@ func newCommandClient(o redis.Options) *redis.Client {
 // primary, and PUBLISH, which goes to its channel's; SCAN is refused, since
 // its cursor only means something on the node that issued it. Copy o before redis.NewClusterClient sees the
 // main client's options: unlike NewClient, it fills in its defaults in place.
-func newClusterCommandClient(o redis.ClusterOptions) *redis.ClusterClient {
+func newClusterCommandClient(o redis.ClusterOptions, maxReply int64) *redis.ClusterClient {
 	o.Protocol = 2
+	o.Dialer = budgetDialer(o.Dialer, maxReply)
 	return redis.NewClusterClient(&o)
 }
 
@@ -235,6 +238,10 @@ func (c command) result(cmd *redis.Cmd) (Reply, error) {
 // without a reply, are classified like every other Redis failure.
 func commandErr(err error) error {
 	var rerr redis.Error
+	var tooLarge *ReplyTooLargeError
+	if errors.As(err, &tooLarge) {
+		return tooLarge
+	}
 	if errors.As(err, &rerr) && !isUnavailableReply(rerr.Error()) {
 		return &CommandError{Msg: rerr.Error()}
 	}
@@ -311,8 +318,9 @@ func (s *Store) run(ctx context.Context, c command) (Reply, error) {
 		return nil
 	})
 	var cerr *CommandError
+	var tooLarge *ReplyTooLargeError
 	switch {
-	case errors.As(err, &cerr), isOwn(err):
+	case errors.As(err, &cerr), errors.As(err, &tooLarge), isOwn(err):
 		return nil, err
 	case err != nil:
 		return nil, classify("redis command", err)
@@ -372,6 +380,12 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 		}
 		s.countCommand(c.label, results[i].Err)
 	}
+	var tooLarge *ReplyTooLargeError
+	for _, r := range results {
+		if errors.As(r.Err, &tooLarge) {
+			return nil, tooLarge
+		}
+	}
 	if failure != nil && !answered {
 		return nil, failure
 	}
@@ -421,7 +435,7 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 	case err == nil || errors.Is(err, redis.Nil):
 	case !errors.As(err, &rerr):
 		s.countAll(prepared, err)
-		return nil, classify("redis transaction", err)
+		return nil, commandErr(err)
 	case strings.HasPrefix(err.Error(), "EXECABORT"):
 		s.countAll(prepared, err)
 		for i, cmd := range sent {
