@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -84,11 +85,25 @@ type command struct {
 	// channel, on Redis Cluster, sends PUBLISH to the primary of the
 	// channel's slot (see Store.Publish).
 	channel string
+	// firstKey, on Redis Cluster, is the position of the first key as the
+	// command table finds it, which routes the command to its slot's
+	// primary; 0 leaves routing to go-redis (keyless commands, keys the
+	// table cannot tell).
+	firstKey int8
+}
+
+// newCmd is the command to send, routed by the table's first key.
+func (c command) newCmd(ctx context.Context) *redis.Cmd {
+	cmd := redis.NewCmd(ctx, c.args...)
+	if c.firstKey > 0 {
+		cmd.SetFirstKeyPos(c.firstKey)
+	}
+	return cmd
 }
 
 // prepare looks args up in the command table, refuses what the gateway
 // does not serve under p, and adapts scripts written for the hosted service.
-func (s *Store) prepare(t *commandapi.Table, p Policy, args []string) command {
+func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args []string) command {
 	if len(args) == 0 {
 		return command{label: "other", refused: &CommandError{Msg: "ERR empty command", Refused: true}}
 	}
@@ -108,6 +123,7 @@ func (s *Store) prepare(t *commandapi.Table, p Policy, args []string) command {
 		if name == "publish" && len(args) > 1 {
 			c.channel = args[1]
 		}
+		c.firstKey = firstKeyPos(ctx, t, info, args)
 	}
 	c.args = make([]any, len(args))
 	for i, a := range args {
@@ -157,6 +173,21 @@ func (s *Store) commandsFor(ctx context.Context, p Policy, cmds [][]string) (*co
 		return nil, err
 	}
 	return t, nil
+}
+
+// firstKeyPos is where the command table finds the first key of args, 0
+// when it finds none or cannot tell, or the position does not fit go-redis's
+// int8.
+func firstKeyPos(ctx context.Context, t *commandapi.Table, info commandapi.Command, args []string) int8 {
+	keys, exact, err := t.Keys(ctx, info, args)
+	if err != nil || !exact || len(keys) == 0 {
+		return 0
+	}
+	i := slices.Index(args[1:], keys[0]) + 1
+	if i <= 0 || i > 127 {
+		return 0
+	}
+	return int8(i)
 }
 
 // clusterMerge returns how to merge the replies of every primary for the
@@ -274,7 +305,7 @@ func (s *Store) Command(ctx context.Context, p Policy, args []string) (Reply, er
 	if err != nil {
 		return nil, err
 	}
-	c := s.prepare(t, p, args)
+	c := s.prepare(ctx, t, p, args)
 	if c.refused != nil {
 		s.countCommand(c.label, c.refused)
 		return nil, c.refused
@@ -342,7 +373,7 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 	prepared := make([]command, len(cmds))
 	write := false
 	for i, args := range cmds {
-		prepared[i] = s.prepare(t, p, args)
+		prepared[i] = s.prepare(ctx, t, p, args)
 		write = write || prepared[i].refused == nil && prepared[i].changes
 	}
 	ctx, conf := s.confirming(ctx, write)
@@ -350,7 +381,7 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 	pipe := s.cmd.Pipeline()
 	for i, c := range prepared {
 		if c.refused == nil && c.merge == nil && c.channel == "" {
-			sent[i] = redis.NewCmd(ctx, c.args...)
+			sent[i] = c.newCmd(ctx)
 			_ = pipe.Process(ctx, guard(sent[i], c.write))
 		}
 	}
@@ -408,7 +439,7 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 	prepared := make([]command, len(cmds))
 	write := false
 	for i, args := range cmds {
-		prepared[i] = s.prepare(t, p, args)
+		prepared[i] = s.prepare(ctx, t, p, args)
 		if err := prepared[i].refused; err != nil {
 			s.countAll(prepared, err)
 			return nil, execAbort(i, err.Error())
@@ -426,7 +457,7 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 	}
 	sent := make([]*redis.Cmd, len(cmds))
 	for i, c := range prepared {
-		sent[i] = redis.NewCmd(ctx, c.args...)
+		sent[i] = c.newCmd(ctx)
 		_ = tx.Process(ctx, guard(sent[i], c.write))
 	}
 	_, err = tx.Exec(ctx)

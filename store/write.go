@@ -289,7 +289,7 @@ type processor interface {
 func (s *Store) send(ctx context.Context, p processor, c command) *redis.Cmd {
 	_, confirm := ctx.Value(confirmKey{}).(*confirmation)
 	for attempt := 0; ; attempt++ {
-		cmd := redis.NewCmd(ctx, c.args...)
+		cmd := c.newCmd(ctx)
 		if c.changes && confirm {
 			pipe := p.Pipeline()
 			_ = pipe.Process(ctx, guard(cmd, c.write))
