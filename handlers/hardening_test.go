@@ -252,3 +252,28 @@ func TestReplyBudget(t *testing.T) {
 		})
 	})
 }
+
+// On Redis Cluster too, a write through /redis waits for replicas: asking
+// for more than any primary has, it is 503, transactions included.
+func TestCommandWritesWaitForReplicasOnCluster(t *testing.T) {
+	b := sharedClusterBackend(t)
+	g := startGateway(t, b, withStoreOptions(func(o *store.Options) {
+		o.WriteReplicas, o.WriteReplicasTimeout = 5, 20*time.Millisecond
+	}))
+	for _, req := range []request{
+		post("/redis", `["SET","{c}k","v"]`),
+		post("/redis/pipeline", `[["GET","{c}k"],["SET","{c}k","v"]]`),
+		post("/redis/multi-exec", `[["GET","{c}k"],["SET","{c}k","v"]]`),
+		post("/redis/multi-exec", `[["SET","{c}a","v"],["SET","{c}b","v"]]`),
+	} {
+		resp := g.do(req)
+		if resp.status != http.StatusServiceUnavailable || !strings.Contains(resp.body, "replicas") {
+			t.Errorf("%s %s %s with too few replicas to confirm: status = %d, want 503 naming the replicas; body %s", req.method, req.path, req.body, resp.status, resp.body)
+		}
+	}
+	runCmds(t, g, []cmd{
+		{req: post("/redis", `["GET","{c}k"]`), status: 200, body: ok(`"v"`)},
+		{req: post("/redis/multi-exec", `[["GET","{c}a"],["GET","{c}b"]]`), status: 200, body: `[` + ok(`"v"`) + `,` + ok(`"v"`) + `]`},
+		{req: post("/redis/multi-exec", `[["SET","a","v"],["SET","b","v"]]`), status: 400, body: `{"error":"`, prefix: true},
+	})
+}

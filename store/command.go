@@ -446,14 +446,15 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 		}
 		write = write || prepared[i].changes
 	}
-	var tx redis.Pipeliner
+	tx := s.cmd.TxPipeline()
 	var conn *redis.Conn // the transaction's own connection, to WAIT on after EXEC
-	if c, single := s.cmd.(*redis.Client); single && write && s.durable.replicas > 0 {
-		conn = c.Conn()
+	if write && s.durable.replicas > 0 {
+		if conn, err = s.txConn(ctx, prepared); err != nil {
+			s.countAll(prepared, err)
+			return nil, err
+		}
 		defer conn.Close()
 		tx = conn.TxPipeline()
-	} else {
-		tx = s.cmd.TxPipeline()
 	}
 	sent := make([]*redis.Cmd, len(cmds))
 	for i, c := range prepared {
@@ -490,6 +491,32 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 		}
 	}
 	return results, nil
+}
+
+// txConn is a connection of its own for a transaction whose writes must be
+// confirmed: WAIT counts the writes of the connection it runs on. On Redis
+// Cluster it is a connection to the primary of the first key's slot; Redis
+// refuses keys of other slots itself (CROSSSLOT, or MOVED during a
+// resharding).
+func (s *Store) txConn(ctx context.Context, prepared []command) (*redis.Conn, error) {
+	switch c := s.cmd.(type) {
+	case *redis.Client:
+		return c.Conn(), nil
+	case *redis.ClusterClient:
+		key := ""
+		for _, p := range prepared {
+			if p.firstKey > 0 {
+				key, _ = p.args[p.firstKey].(string)
+				break
+			}
+		}
+		node, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return nil, classify("redis transaction", err)
+		}
+		return node.Conn(), nil
+	}
+	return nil, fmt.Errorf("redis transaction: unexpected client %T", s.cmd)
 }
 
 // execAbort is the rejection of a whole transaction because of command i,
