@@ -277,3 +277,24 @@ func TestCommandWritesWaitForReplicasOnCluster(t *testing.T) {
 		{req: post("/redis/multi-exec", `[["SET","a","v"],["SET","b","v"]]`), status: 400, body: `{"error":"`, prefix: true},
 	})
 }
+
+// On Redis Cluster a pipeline's replies come from several nodes, each
+// within the budget: together they are held to it as well.
+func TestReplyBudgetAcrossClusterNodes(t *testing.T) {
+	b := sharedClusterBackend(t)
+	const limit = 64 << 10
+	g := startGateway(t, b, withStoreOptions(func(o *store.Options) { o.MaxReplyBytes = limit }))
+	ctx := context.Background()
+	var cmds []string
+	for i := range 16 {
+		k := fmt.Sprintf("{n%d}v", i)
+		if err := b.rdb.Set(ctx, k, strings.Repeat("v", 6<<10), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, `["GET","`+k+`"]`)
+	}
+	runCmds(t, g, []cmd{
+		{req: post("/redis/pipeline", "["+strings.Join(cmds, ",")+"]"), status: 413, body: `{"error":"ERR reply exceeds MAX_REPLY_BYTES (65536 bytes)`, prefix: true},
+		{req: post("/redis/pipeline", "["+strings.Join(cmds[:4], ",")+"]"), status: 200, body: `[{"result":"vvv`, prefix: true},
+	})
+}

@@ -358,7 +358,11 @@ func (s *Store) run(ctx context.Context, c command) (Reply, error) {
 	case len(replies) == 0:
 		return nil, classify("redis command", errors.New("no primary answered"))
 	}
-	return c.merge(replies), nil
+	merged := c.merge(replies)
+	if replySize(merged) > s.maxReply {
+		return nil, &ReplyTooLargeError{Limit: s.maxReply}
+	}
+	return merged, nil
 }
 
 // Pipeline runs cmds under p in order in one round trip per node, not
@@ -412,10 +416,17 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 		s.countCommand(c.label, results[i].Err)
 	}
 	var tooLarge *ReplyTooLargeError
+	var size int64
 	for _, r := range results {
 		if errors.As(r.Err, &tooLarge) {
 			return nil, tooLarge
 		}
+		size += replySize(r.Reply)
+	}
+	if size > s.maxReply {
+		// On Redis Cluster each node's connection held its share to the
+		// budget; together they are over it.
+		return nil, &ReplyTooLargeError{Limit: s.maxReply}
 	}
 	if failure != nil && !answered {
 		return nil, failure

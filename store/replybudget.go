@@ -156,3 +156,22 @@ func (s *respScan) feed(b []byte, used, limit int64) bool {
 	}
 	return true
 }
+
+// replySize is about how many bytes r took as RESP, to hold a request's
+// replies from several connections (a cluster pipeline's nodes, a command
+// every primary runs) to the same budget as one connection's.
+func replySize(r Reply) int64 {
+	switch v := r.(type) {
+	case string:
+		return int64(len(v)) + 16
+	case ReplyError:
+		return int64(len(v)) + 3
+	case []Reply:
+		n := int64(16)
+		for _, e := range v {
+			n += replySize(e)
+		}
+		return n
+	}
+	return 16
+}
