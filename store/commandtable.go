@@ -36,7 +36,9 @@ func (s *Store) commandTable(ctx context.Context) (*commandapi.Table, error) {
 	if ct.table != nil {
 		return ct.table, nil
 	}
-	v, err := s.cmd.Do(ctx, "COMMAND").Result()
+	// The main client asks: the command API's connections hold replies to
+	// MAX_REPLY_BYTES, and COMMAND's reply is about 90 KB on Redis 7.0.
+	v, err := s.rdb.Do(ctx, "COMMAND").Result()
 	var rerr redis.Error
 	switch {
 	case errors.As(err, &rerr) && (strings.HasPrefix(rerr.Error(), "NOPERM") || !isUnavailableReply(rerr.Error())):

@@ -41,3 +41,17 @@ func TestCommandTableWithoutCommand(t *testing.T) {
 		t.Errorf("LoadCommandInfo: err = %v, want ErrNoCommandInfo", err)
 	}
 }
+
+// COMMAND's reply (about 90 KB on Redis 7.0) is not a client's reply: the
+// table loads whatever MAX_REPLY_BYTES is.
+func TestCommandTableUnderASmallReplyBudget(t *testing.T) {
+	srv := redistest.Start(t)
+	s, err := New(Options{URL: srv.URL(), MaxReplyBytes: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.LoadCommandInfo(context.Background()); err != nil {
+		t.Errorf("LoadCommandInfo with MAX_REPLY_BYTES 4096: %v", err)
+	}
+}

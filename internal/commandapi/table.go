@@ -217,8 +217,8 @@ func (e *entry) keyspace() bool {
 	return keyspaceCommands[e.name] || e.categories["@keyspace"] && e.first == 0 && len(e.specs) == 0 && !e.flags["movablekeys"]
 }
 
-// Parse builds the table from the RESP2 reply to COMMAND: one array per
-// command, [name, arity, flags, first, last, step] up to Redis 5, then ACL
+// Parse builds the table from the reply to COMMAND (RESP2 or RESP3): one
+// array per command, [name, arity, flags, first, last, step] up to Redis 5, then ACL
 // categories (6), tips, key specifications and subcommands (7). getKeys
 // serves the commands whose keys the reply cannot locate.
 func Parse(reply any, getKeys GetKeys) (*Table, error) {
@@ -309,9 +309,17 @@ func parseKeySpec(m map[string]any) keySpec {
 	return ks
 }
 
-// asMap reads RESP2's flat [key, value, ...] arrays, which RESP3 would send
-// as maps.
+// asMap reads RESP2's flat [key, value, ...] arrays, and RESP3's maps.
 func asMap(v any) map[string]any {
+	if m, ok := v.(map[any]any); ok {
+		out := make(map[string]any, len(m))
+		for k, e := range m {
+			if k, ok := k.(string); ok {
+				out[k] = e
+			}
+		}
+		return out
+	}
 	a, _ := v.([]any)
 	m := make(map[string]any, len(a)/2)
 	for i := 0; i+1 < len(a); i += 2 {

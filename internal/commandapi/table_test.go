@@ -17,8 +17,12 @@ import (
 // over RESP2 as the command API reads it, with COMMAND GETKEYS for keys it
 // cannot locate.
 func loadTable(t testing.TB, addr string) *Table {
+	return loadTableOver(t, addr, 2)
+}
+
+func loadTableOver(t testing.TB, addr string, protocol int) *Table {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true})
+	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: protocol, DisableIdentity: true})
 	t.Cleanup(func() { c.Close() })
 	v, err := c.Do(context.Background(), "COMMAND").Result()
 	if err != nil {
@@ -142,6 +146,24 @@ func TestDescribeCommand(t *testing.T) {
 		if c := table.Lookup(args); c.Known {
 			t.Errorf("%q: known, want unknown", args)
 		}
+	}
+}
+
+// The store reads COMMAND over RESP3, whose key specifications are maps:
+// the same table.
+func TestDescribeCommandOverRESP3(t *testing.T) {
+	srv := redistest.Start(t)
+	table := loadTableOver(t, srv.Addr(), 3)
+	for _, tt := range []describeCase{
+		{"GET k", "get", []string{"k"}, true, "read", false},
+		{"ZUNIONSTORE dst 2 a b WEIGHTS 1 2", "zunionstore", []string{"dst", "a", "b"}, true, "write", false},
+		{"XREAD COUNT 1 STREAMS s1 s2 0 0", "xread", []string{"s1", "s2"}, true, "read", false},
+		{"GEORADIUS g 0 0 1 m STORE a STORE b", "georadius", []string{"g", "a", "b"}, true, "write", false},
+		{"OBJECT ENCODING k", "object|encoding", []string{"k"}, true, "read", false},
+		{"SORT k BY w_*", "sort", nil, false, "admin", false},
+		{"SCRIPT LOAD x", "script|load", nil, true, "write", false},
+	} {
+		tt.check(t, table)
 	}
 }
 
