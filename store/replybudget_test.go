@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -39,4 +40,42 @@ func TestRespScan(t *testing.T) {
 			t.Errorf("%s, byte by byte: feed = %v, want %v", tt.name, ok, tt.ok)
 		}
 	}
+}
+
+// FuzzRespScan checks that the reply scanner's verdict does not depend on
+// how the connection cuts the stream into reads, and that it never accepts
+// a bulk string that declares more than the budget.
+func FuzzRespScan(f *testing.F) {
+	for _, seed := range []string{
+		"$3\r\nabc\r\n",
+		"*5\r\n$10000000\r\n",
+		"$10000001\r\nx",
+		"*2\r\n$1\r\na\r\n:1\r\n",
+		"+OK\r\n-ERR x\r\n",
+		"$-1\r\n*-1\r\n",
+		"%1\r\n$1\r\na\r\n$1\r\nb\r\n",
+	} {
+		f.Add(seed, int64(64), uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, stream string, limit int64, cut uint8) {
+		if limit < 1 || len(stream) > 4096 {
+			return
+		}
+		var whole respScan
+		want := whole.feed([]byte(stream), 0, limit)
+		step := int(cut%16) + 1
+		var parts respScan
+		got := true
+		for i := 0; i < len(stream) && got; i += step {
+			got = parts.feed([]byte(stream[i:min(i+step, len(stream))]), int64(i), limit)
+		}
+		if got != want {
+			t.Fatalf("feed(%q, limit %d) = %v whole, %v in reads of %d bytes", stream, limit, want, got, step)
+		}
+		if want && strings.HasPrefix(stream, "$") {
+			if n, err := strconv.ParseInt(strings.SplitN(stream[1:], "\r\n", 2)[0], 10, 64); err == nil && strings.Contains(stream, "\r\n") && n+2 > limit {
+				t.Fatalf("feed(%q, limit %d) accepted a bulk string of %d bytes", stream, limit, n)
+			}
+		}
+	})
 }
