@@ -80,6 +80,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 			MaxRetryBackoff: e.duration("REDIS_MAX_RETRY_BACKOFF", 2*time.Second),
 			NoAutoPipeline:  !e.onOff("REDIS_AUTOPIPELINE", true),
 			WriteReplicas:   e.int("REDIS_WRITE_REPLICAS", 0, 0),
+			MaxReplyBytes:   int64(e.int("MAX_REPLY_BYTES", store.DefaultMaxReplyBytes, 1<<20)),
 			TLS: store.TLSOptions{
 				Enabled:            e.bool("REDIS_TLS_ENABLED", false),
 				CAFile:             e.str("REDIS_TLS_CA_FILE", ""),

@@ -117,8 +117,13 @@ func writeCommandError(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
 	var tooLarge *http.MaxBytesError
 	var denied *access.Denied
+	var replyTooLarge *store.ReplyTooLargeError
 	status, msg := http.StatusInternalServerError, "ERR internal error"
 	switch {
+	case errors.As(err, &replyTooLarge):
+		// The request asked for more than the gateway holds for one request;
+		// 413 says to ask for less, as for a request too large.
+		status, msg = http.StatusRequestEntityTooLarge, replyTooLarge.Error()
 	case errors.As(err, &denied):
 		// NOPERM is how Redis's own ACLs refuse; clients treat it alike.
 		status, msg = http.StatusForbidden, "NOPERM this token's "+denied.Scope+" scope refuses it: "+denied.Detail
@@ -140,6 +145,10 @@ func writeCommandError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrUnavailable):
 		w.Header().Set("Retry-After", "1")
 		status, msg = http.StatusServiceUnavailable, "ERR redis unavailable"
+	case errors.Is(err, store.ErrUnconfirmed):
+		w.Header().Set("Retry-After", "1")
+		status, msg = http.StatusServiceUnavailable, "ERR the write reached the primary but not enough replicas confirmed it in time "+
+			"(REDIS_WRITE_REPLICAS): it may be lost if the primary fails"
 	case errors.Is(err, store.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		status, msg = http.StatusGatewayTimeout, "ERR redis timeout"
 	}

@@ -15,15 +15,22 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/redis-gateway/redis-gateway/access"
+	"github.com/redis-gateway/redis-gateway/internal/commandapi"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
 // commandStore is what the Upstash-compatible command API needs from Redis.
+// Each checks its commands against the policy before any runs.
 type commandStore interface {
-	commandDescriber
-	Command(ctx context.Context, args []string) (store.Reply, error)
-	Pipeline(ctx context.Context, cmds [][]string) ([]store.Result, error)
-	Transaction(ctx context.Context, cmds [][]string) ([]store.Result, error)
+	Command(ctx context.Context, p store.Policy, args []string) (store.Reply, error)
+	Pipeline(ctx context.Context, p store.Policy, cmds [][]string) ([]store.Result, error)
+	Transaction(ctx context.Context, p store.Policy, cmds [][]string) ([]store.Result, error)
+}
+
+// policy is the command API policy of the request: its token's scopes.
+func policy(r *http.Request) store.Policy {
+	return commandapi.PolicyOf(access.FromContext(r.Context()))
 }
 
 // replyFormat is how a reply goes back: the protocol's JSON, with or without
@@ -84,14 +91,10 @@ func handleCommandPath(s commandStore) http.Handler {
 	})
 }
 
-// runCommand checks one command against the token's scopes, runs it and
-// answers with its reply; both single-command forms end here.
+// runCommand runs one command under the request's policy and answers with
+// its reply; both single-command forms end here.
 func runCommand(w http.ResponseWriter, r *http.Request, s commandStore, f replyFormat, args []string) error {
-	ctx, err := authorizeCommands(r.Context(), s, [][]string{args})
-	if err != nil {
-		return err
-	}
-	reply, err := s.Command(ctx, args)
+	reply, err := s.Command(r.Context(), policy(r), args)
 	if err != nil {
 		return err
 	}
@@ -111,19 +114,15 @@ func handleMultiExec(s commandStore) http.Handler {
 	return handleBatch(s, commandStore.Transaction)
 }
 
-// handleBatch reads a list of commands, checks every one of them against the
-// token's scopes before any runs, and runs them all with exec.
-func handleBatch(s commandStore, exec func(commandStore, context.Context, [][]string) ([]store.Result, error)) http.Handler {
+// handleBatch reads a list of commands and runs them all with exec under
+// the request's policy, which checks every one of them before any runs.
+func handleBatch(s commandStore, exec func(commandStore, context.Context, store.Policy, [][]string) ([]store.Result, error)) http.Handler {
 	return commandHandler(func(w http.ResponseWriter, r *http.Request) error {
 		f, cmds, err := readBatch(r)
 		if err != nil {
 			return err
 		}
-		ctx, err := authorizeCommands(r.Context(), s, cmds)
-		if err != nil {
-			return err
-		}
-		results, err := exec(s, ctx, cmds)
+		results, err := exec(s, r.Context(), policy(r), cmds)
 		if err != nil {
 			return err
 		}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-gateway/redis-gateway/internal/commandapi"
 )
 
 // Reply is one Redis reply in RESP2 terms: nil, int64, string, ReplyError (an
@@ -20,12 +23,13 @@ type ReplyError string
 
 // CommandError is Redis's error reply to a command, verbatim, or the
 // gateway's refusal of a command in the same style.
-type CommandError struct {
-	Msg     string
-	Refused bool // the gateway refused the command; Redis never saw it
-}
+type CommandError = commandapi.CommandError
 
-func (e *CommandError) Error() string { return e.Msg }
+// ErrNoCommandInfo is a Redis that does not describe its commands (COMMAND).
+var ErrNoCommandInfo = commandapi.ErrNoCommandInfo
+
+// Policy is what a request may do on the command API (see commandapi).
+type Policy = commandapi.Policy
 
 // Result is the outcome of one command of a pipeline or transaction: a reply,
 // or an error that is a *CommandError or the failure that left the command
@@ -43,9 +47,11 @@ const maxScriptAliases = 4096
 // options (address, auth, TLS, timeouts, pool size) over RESP2, whose reply
 // shapes are what Upstash clients decode. RESP3 would answer HGETALL with a
 // map and scores with doubles. o is the options before go-redis fills in its
-// defaults, which it does again for the new client.
-func newCommandClient(o redis.Options) *redis.Client {
+// defaults, which it does again for the new client. Its connections hold
+// each round trip's replies to maxReply bytes (replybudget.go).
+func newCommandClient(o redis.Options, maxReply int64) *redis.Client {
 	o.Protocol = 2
+	o.Dialer = budgetDialer(o.Dialer, maxReply)
 	return redis.NewClient(&o)
 }
 
@@ -57,8 +63,9 @@ func newCommandClient(o redis.Options) *redis.Client {
 // primary, and PUBLISH, which goes to its channel's; SCAN is refused, since
 // its cursor only means something on the node that issued it. Copy o before redis.NewClusterClient sees the
 // main client's options: unlike NewClient, it fills in its defaults in place.
-func newClusterCommandClient(o redis.ClusterOptions) *redis.ClusterClient {
+func newClusterCommandClient(o redis.ClusterOptions, maxReply int64) *redis.ClusterClient {
 	o.Protocol = 2
+	o.Dialer = budgetDialer(o.Dialer, maxReply)
 	return redis.NewClusterClient(&o)
 }
 
@@ -66,6 +73,8 @@ func newClusterCommandClient(o redis.ClusterOptions) *redis.ClusterClient {
 type command struct {
 	args    []any
 	label   string // for metrics
+	write   bool   // not read-only: sent once (write.go)
+	changes bool   // may change data: confirmed by replicas (write.go)
 	refused error
 	// answer replaces the reply to SCRIPT LOAD of a script compatScript
 	// changed: the client expects the SHA of the text it sent.
@@ -76,16 +85,31 @@ type command struct {
 	// channel, on Redis Cluster, sends PUBLISH to the primary of the
 	// channel's slot (see Store.Publish).
 	channel string
+	// firstKey, on Redis Cluster, is the position of the first key as the
+	// command table finds it, which routes the command to its slot's
+	// primary; 0 leaves routing to go-redis (keyless commands, keys the
+	// table cannot tell).
+	firstKey int8
 }
 
-// prepare classifies args and adapts scripts written for the hosted service.
-func (s *Store) prepare(ctx context.Context, args []string) command {
+// newCmd is the command to send, routed by the table's first key.
+func (c command) newCmd(ctx context.Context) *redis.Cmd {
+	cmd := redis.NewCmd(ctx, c.args...)
+	if c.firstKey > 0 {
+		cmd.SetFirstKeyPos(c.firstKey)
+	}
+	return cmd
+}
+
+// prepare looks args up in the command table, refuses what the gateway
+// does not serve under p, and adapts scripts written for the hosted service.
+func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args []string) command {
 	if len(args) == 0 {
 		return command{label: "other", refused: &CommandError{Msg: "ERR empty command", Refused: true}}
 	}
-	c := command{label: commandLabel(args[0])}
-	if class := classifyCommand(args); class != classPlain && (class != classAdmin || !adminAdmitted(ctx, args)) {
-		c.refused = refusal(class, args)
+	info := t.Lookup(args)
+	c := command{label: t.Label(args[0]), write: info.Write(), changes: info.Changes()}
+	if c.refused = commandapi.Refusal(p, info); c.refused != nil {
 		return c
 	}
 	name := strings.ToLower(args[0])
@@ -99,6 +123,7 @@ func (s *Store) prepare(ctx context.Context, args []string) command {
 		if name == "publish" && len(args) > 1 {
 			c.channel = args[1]
 		}
+		c.firstKey = firstKeyPos(ctx, t, info, args)
 	}
 	c.args = make([]any, len(args))
 	for i, a := range args {
@@ -130,6 +155,39 @@ func (s *Store) prepare(ctx context.Context, args []string) command {
 		}
 	}
 	return c
+}
+
+// commandsFor returns the command table and checks cmds against p before
+// any runs. Without Redis's description of its commands the gateway still
+// serves tokens that do not need it.
+func (s *Store) commandsFor(ctx context.Context, p Policy, cmds [][]string) (*commandapi.Table, error) {
+	t, err := s.commandTable(ctx)
+	switch {
+	case err == nil:
+	case errors.Is(err, commandapi.ErrNoCommandInfo) || !p.NeedsTable():
+		t = &commandapi.Table{}
+	default:
+		return nil, err
+	}
+	if err := t.Authorize(ctx, p, cmds); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// firstKeyPos is where the command table finds the first key of args, 0
+// when it finds none or cannot tell, or the position does not fit go-redis's
+// int8.
+func firstKeyPos(ctx context.Context, t *commandapi.Table, info commandapi.Command, args []string) int8 {
+	keys, exact, err := t.Keys(ctx, info, args)
+	if err != nil || !exact || len(keys) == 0 {
+		return 0
+	}
+	i := slices.Index(args[1:], keys[0]) + 1
+	if i <= 0 || i > 127 {
+		return 0
+	}
+	return int8(i)
 }
 
 // clusterMerge returns how to merge the replies of every primary for the
@@ -211,6 +269,10 @@ func (c command) result(cmd *redis.Cmd) (Reply, error) {
 // without a reply, are classified like every other Redis failure.
 func commandErr(err error) error {
 	var rerr redis.Error
+	var tooLarge *ReplyTooLargeError
+	if errors.As(err, &tooLarge) {
+		return tooLarge
+	}
 	if errors.As(err, &rerr) && !isUnavailableReply(rerr.Error()) {
 		return &CommandError{Msg: rerr.Error()}
 	}
@@ -237,16 +299,27 @@ func toReply(v any) Reply {
 	}
 }
 
-// Command runs one command of a client.
-func (s *Store) Command(ctx context.Context, args []string) (Reply, error) {
-	c := s.prepare(ctx, args)
+// Command runs one command of a client under p.
+func (s *Store) Command(ctx context.Context, p Policy, args []string) (Reply, error) {
+	t, err := s.commandsFor(ctx, p, [][]string{args})
+	if err != nil {
+		return nil, err
+	}
+	c := s.prepare(ctx, t, p, args)
 	if c.refused != nil {
 		s.countCommand(c.label, c.refused)
 		return nil, c.refused
 	}
+	ctx, conf := s.confirming(ctx, c.changes)
 	reply, err := s.run(ctx, c)
+	if err == nil {
+		err = conf.result()
+	}
 	s.countCommand(c.label, err)
-	return reply, err
+	if err != nil {
+		return nil, err
+	}
+	return reply, nil
 }
 
 // run runs a prepared command on its own: on the node go-redis routes it to,
@@ -255,18 +328,18 @@ func (s *Store) run(ctx context.Context, c command) (Reply, error) {
 	cluster, ok := s.cmd.(*redis.ClusterClient)
 	switch {
 	case !ok || c.merge == nil && c.channel == "":
-		return c.result(s.send(ctx, s.cmd, c.args))
+		return c.result(s.send(ctx, s.cmd, c))
 	case c.channel != "":
 		node, err := cluster.MasterForKey(ctx, c.channel)
 		if err != nil {
 			return nil, classify("redis command", err)
 		}
-		return c.result(s.send(ctx, node, c.args))
+		return c.result(s.send(ctx, node, c))
 	}
 	var mu sync.Mutex
 	var replies []Reply
 	err := cluster.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-		r, err := c.result(s.send(ctx, node, c.args))
+		r, err := c.result(s.send(ctx, node, c))
 		if err != nil {
 			return err
 		}
@@ -276,29 +349,44 @@ func (s *Store) run(ctx context.Context, c command) (Reply, error) {
 		return nil
 	})
 	var cerr *CommandError
+	var tooLarge *ReplyTooLargeError
 	switch {
-	case errors.As(err, &cerr), isOwn(err):
+	case errors.As(err, &cerr), errors.As(err, &tooLarge), isOwn(err):
 		return nil, err
 	case err != nil:
 		return nil, classify("redis command", err)
 	case len(replies) == 0:
 		return nil, classify("redis command", errors.New("no primary answered"))
 	}
-	return c.merge(replies), nil
+	merged := c.merge(replies)
+	if replySize(merged) > s.maxReply {
+		return nil, &ReplyTooLargeError{Limit: s.maxReply}
+	}
+	return merged, nil
 }
 
-// Pipeline runs cmds in order in one round trip per node, not atomically.
-// Each command has its own result; the error is set only when Redis answered
-// none of them.
-func (s *Store) Pipeline(ctx context.Context, cmds [][]string) ([]Result, error) {
+// Pipeline runs cmds under p in order in one round trip per node, not
+// atomically. Each command has its own result; the error is set only when
+// Redis answered none of them, when a scope refuses one of them (before any
+// runs), or when the writes among them were not confirmed by replicas.
+func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Result, error) {
+	t, err := s.commandsFor(ctx, p, cmds)
+	if err != nil {
+		return nil, err
+	}
 	prepared := make([]command, len(cmds))
+	write := false
+	for i, args := range cmds {
+		prepared[i] = s.prepare(ctx, t, p, args)
+		write = write || prepared[i].refused == nil && prepared[i].changes
+	}
+	ctx, conf := s.confirming(ctx, write)
 	sent := make([]*redis.Cmd, len(cmds))
 	pipe := s.cmd.Pipeline()
-	for i, args := range cmds {
-		prepared[i] = s.prepare(ctx, args)
-		if prepared[i].refused == nil && prepared[i].merge == nil && prepared[i].channel == "" {
-			sent[i] = redis.NewCmd(ctx, prepared[i].args...)
-			_ = pipe.Process(ctx, s.guard(ctx, sent[i]))
+	for i, c := range prepared {
+		if c.refused == nil && c.merge == nil && c.channel == "" {
+			sent[i] = c.newCmd(ctx)
+			_ = pipe.Process(ctx, guard(sent[i], c.write))
 		}
 	}
 	if pipe.Len() > 0 {
@@ -327,38 +415,70 @@ func (s *Store) Pipeline(ctx context.Context, cmds [][]string) ([]Result, error)
 		}
 		s.countCommand(c.label, results[i].Err)
 	}
+	var tooLarge *ReplyTooLargeError
+	var size int64
+	for _, r := range results {
+		if errors.As(r.Err, &tooLarge) {
+			return nil, tooLarge
+		}
+		size += replySize(r.Reply)
+	}
+	if size > s.maxReply {
+		// On Redis Cluster each node's connection held its share to the
+		// budget; together they are over it.
+		return nil, &ReplyTooLargeError{Limit: s.maxReply}
+	}
 	if failure != nil && !answered {
 		return nil, failure
+	}
+	if err := conf.result(); err != nil {
+		return nil, err
 	}
 	return results, nil
 }
 
-// Transaction runs cmds atomically, in MULTI and EXEC on one connection. A
-// transaction Redis rejects as a whole (a command it refused to queue, keys
-// in several cluster slots) or the gateway refuses is a *CommandError; a
-// command failing while the transaction runs has its own result.
-func (s *Store) Transaction(ctx context.Context, cmds [][]string) ([]Result, error) {
+// Transaction runs cmds under p atomically, in MULTI and EXEC on one
+// connection. A transaction Redis rejects as a whole (a command it refused
+// to queue, keys in several cluster slots) or the gateway refuses is a
+// *CommandError; a command failing while the transaction runs has its own
+// result.
+func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]Result, error) {
+	t, err := s.commandsFor(ctx, p, cmds)
+	if err != nil {
+		return nil, err
+	}
 	prepared := make([]command, len(cmds))
+	write := false
 	for i, args := range cmds {
-		prepared[i] = s.prepare(ctx, args)
+		prepared[i] = s.prepare(ctx, t, p, args)
 		if err := prepared[i].refused; err != nil {
 			s.countAll(prepared, err)
 			return nil, execAbort(i, err.Error())
 		}
+		write = write || prepared[i].changes
 	}
-	pipe := s.cmd.TxPipeline()
+	tx := s.cmd.TxPipeline()
+	var conn *redis.Conn // the transaction's own connection, to WAIT on after EXEC
+	if write && s.durable.replicas > 0 {
+		if conn, err = s.txConn(ctx, prepared); err != nil {
+			s.countAll(prepared, err)
+			return nil, err
+		}
+		defer conn.Close()
+		tx = conn.TxPipeline()
+	}
 	sent := make([]*redis.Cmd, len(cmds))
 	for i, c := range prepared {
-		sent[i] = redis.NewCmd(ctx, c.args...)
-		_ = pipe.Process(ctx, s.guard(ctx, sent[i]))
+		sent[i] = c.newCmd(ctx)
+		_ = tx.Process(ctx, guard(sent[i], c.write))
 	}
-	_, err := pipe.Exec(ctx)
+	_, err = tx.Exec(ctx)
 	var rerr redis.Error
 	switch {
 	case err == nil || errors.Is(err, redis.Nil):
 	case !errors.As(err, &rerr):
 		s.countAll(prepared, err)
-		return nil, classify("redis transaction", err)
+		return nil, commandErr(err)
 	case strings.HasPrefix(err.Error(), "EXECABORT"):
 		s.countAll(prepared, err)
 		for i, cmd := range sent {
@@ -376,7 +496,38 @@ func (s *Store) Transaction(ctx context.Context, cmds [][]string) ([]Result, err
 		results[i].Reply, results[i].Err = c.result(sent[i])
 		s.countCommand(c.label, results[i].Err)
 	}
+	if conn != nil {
+		if err := s.durable.wait(ctx, conn); err != nil {
+			return nil, err
+		}
+	}
 	return results, nil
+}
+
+// txConn is a connection of its own for a transaction whose writes must be
+// confirmed: WAIT counts the writes of the connection it runs on. On Redis
+// Cluster it is a connection to the primary of the first key's slot; Redis
+// refuses keys of other slots itself (CROSSSLOT, or MOVED during a
+// resharding).
+func (s *Store) txConn(ctx context.Context, prepared []command) (*redis.Conn, error) {
+	switch c := s.cmd.(type) {
+	case *redis.Client:
+		return c.Conn(), nil
+	case *redis.ClusterClient:
+		key := ""
+		for _, p := range prepared {
+			if p.firstKey > 0 {
+				key, _ = p.args[p.firstKey].(string)
+				break
+			}
+		}
+		node, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return nil, classify("redis transaction", err)
+		}
+		return node.Conn(), nil
+	}
+	return nil, fmt.Errorf("redis transaction: unexpected client %T", s.cmd)
 }
 
 // execAbort is the rejection of a whole transaction because of command i,

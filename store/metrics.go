@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redis-gateway/redis-gateway/internal/commandapi"
 )
 
 // poolCollector exports the connection pool's own counters at scrape time, so
@@ -60,7 +62,7 @@ func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
 		if countable(err) {
-			h.errors.WithLabelValues(commandLabel(cmd.Name())).Inc()
+			h.errors.WithLabelValues(commandapi.Label(cmd.Name())).Inc()
 		}
 		return err
 	}
@@ -71,7 +73,7 @@ func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		err := next(ctx, cmds)
 		for _, cmd := range cmds {
 			if countable(cmd.Err()) {
-				h.errors.WithLabelValues(commandLabel(cmd.Name())).Inc()
+				h.errors.WithLabelValues(commandapi.Label(cmd.Name())).Inc()
 			}
 		}
 		return err
@@ -101,7 +103,7 @@ func (c batchErrors) count(cmds ...redis.Cmder) {
 	}
 	for _, cmd := range cmds {
 		if countable(cmd.Err()) {
-			c.vec.WithLabelValues(commandLabel(cmd.Name())).Inc()
+			c.vec.WithLabelValues(commandapi.Label(cmd.Name())).Inc()
 		}
 	}
 }

@@ -48,6 +48,10 @@ type Options struct {
 	WriteReplicas        int
 	WriteReplicasTimeout time.Duration
 
+	// MaxReplyBytes bounds the replies the command API reads for one
+	// request's round trip to a Redis node; 0 = DefaultMaxReplyBytes.
+	MaxReplyBytes int64
+
 	// NoAutoPipeline sends every command on its own round trip instead of
 	// batching the single commands of concurrent requests (one server only).
 	NoAutoPipeline bool
@@ -62,7 +66,7 @@ type Options struct {
 
 // Store runs the gateway's operations against one Redis deployment.
 type Store struct {
-	commandInfo commandTable // Redis's description of its commands, read once (commandinfo.go)
+	commandInfo commandTable // the command API's table, read once (commandtable.go)
 
 	rdb     redis.UniversalClient
 	cmd     redis.UniversalClient // the command API's RESP2 client, to the same deployment
@@ -83,7 +87,7 @@ type Store struct {
 
 	updating keyedMutex             // sessions being patched by this process
 	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
-	readOnly readOnlyCommands       // which command API commands may be retried
+	maxReply int64                  // MAX_REPLY_BYTES (replybudget.go)
 }
 
 // New builds the client: a cluster client when ClusterNodes is set, else a
@@ -185,22 +189,30 @@ func New(opts Options) (*Store, error) {
 		s.durable = durability{replicas: opts.WriteReplicas, timeout: opts.WriteReplicasTimeout}
 	}
 
+	maxReply := opts.MaxReplyBytes
+	if maxReply <= 0 {
+		maxReply = DefaultMaxReplyBytes
+	}
+	s.maxReply = maxReply
 	var base redis.Options // the single server's options before go-redis fills in its defaults
 	if len(opts.ClusterNodes) > 0 {
 		co := clusterOptions(opts.ClusterNodes, ro)
-		s.cmd = newClusterCommandClient(*co)
+		s.cmd = newClusterCommandClient(*co, maxReply)
 		cc := redis.NewClusterClient(co)
 		cc.AddHook(reloadHook{cc})
 		if s.durable.replicas > 0 {
-			cc.OnNewNode(func(node *redis.Client) { node.AddHook(confirmHook{s.durable}) })
+			hook := func(node *redis.Client) { node.AddHook(confirmHook{s.durable}) }
+			cc.OnNewNode(hook)
+			s.cmd.(*redis.ClusterClient).OnNewNode(hook)
 		}
 		s.rdb = cc
 	} else {
-		s.cmd = newCommandClient(*ro)
+		s.cmd = newCommandClient(*ro, maxReply)
 		base = *ro
 		c := redis.NewClient(ro)
 		if s.durable.replicas > 0 {
 			c.AddHook(confirmHook{s.durable})
+			s.cmd.AddHook(confirmHook{s.durable})
 		}
 		s.rdb = c
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -113,6 +112,9 @@ type confirmation struct {
 }
 
 func (c *confirmation) result() error {
+	if c == nil {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.short != nil {
@@ -239,57 +241,63 @@ func (s *Store) backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// The command API runs commands its clients name. Those Redis flags
-// read-only keep go-redis's retries; every other one is a write under the
-// policy above: sent once, and again only when it provably never ran.
-
-// readOnlyCommands caches which commands Redis flags read-only, from COMMAND,
-// asked once it answers.
-type readOnlyCommands struct {
-	mu    sync.Mutex
-	names map[string]bool // nil until COMMAND answered
-}
-
-func (r *readOnlyCommands) has(ctx context.Context, c redis.UniversalClient, name string) bool {
-	r.mu.Lock()
-	names := r.names
-	r.mu.Unlock()
-	if names == nil {
-		infos, err := c.Command(ctx).Result()
-		if err != nil {
-			return false // treated as a write until Redis says otherwise
-		}
-		names = map[string]bool{}
-		for n, info := range infos {
-			names[strings.ToLower(n)] = info.ReadOnly
-		}
-		r.mu.Lock()
-		r.names = names
-		r.mu.Unlock()
-	}
-	return names[strings.ToLower(name)]
-}
+// The command API runs commands its clients name. Those the command table
+// says Redis flags read-only keep go-redis's retries; every other one is a
+// write under the policy above: sent once, and again only when it provably
+// never ran. With durable writes on, a write also waits for replicas.
 
 // guard is cmd as the command API must send it.
-func (s *Store) guard(ctx context.Context, cmd *redis.Cmd) redis.Cmder {
-	if name, _ := cmd.Args()[0].(string); s.readOnly.has(ctx, s.cmd, name) {
-		return cmd
+func guard(cmd *redis.Cmd, write bool) redis.Cmder {
+	if write {
+		return once{cmd}
 	}
-	return once{cmd}
+	return cmd
+}
+
+// confirming returns ctx in which the command API's write batches are
+// followed by WAIT (see confirmHook), and the confirmation to read once they
+// ran; nil when no confirmation is needed.
+func (s *Store) confirming(ctx context.Context, write bool) (context.Context, *confirmation) {
+	if !write || s.durable.replicas == 0 {
+		return ctx, nil
+	}
+	conf := &confirmation{}
+	return context.WithValue(ctx, confirmKey{}, conf), conf
+}
+
+// wait confirms the writes that ran on conn, a transaction's own
+// connection: WAIT counts the writes of the connection it runs on.
+func (d durability) wait(ctx context.Context, conn *redis.Conn) error {
+	switch n, err := conn.Wait(ctx, d.replicas, d.timeout).Result(); {
+	case err != nil:
+		return fmt.Errorf("%w: WAIT: %w", ErrUnconfirmed, err)
+	case n < int64(d.replicas):
+		return fmt.Errorf("%w: %d of %d replicas confirmed within %v", ErrUnconfirmed, n, d.replicas, d.timeout)
+	}
+	return nil
 }
 
 // processor is a client, or one node of a cluster.
 type processor interface {
 	Process(ctx context.Context, cmd redis.Cmder) error
+	Pipeline() redis.Pipeliner
 }
 
-// send runs one command of the command API on p under the retry policy.
-func (s *Store) send(ctx context.Context, p processor, args []any) *redis.Cmd {
+// send runs one command of the command API on p under the retry policy. A
+// write to be confirmed goes as a pipeline of one, which confirmHook
+// follows with WAIT on the same connection.
+func (s *Store) send(ctx context.Context, p processor, c command) *redis.Cmd {
+	_, confirm := ctx.Value(confirmKey{}).(*confirmation)
 	for attempt := 0; ; attempt++ {
-		cmd := redis.NewCmd(ctx, args...)
-		g := s.guard(ctx, cmd)
-		_ = p.Process(ctx, g)
-		if _, write := g.(once); !write || !notRun(cmd.Err()) || attempt >= s.retries {
+		cmd := c.newCmd(ctx)
+		if c.changes && confirm {
+			pipe := p.Pipeline()
+			_ = pipe.Process(ctx, guard(cmd, c.write))
+			_, _ = pipe.Exec(ctx)
+		} else {
+			_ = p.Process(ctx, guard(cmd, c.write))
+		}
+		if !c.write || !notRun(cmd.Err()) || attempt >= s.retries {
 			return cmd
 		}
 		select {

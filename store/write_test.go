@@ -63,7 +63,7 @@ func TestRetryPolicy(t *testing.T) {
 		{
 			name: "command API read is retried",
 			op: func(s *Store) error {
-				_, err := s.Command(ctx, []string{"GET", "cache:r"})
+				_, err := s.Command(ctx, Policy{}, []string{"GET", "cache:r"})
 				return err
 			},
 			wantErr: false,
@@ -71,7 +71,7 @@ func TestRetryPolicy(t *testing.T) {
 		{
 			name: "command API INCR runs once",
 			op: func(s *Store) error {
-				_, err := s.Command(ctx, []string{"INCR", "api"})
+				_, err := s.Command(ctx, Policy{}, []string{"INCR", "api"})
 				return err
 			},
 			wantErr: true,
@@ -108,7 +108,7 @@ func TestRetryPolicy(t *testing.T) {
 			if err := s.Ping(ctx); err != nil { // a connection in the pool
 				t.Fatalf("Ping: %v", err)
 			}
-			if _, err := s.Command(ctx, []string{"PING"}); err != nil { // one for the command API too
+			if _, err := s.Command(ctx, Policy{}, []string{"PING"}); err != nil { // one for the command API too
 				t.Fatalf("Command(PING): %v", err)
 			}
 			f.CutNextReply()
