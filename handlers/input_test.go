@@ -139,3 +139,69 @@ func TestJSONMediaTypes(t *testing.T) {
 		g.must(request{method: "DELETE", path: "/cache/k"}, http.StatusNoContent)
 	}
 }
+
+// A key is decoded exactly once from the path as sent, whatever else the
+// path holds: "%2F" stays inside its segment even next to a character
+// (here "|") that net/http would re-encode, on every route with a key.
+func TestRawPathKeys(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		g := startGateway(t, b)
+		ctx := context.Background()
+
+		// Read as /cache/a|/incr, this would increment the key "a|".
+		g.must(request{method: "POST", path: "/cache/a|%2Fincr"}, http.StatusMethodNotAllowed)
+		if n := b.rdb.Exists(ctx, "cache:a|").Val(); n != 0 {
+			t.Errorf(`POST /cache/a|%%2Fincr created the key "cache:a|"`)
+		}
+		g.must(request{method: "POST", path: "/cache/a|%2Fb/incr"}, http.StatusOK)
+		if v := b.rdb.Get(ctx, "cache:a|/b").Val(); v != "1" {
+			t.Errorf(`POST /cache/a|%%2Fb/incr: "cache:a|/b" = %q, want 1`, v)
+		}
+		g.must(request{method: "PUT", path: "/cache/c|%2Fd%2541", body: `1`}, http.StatusCreated)
+		if v := b.rdb.Get(ctx, "cache:c|/d%41").Val(); v != "1" {
+			t.Errorf(`PUT /cache/c|%%2Fd%%2541: "cache:c|/d%%41" = %q, want 1`, v)
+		}
+		g.must(request{method: "GET", path: "/cache/c|%2Fd%2541/ttl"}, http.StatusOK)
+		g.must(request{method: "POST", path: "/cache/c|%2Fd%2541/expire?ttl=60"}, http.StatusOK)
+
+		g.must(request{method: "PUT", path: "/session/s|%2Fx", body: `{}`}, http.StatusCreated)
+		if n := b.rdb.Exists(ctx, "session:s|/x").Val(); n != 1 {
+			t.Errorf(`PUT /session/s|%%2Fx did not write "session:s|/x"`)
+		}
+		g.must(request{method: "PATCH", path: "/session/s|%2Fx", body: `{"a":1}`}, http.StatusOK)
+
+		// Read as /ratelimit/r|/incr, this would count the key "r|".
+		g.must(request{method: "POST", path: "/ratelimit/r|%2Fincr"}, http.StatusMethodNotAllowed)
+		if got := decode[struct{ Count int64 }](t, "ratelimit", g.must(request{method: "POST", path: "/ratelimit/r|%2Fb/incr"}, http.StatusOK).body); got.Count != 1 {
+			t.Errorf("POST /ratelimit/r|%%2Fb/incr: count = %d, want 1", got.Count)
+		}
+		if n := b.rdb.Exists(ctx, "ratelimit:{r|/b}").Val(); n != 1 {
+			t.Errorf(`POST /ratelimit/r|%%2Fb/incr did not count "ratelimit:{r|/b}"`)
+		}
+
+		// Read as /lock/l|/refresh, this would be a refresh (400 without a token).
+		g.must(request{method: "POST", path: "/lock/l|%2Frefresh"}, http.StatusCreated)
+		if n := b.rdb.Exists(ctx, "lock:{l|/refresh}").Val(); n != 1 {
+			t.Errorf(`POST /lock/l|%%2Frefresh did not take the lock "l|/refresh"`)
+		}
+
+		sub := g.openStream(request{method: "GET", path: "/subscribe/p|%2Fq"})
+		g.must(request{method: "POST", path: "/publish/p|%2Fq", body: `1`}, http.StatusOK)
+		if got, want := sub.next(), `data: {"channel":"p|/q","message":1}`; !strings.Contains(got, want) {
+			t.Errorf("GET /subscribe/p|%%2Fq: event %q, want %s", got, want)
+		}
+	})
+}
+
+// The command API's path form routes on the path as sent too, with the
+// token in the query or not.
+func TestRawPathCommand(t *testing.T) {
+	g := startGateway(t, serverBackend(t))
+	g.must(request{method: "GET", path: "/redis/set/a|%2Fb/v"}, http.StatusOK)
+	g.must(request{method: "GET", path: "/redis/set/c|%2Fd/w?_token=" + testToken, token: "-"}, http.StatusOK)
+	for key, want := range map[string]string{"a|%2Fb": `{"result":"v"}`, "c|%2Fd": `{"result":"w"}`} {
+		if got := g.must(request{method: "GET", path: "/redis/get/" + key}, http.StatusOK).body; got != want {
+			t.Errorf("GET /redis/get/%s = %s, want %s", key, got, want)
+		}
+	}
+}

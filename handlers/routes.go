@@ -194,10 +194,34 @@ func New(cfg Config) http.Handler {
 func escapedPath(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rctx := chi.RouteContext(r.Context()); rctx != nil {
-			rctx.RoutePath = r.URL.EscapedPath()
+			rctx.RoutePath = sentPath(r)
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// sentPath is the request's path exactly as the client sent it. Not
+// URL.EscapedPath: when the path holds a character net/http would have
+// escaped ("|", a space...), that re-encodes the decoded path, and every
+// "%2F" in it becomes a separator.
+func sentPath(r *http.Request) string {
+	p := r.RequestURI
+	switch {
+	case p == "" || p == "*": // a request built in-process, or OPTIONS *
+		return r.URL.EscapedPath()
+	case !strings.HasPrefix(p, "/"): // absolute form: scheme://authority/path
+		_, rest, ok := strings.Cut(p, "://")
+		if !ok {
+			return r.URL.EscapedPath()
+		}
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			return "/"
+		}
+		p = rest[i:]
+	}
+	p, _, _ = strings.Cut(p, "?")
+	return p
 }
 
 // methodNotAllowed answers 405 with the Allow header listing what the path
@@ -207,7 +231,7 @@ func methodNotAllowed(routes chi.Routes) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var allowed []string
 		for _, m := range methods {
-			if routes.Match(chi.NewRouteContext(), m, r.URL.EscapedPath()) {
+			if routes.Match(chi.NewRouteContext(), m, sentPath(r)) {
 				allowed = append(allowed, m)
 			}
 		}
