@@ -72,6 +72,8 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		problem.Write(w, http.StatusPreconditionFailed, "precondition-failed", "the condition in the request headers does not hold")
 	case errors.Is(err, store.ErrWrongType):
 		problem.Write(w, http.StatusConflict, "wrong-type", "the key holds a value of another type")
+	case errors.Is(err, store.ErrOverflow):
+		problem.Write(w, http.StatusConflict, "overflow", "the result would not fit a signed 64-bit integer; the value is unchanged")
 	case errors.Is(err, store.ErrNotInteger):
 		problem.Write(w, http.StatusConflict, "not-an-integer", "the value is not an integer or the result is out of range")
 	case errors.As(err, &held):
