@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redis-gateway/redis-gateway/access"
+	"github.com/redis-gateway/redis-gateway/handlers"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -26,6 +27,7 @@ type config struct {
 	TLSKeyFile      string
 	RequestTimeout  time.Duration
 	MaxBodyBytes    int64
+	MaxJSONDepth    int
 	ShutdownDrain   time.Duration
 	ShutdownTimeout time.Duration
 
@@ -49,6 +51,9 @@ type config struct {
 	MaxSubscribers     int
 	SubscribeHeartbeat time.Duration
 }
+
+// maxJSONDepth is the deepest nesting encoding/json accepts at all.
+const maxJSONDepth = 10000
 
 // errNoRedisURL is the mistake every new user makes first; its message says
 // how to fix it.
@@ -90,6 +95,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		},
 		RequestTimeout:  e.duration("REQUEST_TIMEOUT", 5*time.Second),
 		MaxBodyBytes:    int64(e.int("MAX_BODY_BYTES", 1<<20, 1)),
+		MaxJSONDepth:    e.int("MAX_JSON_DEPTH", handlers.DefaultMaxJSONDepth, 1),
 		ShutdownDrain:   e.duration("SHUTDOWN_DRAIN", 5*time.Second),
 		ShutdownTimeout: e.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
 		LogFormat:       e.str("LOG_FORMAT", "json"),
@@ -102,6 +108,9 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		RateLimitFailOpen:  e.bool("RATELIMIT_FAIL_OPEN", false),
 		MaxSubscribers:     e.int("MAX_SUBSCRIBERS", 1000, 1),
 		SubscribeHeartbeat: e.duration("SUBSCRIBE_HEARTBEAT", 15*time.Second),
+	}
+	if c.MaxJSONDepth > maxJSONDepth {
+		e.fail("MAX_JSON_DEPTH", e.getenv("MAX_JSON_DEPTH"), fmt.Sprintf("want at most %d, the deepest JSON Go's decoder reads", maxJSONDepth))
 	}
 	c.Addr = e.addr()
 	c.TLSCertFile, c.TLSKeyFile = e.tlsFiles()

@@ -138,3 +138,20 @@ func TestRateLimitFailOpenConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigJSONDepth(t *testing.T) {
+	vars := map[string]string{"REDIS_URL": "memory://", "GATEWAY_AUTH": "none"}
+	if cfg, err := loadConfig(env(vars), false); err != nil || cfg.MaxJSONDepth != 128 {
+		t.Errorf("default MAX_JSON_DEPTH: %d, %v; want 128", cfg.MaxJSONDepth, err)
+	}
+	vars["MAX_JSON_DEPTH"] = "32"
+	if cfg, err := loadConfig(env(vars), false); err != nil || cfg.MaxJSONDepth != 32 {
+		t.Errorf("MAX_JSON_DEPTH=32: %d, %v", cfg.MaxJSONDepth, err)
+	}
+	for _, v := range []string{"0", "-1", "10001", "deep"} {
+		vars["MAX_JSON_DEPTH"] = v
+		if _, err := loadConfig(env(vars), false); err == nil || !strings.Contains(err.Error(), "MAX_JSON_DEPTH") {
+			t.Errorf("MAX_JSON_DEPTH=%s: %v, want an error naming it", v, err)
+		}
+	}
+}

@@ -143,6 +143,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		CORSOrigins:    cfg.CORSOrigins,
 		AuthDisabled:   cfg.AuthDisabled,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
+		MaxJSONDepth:   cfg.MaxJSONDepth,
 		RequestTimeout: cfg.RequestTimeout,
 		TTLs: handlers.TTLs{
 			CacheDefault: cfg.CacheDefaultTTL,

@@ -70,7 +70,7 @@ func handleCacheGet(s cacheStore) http.Handler {
 	})
 }
 
-func handleCachePut(s cacheStore, ttls TTLs) http.Handler {
+func handleCachePut(s cacheStore, ttls TTLs, lim bodyLimits) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		key, err := scopedKey(r, "key")
 		if err != nil {
@@ -88,7 +88,7 @@ func handleCachePut(s cacheStore, ttls TTLs) http.Handler {
 		if err != nil {
 			return err
 		}
-		value, err := readJSON(r)
+		value, err := readJSON(r, lim.maxDepth)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redis-gateway/redis-gateway/handlers"
 )
 
 // Every malformed input the contract names gets its 4xx problem response,
@@ -72,6 +75,18 @@ func TestBadInput(t *testing.T) {
 		{"sliding limit too large to count exactly", request{method: "POST", path: "/ratelimit/k/incr?algorithm=sliding&limit=5000000&window=2592000"}, 400},
 		{"gcra burst too large to count exactly", request{method: "GET", path: "/ratelimit/k?algorithm=gcra&limit=1&burst=5000000&window=2592000"}, 400},
 		{"peek limit text", request{method: "GET", path: "/ratelimit/k?limit=x"}, 400},
+		{"invalid UTF-8 in a cache value", request{method: "PUT", path: "/cache/k", body: "\"\xff\""}, 400},
+		{"invalid UTF-8 in a member name", request{method: "PUT", path: "/session/s", body: "{\"\xc3\":1}"}, 400},
+		{"invalid UTF-8 in a new session", request{method: "POST", path: "/session", body: "{\"a\":\"\xed\xa0\x80\"}"}, 400},
+		{"invalid UTF-8 in a patch", request{method: "PATCH", path: "/session/s", body: "{\"a\":\"\xff\"}"}, 400},
+		{"invalid UTF-8 in a message", request{method: "POST", path: "/publish/c", body: "[\"\xfe\"]"}, 400},
+		{"lone surrogate escape", request{method: "PUT", path: "/cache/k", body: `"\ud800"`}, 400},
+		{"lone low surrogate escape", request{method: "PUT", path: "/cache/k", body: `"a\udc00b"`}, 400},
+		{"high surrogate without its pair", request{method: "PUT", path: "/cache/k", body: `"\ud800\u0041"`}, 400},
+		{"nested past the limit", request{method: "PUT", path: "/cache/k", body: strings.Repeat("[", 129) + strings.Repeat("]", 129)}, 400},
+		{"session nested past the limit", request{method: "PUT", path: "/session/s", body: strings.Repeat(`{"a":`, 129) + "1" + strings.Repeat("}", 129)}, 400},
+		{"patch nested past the limit", request{method: "PATCH", path: "/session/s", body: strings.Repeat(`{"a":`, 129) + "1" + strings.Repeat("}", 129)}, 400},
+		{"message nested past the limit", request{method: "POST", path: "/publish/c", body: strings.Repeat(`[{"a":`, 65) + "1" + strings.Repeat("}]", 65)}, 400},
 	}
 	b := miniBackend(t)
 	g := startGateway(t, b)
@@ -204,4 +219,43 @@ func TestRawPathCommand(t *testing.T) {
 			t.Errorf("GET /redis/get/%s = %s, want %s", key, got, want)
 		}
 	}
+}
+
+// The nesting limit (MAX_JSON_DEPTH, 128 by default) admits exactly its
+// depth; valid UTF-8 and escaped surrogate pairs are JSON like any other.
+func TestJSONLimitsBoundary(t *testing.T) {
+	g := startGateway(t, miniBackend(t))
+	g.must(request{method: "PUT", path: "/cache/k", body: strings.Repeat("[", 128) + strings.Repeat("]", 128)}, http.StatusCreated)
+	g.must(request{method: "PUT", path: "/session/s", body: strings.Repeat(`{"a":`, 128) + "1" + strings.Repeat("}", 128)}, http.StatusCreated)
+	g.must(request{method: "PATCH", path: "/session/s", body: strings.Repeat(`{"a":`, 128) + "2" + strings.Repeat("}", 128)}, http.StatusOK)
+	g.must(request{method: "PUT", path: "/cache/k", body: `"é 😀 \ud83d\ude00 [{\"\\"`}, http.StatusNoContent)
+	if got := g.must(request{method: "GET", path: "/cache/k"}, http.StatusOK).body; got != `"é 😀 \ud83d\ude00 [{\"\\"` {
+		t.Errorf("GET /cache/k = %s, want the value as sent", got)
+	}
+
+	small := startGateway(t, miniBackend(t), withConfig(func(c *handlers.Config) { c.MaxJSONDepth = 2 }))
+	small.must(request{method: "PUT", path: "/cache/k", body: `[[1]]`}, http.StatusCreated)
+	small.must(request{method: "PUT", path: "/cache/k", body: `[[[1]]]`}, http.StatusBadRequest)
+	small.must(request{method: "PUT", path: "/cache/k", body: `["[[[[["]`}, http.StatusNoContent)
+}
+
+// A merge patch nested 9,990 deep in 60 KB is refused at once, on every
+// backend, and leaves the session as it was.
+func TestDeepMergePatch(t *testing.T) {
+	deep := strings.Repeat(`{"a":`, 9990) + "1" + strings.Repeat("}", 9990)
+	forEachBackend(t, func(t *testing.T, b backend) {
+		g := startGateway(t, b, withConfig(func(c *handlers.Config) { c.MaxBodyBytes = 64 << 10 }))
+		g.must(request{method: "PUT", path: "/session/deep", body: `{"a":{"b":1}}`}, http.StatusCreated)
+		start := time.Now()
+		resp := g.must(request{method: "PATCH", path: "/session/deep", body: deep}, http.StatusBadRequest)
+		t.Logf("PATCH of %d bytes nested 9990 deep: %v", len(deep), time.Since(start))
+		if !strings.Contains(resp.body, "nested") {
+			t.Errorf("PATCH /session/deep: detail %s, want it to say the body is nested too deep", resp.body)
+		}
+		if got := g.must(request{method: "GET", path: "/session/deep"}, http.StatusOK).body; got != `{"a":{"b":1}}` {
+			t.Errorf("GET /session/deep = %s, want it unchanged", got)
+		}
+		g.must(request{method: "PUT", path: "/session/deep", body: deep}, http.StatusBadRequest)
+		g.must(request{method: "PUT", path: "/cache/deep", body: deep}, http.StatusBadRequest)
+	})
 }
