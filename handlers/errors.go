@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/redis-gateway/redis-gateway/access"
+	"github.com/redis-gateway/redis-gateway/internal/echo"
 	"github.com/redis-gateway/redis-gateway/middleware"
 	"github.com/redis-gateway/redis-gateway/problem"
 	"github.com/redis-gateway/redis-gateway/store"
@@ -146,5 +147,5 @@ func writeCommandError(w http.ResponseWriter, r *http.Request, err error) {
 		status, msg = http.StatusGatewayTimeout, "ERR redis timeout"
 	}
 	middleware.NoteError(r.Context(), err)
-	writeCommandJSON(w, status, errorBody{Error: msg})
+	writeCommandJSON(w, status, errorBody{Error: echo.Message(msg)})
 }

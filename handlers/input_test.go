@@ -3,11 +3,13 @@ package handlers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/handlers"
 )
 
@@ -257,5 +259,51 @@ func TestDeepMergePatch(t *testing.T) {
 		}
 		g.must(request{method: "PUT", path: "/session/deep", body: deep}, http.StatusBadRequest)
 		g.must(request{method: "PUT", path: "/cache/deep", body: deep}, http.StatusBadRequest)
+	})
+}
+
+// What the gateway repeats of a client's input, in a 403 or its access log
+// line, is cut at a few hundred bytes and says the full length: a denied
+// 1 MB key does not come back whole.
+func TestEchoLimits(t *testing.T) {
+	const secret = "orders-secret-000000001"
+	set, err := access.NewSet(nil, []byte(`{"tokens": [{"name": "orders", "secret": "`+secret+`", "keys": ["orders:*"], "channels": ["orders.*"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forEachBackend(t, func(t *testing.T, b backend) {
+		g := startGateway(t, b, withConfig(func(c *handlers.Config) {
+			c.TokenSet = func() *access.Set { return set }
+			c.MaxBodyBytes = 2 << 20
+		}))
+		huge := strings.Repeat("k", 1<<20)
+		long := strings.Repeat("x", 1000)
+		tests := []struct {
+			req    request
+			status int
+			length int // of the input echoed
+		}{
+			{request{method: "POST", path: "/redis", body: `["GET","` + huge + `"]`}, 403, len(huge)},
+			{request{method: "POST", path: "/redis", body: `["SET","` + huge + `","v"]`}, 403, len(huge)},
+			{request{method: "POST", path: "/redis", body: `["KEYS","` + huge + `"]`}, 403, len(huge)},
+			{request{method: "POST", path: "/redis", body: `["PUBLISH","` + huge + `","m"]`}, 403, len(huge)},
+			{request{method: "GET", path: "/cache/" + long}, 403, len(long)},
+			{request{method: "PUT", path: "/session/" + long, body: `{}`}, 403, len(long)},
+			{request{method: "POST", path: "/publish/" + long, body: `1`}, 403, len(long)},
+			{request{method: "PUT", path: "/cache/orders:1", body: `1`, header: map[string]string{"If-Match": huge[:60000]}}, 400, 60000},
+		}
+		for _, tt := range tests {
+			tt.req.token = secret
+			resp := g.must(tt.req, tt.status)
+			if len(resp.body) > 2048 || !strings.Contains(resp.body, fmt.Sprintf("(%d bytes)", tt.length)) {
+				t.Errorf("%s %.40s: %d-byte answer %.300s..., want at most 2048 bytes that say the input's length", tt.req.method, tt.req.path, len(resp.body), resp.body)
+			}
+			id := resp.header.Get("X-Request-Id")
+			for _, line := range strings.Split(g.logs.String(), "\n") {
+				if strings.Contains(line, id) && (len(line) > 2048 || !strings.Contains(line, fmt.Sprintf("(%d bytes)", tt.length))) {
+					t.Errorf("%s %.40s: %d-byte log line %.300s..., want at most 2048 bytes that say the input's length", tt.req.method, tt.req.path, len(line), line)
+				}
+			}
+		}
 	})
 }
