@@ -155,6 +155,19 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		e.fail("GATEWAY_AUTH", auth, "want token or none")
 	}
 	tokens := len(c.Tokens)
+	if !c.AuthDisabled && !dev {
+		// Named as the logs name them, never by the secret.
+		for i, t := range c.Tokens {
+			if err := access.CheckSecret(t); err != nil {
+				e.errs = append(e.errs, fmt.Errorf("GATEWAY_TOKENS: token %d (GATEWAY_TOKENS#%d): %w", i+1, i+1, err))
+			}
+		}
+	}
+	if c.MetricsToken != "" && !dev {
+		if err := access.CheckSecret(c.MetricsToken); err != nil {
+			e.errs = append(e.errs, fmt.Errorf("METRICS_TOKEN: %w", err))
+		}
+	}
 	if c.TokensFile != "" && !c.AuthDisabled && !dev {
 		// Read here so that a bad file fails start-up with the other bad
 		// values; serve reads it again to watch it.

@@ -13,7 +13,7 @@ func env(vars map[string]string) func(string) string {
 }
 
 func TestConfigRedisSettings(t *testing.T) {
-	base := map[string]string{"REDIS_URL": "rediss://cache.example.com:6379", "GATEWAY_TOKENS": "t"}
+	base := map[string]string{"REDIS_URL": "rediss://cache.example.com:6379", "GATEWAY_TOKENS": testToken}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for k, v := range base {
@@ -71,7 +71,7 @@ func TestConfigCluster(t *testing.T) {
 	cfg, err := loadConfig(env(map[string]string{
 		"REDIS_CLUSTER_NODES": " cfg.example.com:6379, 10.0.0.2:6380 ,",
 		"REDIS_TLS_ENABLED":   "true",
-		"GATEWAY_TOKENS":      "t",
+		"GATEWAY_TOKENS":      testToken,
 	}), false)
 	if err != nil {
 		t.Fatalf("loadConfig: %v", err)
@@ -83,8 +83,8 @@ func TestConfigCluster(t *testing.T) {
 		vars map[string]string
 		want string
 	}{
-		{map[string]string{"REDIS_CLUSTER_NODES": "cfg.example.com", "GATEWAY_TOKENS": "t"}, "REDIS_CLUSTER_NODES"},
-		{map[string]string{"REDIS_CLUSTER_NODES": "a:1", "REDIS_URL": "redis://b:1", "GATEWAY_TOKENS": "t"}, "both set"},
+		{map[string]string{"REDIS_CLUSTER_NODES": "cfg.example.com", "GATEWAY_TOKENS": testToken}, "REDIS_CLUSTER_NODES"},
+		{map[string]string{"REDIS_CLUSTER_NODES": "a:1", "REDIS_URL": "redis://b:1", "GATEWAY_TOKENS": testToken}, "both set"},
 	} {
 		if _, err := loadConfig(env(tt.vars), false); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("loadConfig(%v) = %v, want an error saying %q", tt.vars, err, tt.want)
@@ -96,7 +96,7 @@ func TestConfigCluster(t *testing.T) {
 }
 
 func TestConfigDurableWrites(t *testing.T) {
-	vars := map[string]string{"REDIS_URL": "redis://r:6379", "GATEWAY_TOKENS": "t", "REDIS_WRITE_REPLICAS": "2", "REDIS_WRITE_REPLICAS_TIMEOUT": "250ms"}
+	vars := map[string]string{"REDIS_URL": "redis://r:6379", "GATEWAY_TOKENS": testToken, "REDIS_WRITE_REPLICAS": "2", "REDIS_WRITE_REPLICAS_TIMEOUT": "250ms"}
 	cfg, err := loadConfig(env(vars), false)
 	if err != nil || cfg.Redis.WriteReplicas != 2 || cfg.Redis.WriteReplicasTimeout != 250*time.Millisecond {
 		t.Errorf("loadConfig = %v, %d, %v; want 2 replicas within 250ms", err, cfg.Redis.WriteReplicas, cfg.Redis.WriteReplicasTimeout)
