@@ -112,7 +112,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 	if c.MaxJSONDepth > maxJSONDepth {
 		e.fail("MAX_JSON_DEPTH", e.getenv("MAX_JSON_DEPTH"), fmt.Sprintf("want at most %d, the deepest JSON Go's decoder reads", maxJSONDepth))
 	}
-	c.Addr = e.addr()
+	c.Addr = e.addr(dev)
 	c.TLSCertFile, c.TLSKeyFile = e.tlsFiles()
 	near := store.NearCacheOptions{
 		MaxEntries:   e.int("NEAR_CACHE_MAX_ENTRIES", 100_000, 1),
@@ -385,7 +385,9 @@ func (e *envReader) origins(name string) []string {
 }
 
 // addr is HTTP_ADDR when set, else all interfaces on PORT.
-func (e *envReader) addr() string {
+// addr is where to listen: HTTP_ADDR, or HOST and PORT. -dev turns
+// authentication off, so its default host is 127.0.0.1, not every interface.
+func (e *envReader) addr(dev bool) string {
 	if a := e.getenv("HTTP_ADDR"); a != "" {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			e.fail("HTTP_ADDR", a, "want host:port, such as :8080 or 127.0.0.1:8080")
@@ -396,5 +398,12 @@ func (e *envReader) addr() string {
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		e.fail("PORT", port, "want a port number from 0 to 65535")
 	}
-	return ":" + port
+	host := strings.TrimSpace(e.getenv("HOST"))
+	if host != "" && (strings.ContainsAny(host, " /") || net.ParseIP(host) == nil && strings.Contains(host, ":")) {
+		e.fail("HOST", host, "want a host name or IP address to listen on, without a port (PORT gives it), such as 0.0.0.0 or 127.0.0.1")
+	}
+	if host == "" && dev {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

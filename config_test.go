@@ -155,3 +155,34 @@ func TestConfigJSONDepth(t *testing.T) {
 		}
 	}
 }
+
+// -dev turns authentication off, so it listens on loopback unless told
+// otherwise; without -dev the default stays every interface.
+func TestConfigListenAddr(t *testing.T) {
+	tests := []struct {
+		env     map[string]string
+		dev     bool
+		want    string
+		wantErr string
+	}{
+		{env: map[string]string{}, dev: true, want: "127.0.0.1:8080"},
+		{env: map[string]string{"PORT": "9000"}, dev: true, want: "127.0.0.1:9000"},
+		{env: map[string]string{"HOST": "0.0.0.0"}, dev: true, want: "0.0.0.0:8080"},
+		{env: map[string]string{"HTTP_ADDR": ":9000"}, dev: true, want: ":9000"},
+		{env: map[string]string{}, want: ":8080"},
+		{env: map[string]string{"HOST": "127.0.0.1", "PORT": "9001"}, want: "127.0.0.1:9001"},
+		{env: map[string]string{"HOST": "::1"}, want: "[::1]:8080"},
+		{env: map[string]string{"HOST": "127.0.0.1:80"}, wantErr: "HOST"},
+		{env: map[string]string{"HOST": "a b"}, wantErr: "HOST"},
+	}
+	for _, tt := range tests {
+		vars := withEnv(map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": testToken}, tt.env)
+		cfg, err := loadConfig(env(vars), tt.dev)
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("%v (dev %v): error %v, want one naming %s", tt.env, tt.dev, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || cfg.Addr != tt.want):
+			t.Errorf("%v (dev %v): Addr = %q, %v; want %q", tt.env, tt.dev, cfg.Addr, err, tt.want)
+		}
+	}
+}
