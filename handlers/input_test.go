@@ -307,3 +307,30 @@ func TestEchoLimits(t *testing.T) {
 		}
 	})
 }
+
+// Invalid UTF-8 is refused on every backend, before anything reaches Redis,
+// on the routes and through the command API alike.
+func TestInvalidUTF8Refused(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		g := startGateway(t, b)
+		ctx := context.Background()
+		for _, req := range []request{
+			{method: "PUT", path: "/cache/u", body: "\"\xff\""},
+			{method: "PUT", path: "/session/u", body: "{\"a\":\"\xc3\"}"},
+			{method: "POST", path: "/redis", body: "[\"SET\",\"u\",\"\xff\"]"},
+			{method: "POST", path: "/redis/pipeline", body: "[[\"SET\",\"u\",\"\xff\"]]"},
+		} {
+			g.must(req, http.StatusBadRequest)
+		}
+		for _, key := range []string{"cache:u", "session:u", "u"} {
+			if n := b.rdb.Exists(ctx, key).Val(); n != 0 {
+				t.Errorf("invalid UTF-8 reached Redis: %s exists", key)
+			}
+		}
+		g.must(request{method: "PUT", path: "/session/u", body: `{"a":1}`}, http.StatusCreated)
+		g.must(request{method: "PATCH", path: "/session/u", body: "{\"a\":\"\xff\"}"}, http.StatusBadRequest)
+		if got := g.must(request{method: "GET", path: "/session/u"}, http.StatusOK).body; got != `{"a":1}` {
+			t.Errorf("GET /session/u = %s after a refused patch, want it unchanged", got)
+		}
+	})
+}
