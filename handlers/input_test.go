@@ -221,6 +221,10 @@ func TestRawPathCommand(t *testing.T) {
 			t.Errorf("GET /redis/get/%s = %s, want %s", key, got, want)
 		}
 	}
+	sub := g.openStream(request{method: "POST", path: "/redis/subscribe/p|%2Fq", body: `[]`})
+	if got := sub.next(); got != "data: subscribe,p|/q,1" {
+		t.Errorf("POST /redis/subscribe/p|%%2Fq: first frame %q, want data: subscribe,p|/q,1", got)
+	}
 }
 
 // The nesting limit (MAX_JSON_DEPTH, 128 by default) admits exactly its
