@@ -109,3 +109,14 @@ func TestMergePatchBounded(t *testing.T) {
 		t.Errorf("merge at the depth limit: %v", err)
 	}
 }
+
+// BenchmarkCheckJSON is the cost the JSON limits add to every body.
+func BenchmarkCheckJSON(b *testing.B) {
+	body := bigObject(1000, "k")
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if err := checkJSON(body, DefaultMaxJSONDepth); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
