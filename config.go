@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redis-gateway/redis-gateway/access"
+	"github.com/redis-gateway/redis-gateway/handlers"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -26,6 +27,7 @@ type config struct {
 	TLSKeyFile      string
 	RequestTimeout  time.Duration
 	MaxBodyBytes    int64
+	MaxJSONDepth    int
 	ShutdownDrain   time.Duration
 	ShutdownTimeout time.Duration
 
@@ -51,6 +53,9 @@ type config struct {
 	MaxSubscribers     int
 	SubscribeHeartbeat time.Duration
 }
+
+// maxJSONDepth is the deepest nesting encoding/json accepts at all.
+const maxJSONDepth = 10000
 
 // errNoRedisURL is the mistake every new user makes first; its message says
 // how to fix it.
@@ -93,6 +98,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		},
 		RequestTimeout:  e.duration("REQUEST_TIMEOUT", 5*time.Second),
 		MaxBodyBytes:    int64(e.int("MAX_BODY_BYTES", 1<<20, 1)),
+		MaxJSONDepth:    e.int("MAX_JSON_DEPTH", handlers.DefaultMaxJSONDepth, 1),
 		ShutdownDrain:   e.duration("SHUTDOWN_DRAIN", 5*time.Second),
 		ShutdownTimeout: e.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
 		LogFormat:       e.str("LOG_FORMAT", "json"),
@@ -106,7 +112,10 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		MaxSubscribers:     e.int("MAX_SUBSCRIBERS", 1000, 1),
 		SubscribeHeartbeat: e.duration("SUBSCRIBE_HEARTBEAT", 15*time.Second),
 	}
-	c.Addr = e.addr()
+	if c.MaxJSONDepth > maxJSONDepth {
+		e.fail("MAX_JSON_DEPTH", e.getenv("MAX_JSON_DEPTH"), fmt.Sprintf("want at most %d, the deepest JSON Go's decoder reads", maxJSONDepth))
+	}
+	c.Addr = e.addr(dev)
 	c.TLSCertFile, c.TLSKeyFile = e.tlsFiles()
 	c.TLSCertCheckInterval = e.duration("TLS_CERT_CHECK_INTERVAL", time.Second)
 	if c.TLSCertCheckInterval < time.Millisecond {
@@ -153,6 +162,19 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		e.fail("GATEWAY_AUTH", auth, "want token or none")
 	}
 	tokens := len(c.Tokens)
+	if !c.AuthDisabled && !dev {
+		// Named as the logs name them, never by the secret.
+		for i, t := range c.Tokens {
+			if err := access.CheckSecret(t); err != nil {
+				e.errs = append(e.errs, fmt.Errorf("GATEWAY_TOKENS: token %d (GATEWAY_TOKENS#%d): %w", i+1, i+1, err))
+			}
+		}
+	}
+	if c.MetricsToken != "" && !dev {
+		if err := access.CheckSecret(c.MetricsToken); err != nil {
+			e.errs = append(e.errs, fmt.Errorf("METRICS_TOKEN: %w", err))
+		}
+	}
 	if c.TokensFile != "" && !c.AuthDisabled && !dev {
 		// Read here so that a bad file fails start-up with the other bad
 		// values; serve reads it again to watch it.
@@ -370,7 +392,9 @@ func (e *envReader) origins(name string) []string {
 }
 
 // addr is HTTP_ADDR when set, else all interfaces on PORT.
-func (e *envReader) addr() string {
+// addr is where to listen: HTTP_ADDR, or HOST and PORT. -dev turns
+// authentication off, so its default host is 127.0.0.1, not every interface.
+func (e *envReader) addr(dev bool) string {
 	if a := e.getenv("HTTP_ADDR"); a != "" {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			e.fail("HTTP_ADDR", a, "want host:port, such as :8080 or 127.0.0.1:8080")
@@ -381,5 +405,12 @@ func (e *envReader) addr() string {
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		e.fail("PORT", port, "want a port number from 0 to 65535")
 	}
-	return ":" + port
+	host := strings.TrimSpace(e.getenv("HOST"))
+	if host != "" && (strings.ContainsAny(host, " /") || net.ParseIP(host) == nil && strings.Contains(host, ":")) {
+		e.fail("HOST", host, "want a host name or IP address to listen on, without a port (PORT gives it), such as 0.0.0.0 or 127.0.0.1")
+	}
+	if host == "" && dev {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -178,11 +178,55 @@ func TestCORSAndMetricsTokenConfig(t *testing.T) {
 		}
 	}
 
-	env := map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": testToken, "METRICS_TOKEN": "scrape-me"}
-	if cfg, err := loadConfig(envFunc(env), false); err != nil || cfg.MetricsToken != "scrape-me" {
+	env := map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": testToken, "METRICS_TOKEN": "scrape-me-4f9c2e7b1d6a"}
+	if cfg, err := loadConfig(envFunc(env), false); err != nil || cfg.MetricsToken != "scrape-me-4f9c2e7b1d6a" {
 		t.Errorf("METRICS_TOKEN: %q, %v", cfg.MetricsToken, err)
 	}
 	if cfg, err := loadConfig(envFunc(env), true); err != nil || cfg.MetricsToken != "" {
 		t.Errorf("METRICS_TOKEN with -dev: %q, %v; want it off with the rest of auth", cfg.MetricsToken, err)
+	}
+}
+
+// A full-access token anyone could guess, or a template's placeholder, stops
+// start-up with a message that names the variable and never the secret.
+func TestWeakTokensRefused(t *testing.T) {
+	tests := []struct {
+		name, variable, value string
+		want                  []string
+	}{
+		{"short", "GATEWAY_TOKENS", "Zq9", []string{"GATEWAY_TOKENS", "token 1", "3 bytes", "at least 16"}},
+		{"15 bytes", "GATEWAY_TOKENS", testToken + ",4f9c2e7b1d6a8e0", []string{"GATEWAY_TOKENS", "token 2 (GATEWAY_TOKENS#2)", "15 bytes"}},
+		{"change-me", "GATEWAY_TOKENS", "my-token-CHANGE-ME-0000", []string{"GATEWAY_TOKENS", "placeholder", `"changeme"`}},
+		{"example", "GATEWAY_TOKENS", "example-4f9c2e7b1d6a8e0c", []string{"GATEWAY_TOKENS", "placeholder", `"example"`}},
+		{"short metrics token", "METRICS_TOKEN", "scrape-me", []string{"METRICS_TOKEN", "9 bytes"}},
+		{"placeholder metrics token", "METRICS_TOKEN", "replace-me-with-a-token", []string{"METRICS_TOKEN", "placeholder"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": testToken, tt.variable: tt.value}
+			_, err := loadConfig(envFunc(env), false)
+			if err == nil {
+				t.Fatalf("%s=%s started the gateway", tt.variable, tt.value)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("loadConfig: %v; want it to contain %q", err, w)
+				}
+			}
+			for _, secret := range strings.Split(tt.value, ",") {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("the error echoes a secret: %v", err)
+				}
+			}
+			// -dev and GATEWAY_AUTH=none ignore the tokens.
+			if tt.variable == "GATEWAY_TOKENS" {
+				if _, err := loadConfig(envFunc(withEnv(env, map[string]string{"GATEWAY_AUTH": "none"})), false); err != nil {
+					t.Errorf("GATEWAY_AUTH=none: %v", err)
+				}
+			}
+			if _, err := loadConfig(envFunc(env), true); err != nil {
+				t.Errorf("-dev: %v", err)
+			}
+		})
 	}
 }

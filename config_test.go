@@ -13,7 +13,7 @@ func env(vars map[string]string) func(string) string {
 }
 
 func TestConfigRedisSettings(t *testing.T) {
-	base := map[string]string{"REDIS_URL": "rediss://cache.example.com:6379", "GATEWAY_TOKENS": "t"}
+	base := map[string]string{"REDIS_URL": "rediss://cache.example.com:6379", "GATEWAY_TOKENS": testToken}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for k, v := range base {
@@ -71,7 +71,7 @@ func TestConfigCluster(t *testing.T) {
 	cfg, err := loadConfig(env(map[string]string{
 		"REDIS_CLUSTER_NODES": " cfg.example.com:6379, 10.0.0.2:6380 ,",
 		"REDIS_TLS_ENABLED":   "true",
-		"GATEWAY_TOKENS":      "t",
+		"GATEWAY_TOKENS":      testToken,
 	}), false)
 	if err != nil {
 		t.Fatalf("loadConfig: %v", err)
@@ -83,8 +83,8 @@ func TestConfigCluster(t *testing.T) {
 		vars map[string]string
 		want string
 	}{
-		{map[string]string{"REDIS_CLUSTER_NODES": "cfg.example.com", "GATEWAY_TOKENS": "t"}, "REDIS_CLUSTER_NODES"},
-		{map[string]string{"REDIS_CLUSTER_NODES": "a:1", "REDIS_URL": "redis://b:1", "GATEWAY_TOKENS": "t"}, "both set"},
+		{map[string]string{"REDIS_CLUSTER_NODES": "cfg.example.com", "GATEWAY_TOKENS": testToken}, "REDIS_CLUSTER_NODES"},
+		{map[string]string{"REDIS_CLUSTER_NODES": "a:1", "REDIS_URL": "redis://b:1", "GATEWAY_TOKENS": testToken}, "both set"},
 	} {
 		if _, err := loadConfig(env(tt.vars), false); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("loadConfig(%v) = %v, want an error saying %q", tt.vars, err, tt.want)
@@ -96,7 +96,7 @@ func TestConfigCluster(t *testing.T) {
 }
 
 func TestConfigDurableWrites(t *testing.T) {
-	vars := map[string]string{"REDIS_URL": "redis://r:6379", "GATEWAY_TOKENS": "t", "REDIS_WRITE_REPLICAS": "2", "REDIS_WRITE_REPLICAS_TIMEOUT": "250ms"}
+	vars := map[string]string{"REDIS_URL": "redis://r:6379", "GATEWAY_TOKENS": testToken, "REDIS_WRITE_REPLICAS": "2", "REDIS_WRITE_REPLICAS_TIMEOUT": "250ms"}
 	cfg, err := loadConfig(env(vars), false)
 	if err != nil || cfg.Redis.WriteReplicas != 2 || cfg.Redis.WriteReplicasTimeout != 250*time.Millisecond {
 		t.Errorf("loadConfig = %v, %d, %v; want 2 replicas within 250ms", err, cfg.Redis.WriteReplicas, cfg.Redis.WriteReplicasTimeout)
@@ -135,6 +135,54 @@ func TestRateLimitFailOpenConfig(t *testing.T) {
 			t.Errorf("RATELIMIT_FAIL_OPEN=%q: %v", tt.value, err)
 		case !tt.wantErr && cfg.RateLimitFailOpen != tt.want:
 			t.Errorf("RATELIMIT_FAIL_OPEN=%q: RateLimitFailOpen = %v, want %v", tt.value, cfg.RateLimitFailOpen, tt.want)
+		}
+	}
+}
+
+func TestConfigJSONDepth(t *testing.T) {
+	vars := map[string]string{"REDIS_URL": "memory://", "GATEWAY_AUTH": "none"}
+	if cfg, err := loadConfig(env(vars), false); err != nil || cfg.MaxJSONDepth != 128 {
+		t.Errorf("default MAX_JSON_DEPTH: %d, %v; want 128", cfg.MaxJSONDepth, err)
+	}
+	vars["MAX_JSON_DEPTH"] = "32"
+	if cfg, err := loadConfig(env(vars), false); err != nil || cfg.MaxJSONDepth != 32 {
+		t.Errorf("MAX_JSON_DEPTH=32: %d, %v", cfg.MaxJSONDepth, err)
+	}
+	for _, v := range []string{"0", "-1", "10001", "deep"} {
+		vars["MAX_JSON_DEPTH"] = v
+		if _, err := loadConfig(env(vars), false); err == nil || !strings.Contains(err.Error(), "MAX_JSON_DEPTH") {
+			t.Errorf("MAX_JSON_DEPTH=%s: %v, want an error naming it", v, err)
+		}
+	}
+}
+
+// -dev turns authentication off, so it listens on loopback unless told
+// otherwise; without -dev the default stays every interface.
+func TestConfigListenAddr(t *testing.T) {
+	tests := []struct {
+		env     map[string]string
+		dev     bool
+		want    string
+		wantErr string
+	}{
+		{env: map[string]string{}, dev: true, want: "127.0.0.1:8080"},
+		{env: map[string]string{"PORT": "9000"}, dev: true, want: "127.0.0.1:9000"},
+		{env: map[string]string{"HOST": "0.0.0.0"}, dev: true, want: "0.0.0.0:8080"},
+		{env: map[string]string{"HTTP_ADDR": ":9000"}, dev: true, want: ":9000"},
+		{env: map[string]string{}, want: ":8080"},
+		{env: map[string]string{"HOST": "127.0.0.1", "PORT": "9001"}, want: "127.0.0.1:9001"},
+		{env: map[string]string{"HOST": "::1"}, want: "[::1]:8080"},
+		{env: map[string]string{"HOST": "127.0.0.1:80"}, wantErr: "HOST"},
+		{env: map[string]string{"HOST": "a b"}, wantErr: "HOST"},
+	}
+	for _, tt := range tests {
+		vars := withEnv(map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": testToken}, tt.env)
+		cfg, err := loadConfig(env(vars), tt.dev)
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("%v (dev %v): error %v, want one naming %s", tt.env, tt.dev, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || cfg.Addr != tt.want):
+			t.Errorf("%v (dev %v): Addr = %q, %v; want %q", tt.env, tt.dev, cfg.Addr, err, tt.want)
 		}
 	}
 }

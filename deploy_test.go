@@ -74,7 +74,7 @@ func port(t *testing.T, env map[string]string) int {
 }
 
 // placeholders stand in for secrets so that loadConfig accepts the settings.
-var placeholders = map[string]string{"GATEWAY_TOKENS": "t", "REDIS_PASSWORD": "p"}
+var placeholders = map[string]string{"GATEWAY_TOKENS": testToken, "REDIS_PASSWORD": "p"}
 
 func TestECSTaskDefinition(t *testing.T) {
 	var td struct {
@@ -303,6 +303,12 @@ func TestKubernetesManifests(t *testing.T) {
 	if _, ok := objs["Secret"].StringData["GATEWAY_TOKENS"]; !ok {
 		t.Errorf("GATEWAY_TOKENS is not in the Secret")
 	}
+	// A template applied as it stands must not start the gateway.
+	for _, name := range []string{"GATEWAY_TOKENS", "METRICS_TOKEN"} {
+		if v, ok := objs["Secret"].StringData[name]; ok {
+			refusesPlaceholder(t, "the Secret", name, v)
+		}
+	}
 	if _, ok := objs["ConfigMap"].Data["REDIS_URL"]; !ok {
 		t.Errorf("REDIS_URL is not in the ConfigMap")
 	}
@@ -431,6 +437,32 @@ func TestEveryVariableDocumented(t *testing.T) {
 	for k := range listed {
 		if !known[k] {
 			t.Errorf(".env.example lists %s, which the gateway does not read", k)
+		}
+	}
+}
+
+// refusesPlaceholder fails the test unless the gateway refuses to start with
+// a template's value of a token variable, saying which.
+func refusesPlaceholder(t *testing.T, where, name, value string) {
+	t.Helper()
+	env := map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": testToken, name: value}
+	if _, err := loadConfig(envFunc(env), false); err == nil || !strings.Contains(err.Error(), name) {
+		t.Errorf("%s's %s=%s: loadConfig = %v, want it refused", where, name, value, err)
+	}
+}
+
+// The placeholders of .env.example do not start the gateway either.
+func TestEnvExamplePlaceholdersRefused(t *testing.T) {
+	b, err := os.ReadFile(".env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimPrefix(strings.TrimPrefix(line, "#"), " ")
+		for _, name := range []string{"GATEWAY_TOKENS", "METRICS_TOKEN"} {
+			if v, ok := strings.CutPrefix(line, name+"="); ok && v != "" {
+				refusesPlaceholder(t, ".env.example", name, v)
+			}
 		}
 	}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // testToken is the bearer token every test gateway admits.
-const testToken = "test-token"
+const testToken = "test-token-4f9c2e7b1d6a"
 
 // syncBuffer is an io.Writer that run may write to from several goroutines
 // while the test reads it.

@@ -64,7 +64,7 @@ func probeURL(base string, getenv func(string) string, live bool) (string, error
 	}
 	if base == "" {
 		e := envReader{getenv: getenv}
-		addr := e.addr()
+		addr := e.addr(false)
 		if len(e.errs) > 0 {
 			return "", e.errs[0]
 		}

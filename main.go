@@ -66,11 +66,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("redis-gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: redis-gateway [-dev] | healthcheck [--live] [--url URL] [--timeout D] [--insecure] | version\n\n"+
+		fmt.Fprint(stderr, "usage: redis-gateway [-dev] [-addr host:port] | healthcheck [--live] [--url URL] [--timeout D] [--insecure] | version\n\n"+
 			"Configuration comes from the environment and .env; see .env.example.\n\n")
 		fs.PrintDefaults()
 	}
-	dev := fs.Bool("dev", false, "development mode: embedded in-memory Redis, no auth, text logs")
+	dev := fs.Bool("dev", false, "development mode: embedded in-memory Redis, no auth, text logs; listens on 127.0.0.1 unless -addr, HTTP_ADDR or HOST says otherwise")
+	addr := fs.String("addr", "", "host:port to listen on, over HTTP_ADDR, HOST and PORT (such as 0.0.0.0:8080)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -85,6 +86,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg, err := loadConfig(getenv, *dev)
 	if err != nil {
 		return err
+	}
+	if *addr != "" {
+		if _, _, err := net.SplitHostPort(*addr); err != nil {
+			return fmt.Errorf("-addr %q: want host:port, such as 127.0.0.1:8080 or :8080", *addr)
+		}
+		cfg.Addr = *addr
 	}
 	logger, closeLog := newLogger(cfg, stdout)
 	defer closeLog()
@@ -143,6 +150,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		CORSOrigins:    cfg.CORSOrigins,
 		AuthDisabled:   cfg.AuthDisabled,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
+		MaxJSONDepth:   cfg.MaxJSONDepth,
 		RequestTimeout: cfg.RequestTimeout,
 		TTLs: handlers.TTLs{
 			CacheDefault: cfg.CacheDefaultTTL,

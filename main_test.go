@@ -226,6 +226,19 @@ func TestRunDevMode(t *testing.T) {
 	}
 }
 
+// -addr says where to listen, over HTTP_ADDR, HOST and PORT.
+func TestRunAddrFlag(t *testing.T) {
+	g := startGateway(t, map[string]string{"HTTP_ADDR": "0.0.0.0:1", "HOST": "0.0.0.0"}, "redis-gateway", "-dev", "-addr", "127.0.0.1:0")
+	if !strings.HasPrefix(g.Addr, "127.0.0.1:") {
+		t.Errorf("-addr 127.0.0.1:0: listening on %s", g.Addr)
+	}
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"redis-gateway", "-dev", "-addr", "8080"}, envFunc(map[string]string{}), io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "-addr") {
+		t.Errorf("-addr 8080: %v, want an error naming -addr", err)
+	}
+}
+
 func TestHealthcheck(t *testing.T) {
 	ready := mustStartGateway(t, "memory://")
 	down := mustStartGateway(t, "redis://127.0.0.1:"+strconv.Itoa(redistest.FreePort(t)))

@@ -47,7 +47,7 @@ func TestShutdownEndsStreams(t *testing.T) {
 }
 
 func TestConfigStreams(t *testing.T) {
-	base := map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": "t"}
+	base := map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": testToken}
 	getenv := func(extra map[string]string) func(string) string {
 		return func(k string) string {
 			if v, ok := extra[k]; ok {

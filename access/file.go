@@ -28,7 +28,7 @@ import (
 // than was meant.
 
 type fileDoc struct {
-	Tokens *[]fileToken `json:"tokens"`
+	Tokens *[]json.RawMessage `json:"tokens"`
 }
 
 type fileToken struct {
@@ -79,8 +79,8 @@ func parseFile(data []byte) ([]entry, error) {
 		return nil, errors.New(`not a tokens file: no "tokens" array`)
 	}
 	entries := make([]entry, 0, len(*doc.Tokens))
-	for i, ft := range *doc.Tokens {
-		e, err := ft.entry()
+	for i, raw := range *doc.Tokens {
+		e, ft, err := parseToken(raw)
 		if err != nil {
 			if validName.MatchString(ft.Name) {
 				return nil, fmt.Errorf("token %d (%s): %w", i+1, ft.Name, err)
@@ -90,6 +90,39 @@ func parseFile(data []byte) ([]entry, error) {
 		entries = append(entries, e)
 	}
 	return entries, nil
+}
+
+func parseToken(raw []byte) (entry, fileToken, error) {
+	var ft fileToken
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ft); err != nil {
+		return entry{}, ft, err
+	}
+	if err := noNull(raw); err != nil {
+		return entry{}, ft, err
+	}
+	e, err := ft.entry()
+	return e, ft, err
+}
+
+// noNull refuses a member whose value is null, in a token or in an object
+// within it: decoded, "keys": null would be the same as no keys member,
+// every key, where its writer surely meant fewer.
+func noNull(raw []byte) error {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) != nil {
+		return nil // not an object: decoding it said so already
+	}
+	for name, v := range members {
+		if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
+			return fmt.Errorf("%s: null; leave the member out for its default, or give a value ([] admits none)", name)
+		}
+		if err := noNull(v); err != nil {
+			return fmt.Errorf("%s.%w", name, err)
+		}
+	}
+	return nil
 }
 
 func (ft fileToken) entry() (entry, error) {
@@ -104,11 +137,10 @@ func (ft fileToken) entry() (entry, error) {
 			return entry{}, errors.New("secret: sha256: must be followed by 64 hex digits")
 		}
 		_, _ = hex.Decode(e.digest[:], []byte(digest))
-	case len(s) < minSecretBytes:
-		return entry{}, fmt.Errorf("secret: want at least %d bytes, or sha256:<hex> of the secret", minSecretBytes)
-	case strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-		return entry{}, errors.New("secret: spaces and control characters cannot travel in a bearer token")
 	default:
+		if err := CheckSecret(s); err != nil {
+			return entry{}, fmt.Errorf("secret: %w", err)
+		}
 		e.digest = sha256.Sum256([]byte(s))
 	}
 
@@ -247,4 +279,28 @@ func (fc fileCommands) scope() (*Commands, error) {
 		}
 	}
 	return c, nil
+}
+
+// placeholderWords mark a secret as a template's stand-in rather than a
+// secret: compared ignoring case and the separators - _ . and space.
+var placeholderWords = []string{"changeme", "replace", "example", "placeholder", "yourtoken", "yoursecret"}
+
+// CheckSecret refuses a secret a bearer token cannot safely be: shorter than
+// 16 bytes, holding spaces or control characters, or shaped like a
+// template's placeholder (see placeholderWords). The error never holds the
+// secret.
+func CheckSecret(s string) error {
+	if len(s) < minSecretBytes {
+		return fmt.Errorf("%d bytes; want at least %d (openssl rand -hex 32 gives 64), or sha256:<hex> of the secret in a tokens file", len(s), minSecretBytes)
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return errors.New("spaces and control characters cannot travel in a bearer token")
+	}
+	folded := strings.ToLower(strings.NewReplacer("-", "", "_", "", ".", "", " ", "").Replace(s))
+	for _, w := range placeholderWords {
+		if strings.Contains(folded, w) {
+			return fmt.Errorf("looks like a template's placeholder (it contains %q); generate one with openssl rand -hex 32", w)
+		}
+	}
+	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+
+	"github.com/redis-gateway/redis-gateway/internal/echo"
 )
 
 // Route is one family of data routes a token may be given.
@@ -140,7 +142,7 @@ func (t *Token) Keys(keys ...string) error {
 	}
 	for _, k := range keys {
 		if !matchAny(t.keys, k) {
-			return deny(ScopeKeys, "key %q is outside this token's keys", k)
+			return deny(ScopeKeys, "key %s is outside this token's keys", echo.Quote(k))
 		}
 	}
 	return nil
@@ -152,7 +154,7 @@ func (t *Token) KeyPattern(pattern string) error {
 	if !t.RestrictsKeys() || withinAny(t.keys, pattern) {
 		return nil
 	}
-	return deny(ScopeKeys, "pattern %q can match keys outside this token's keys", pattern)
+	return deny(ScopeKeys, "pattern %s can match keys outside this token's keys", echo.Quote(pattern))
 }
 
 // Channels checks that the token may use every channel.
@@ -162,7 +164,7 @@ func (t *Token) Channels(channels ...string) error {
 	}
 	for _, c := range channels {
 		if !matchAny(t.channels, c) {
-			return deny(ScopeChannels, "channel %q is outside this token's channels", c)
+			return deny(ScopeChannels, "channel %s is outside this token's channels", echo.Quote(c))
 		}
 	}
 	return nil
@@ -174,7 +176,7 @@ func (t *Token) ChannelPattern(pattern string) error {
 	if !t.RestrictsChannels() || withinAny(t.channels, pattern) {
 		return nil
 	}
-	return deny(ScopeChannels, "pattern %q can match channels outside this token's channels", pattern)
+	return deny(ScopeChannels, "pattern %s can match channels outside this token's channels", echo.Quote(pattern))
 }
 
 // Commands is the token's commands scope; nil is the default.

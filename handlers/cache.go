@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis-gateway/redis-gateway/access"
+	"github.com/redis-gateway/redis-gateway/internal/echo"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -70,7 +71,7 @@ func handleCacheGet(s cacheStore) http.Handler {
 	})
 }
 
-func handleCachePut(s cacheStore, ttls TTLs) http.Handler {
+func handleCachePut(s cacheStore, ttls TTLs, lim bodyLimits) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		key, err := scopedKey(r, "key")
 		if err != nil {
@@ -88,7 +89,7 @@ func handleCachePut(s cacheStore, ttls TTLs) http.Handler {
 		if err != nil {
 			return err
 		}
-		value, err := readJSON(r)
+		value, err := readJSON(r, lim.maxDepth)
 		if err != nil {
 			return err
 		}
@@ -146,7 +147,7 @@ func parseETags(list string) ([]string, error) {
 		t = strings.TrimSpace(t)
 		opaque := strings.TrimPrefix(t, "W/")
 		if len(opaque) < 2 || opaque[0] != '"' || opaque[len(opaque)-1] != '"' || strings.Contains(opaque[1:len(opaque)-1], `"`) {
-			return nil, badRequest("malformed entity tag list %q", list)
+			return nil, badRequest("malformed entity tag list %s", echo.Quote(list))
 		}
 		tags = append(tags, t)
 	}

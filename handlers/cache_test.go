@@ -274,3 +274,75 @@ func TestKeysRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// Counters answer the exact 64-bit integer Redis holds, to the last digit
+// and at the ends of the range, and a result past them is 409 "overflow"
+// with the value unchanged.
+func TestCounterExact(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		g := startGateway(t, b)
+		ctx := context.Background()
+		tests := []struct {
+			path, want, held string
+		}{
+			{"/cache/big/incr?by=9223372036854775807", `{"value":9223372036854775807}`, "9223372036854775807"},
+			{"/cache/odd/incr?by=9007199254740993", `{"value":9007199254740993}`, "9007199254740993"},
+			{"/cache/odd/incr?by=2", `{"value":9007199254740995}`, "9007199254740995"},
+			{"/cache/low/incr?by=-9223372036854775808", `{"value":-9223372036854775808}`, "-9223372036854775808"},
+		}
+		for _, tt := range tests {
+			if got := g.must(request{method: "POST", path: tt.path}, http.StatusOK).body; got != tt.want {
+				t.Errorf("POST %s = %s, want %s", tt.path, got, tt.want)
+			}
+			key, _, _ := strings.Cut(strings.TrimPrefix(tt.path, "/cache/"), "/")
+			if v := b.rdb.Get(ctx, "cache:"+key).Val(); v != tt.held {
+				t.Errorf("after POST %s Redis holds %s, want %s", tt.path, v, tt.held)
+			}
+		}
+		for _, path := range []string{"/cache/big/incr", "/cache/low/incr?by=-1"} {
+			resp := g.must(request{method: "POST", path: path}, http.StatusConflict)
+			if p := decode[struct{ Type string }](t, path, resp.body); p.Type != "urn:redis-gateway:problem:overflow" {
+				t.Errorf("POST %s: type %q, want urn:redis-gateway:problem:overflow", path, p.Type)
+			}
+		}
+		if v := b.rdb.Get(ctx, "cache:big").Val(); v != "9223372036854775807" {
+			t.Errorf("an overflowing increment changed the value to %s", v)
+		}
+
+		// The rate-limit counter, past 2^53 and at its end.
+		if err := b.rdb.Set(ctx, "ratelimit:{r}", "9007199254740992", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got := g.must(request{method: "POST", path: "/ratelimit/r/incr"}, http.StatusOK).body; !strings.HasPrefix(got, `{"count":9007199254740993,`) {
+			t.Errorf("POST /ratelimit/r/incr = %s, want count 9007199254740993", got)
+		}
+		if got := g.must(request{method: "GET", path: "/ratelimit/r"}, http.StatusOK).body; !strings.HasPrefix(got, `{"count":9007199254740993,`) {
+			t.Errorf("GET /ratelimit/r = %s, want count 9007199254740993", got)
+		}
+		if err := b.rdb.Set(ctx, "ratelimit:{r}", "9223372036854775802", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		// A peek that would wrap past the end must not read as allowed.
+		if got := g.must(request{method: "GET", path: "/ratelimit/r?limit=10&cost=10"}, http.StatusOK).body; !strings.Contains(got, `"allowed":false`) || !strings.Contains(got, `"count":9223372036854775802`) {
+			t.Errorf("GET /ratelimit/r?limit=10&cost=10 = %s, want allowed false at count 9223372036854775802", got)
+		}
+		g.must(request{method: "POST", path: "/ratelimit/r/incr?cost=1000"}, http.StatusConflict)
+		if v := b.rdb.Get(ctx, "ratelimit:{r}").Val(); v != "9223372036854775802" {
+			t.Errorf("an overflowing rate-limit call changed the counter to %s", v)
+		}
+
+		// A lock's fencing token, past 2^53.
+		if err := b.rdb.Set(ctx, "lock:{f}:fence", "9007199254740992", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		lease := g.must(request{method: "POST", path: "/lock/f"}, http.StatusCreated)
+		if !strings.Contains(lease.body, `"fence":9007199254740993,`) {
+			t.Errorf("POST /lock/f = %s, want fence 9007199254740993", lease.body)
+		}
+		token := decode[struct{ Token string }](t, "POST /lock/f", lease.body).Token
+		refreshed := g.must(request{method: "POST", path: "/lock/f/refresh", header: map[string]string{"Lock-Token": token}}, http.StatusOK)
+		if !strings.Contains(refreshed.body, `"fence":9007199254740993`) {
+			t.Errorf("POST /lock/f/refresh = %s, want fence 9007199254740993", refreshed.body)
+		}
+	})
+}

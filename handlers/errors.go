@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/redis-gateway/redis-gateway/access"
+	"github.com/redis-gateway/redis-gateway/internal/echo"
 	"github.com/redis-gateway/redis-gateway/middleware"
 	"github.com/redis-gateway/redis-gateway/problem"
 	"github.com/redis-gateway/redis-gateway/store"
@@ -72,6 +73,8 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		problem.Write(w, http.StatusPreconditionFailed, "precondition-failed", "the condition in the request headers does not hold")
 	case errors.Is(err, store.ErrWrongType):
 		problem.Write(w, http.StatusConflict, "wrong-type", "the key holds a value of another type")
+	case errors.Is(err, store.ErrOverflow):
+		problem.Write(w, http.StatusConflict, "overflow", "the result would not fit a signed 64-bit integer; the value is unchanged")
 	case errors.Is(err, store.ErrNotInteger):
 		problem.Write(w, http.StatusConflict, "not-an-integer", "the value is not an integer or the result is out of range")
 	case errors.As(err, &held):
@@ -153,5 +156,5 @@ func writeCommandError(w http.ResponseWriter, r *http.Request, err error) {
 		status, msg = http.StatusGatewayTimeout, "ERR redis timeout"
 	}
 	middleware.NoteError(r.Context(), err)
-	writeCommandJSON(w, status, errorBody{Error: msg})
+	writeCommandJSON(w, status, errorBody{Error: echo.Message(msg)})
 }

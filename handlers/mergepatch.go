@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 )
@@ -10,8 +11,18 @@ import (
 // result, compacted. Nothing is decoded into Go numbers or maps: values are
 // carried as their raw bytes, so numbers keep every digit, [] stays apart from
 // {}, and an object keeps its members' order, new members going last.
-func mergePatch(doc, patch []byte) ([]byte, error) {
-	merged, err := mergeValue(doc, patch)
+//
+// Each level of objects is split anew, so the work grows with the size times
+// the depth: both documents are held to maxDepth first (see checkJSON), and
+// the merge stops as soon as ctx ends, a client that left included.
+func mergePatch(ctx context.Context, doc, patch []byte, maxDepth int) ([]byte, error) {
+	if err := checkJSON(patch, maxDepth); err != nil {
+		return nil, fmt.Errorf("merge patch: %w", err)
+	}
+	if err := checkJSON(doc, maxDepth); err != nil {
+		return nil, fmt.Errorf("merge patch target: %w", err)
+	}
+	merged, err := mergeValue(ctx, doc, patch)
 	if err != nil {
 		return nil, err
 	}
@@ -24,12 +35,12 @@ func mergePatch(doc, patch []byte) ([]byte, error) {
 
 // mergeValue is RFC 7396's MergePatch(Target, Patch). A nil target is a
 // member the target does not have.
-func mergeValue(target, patch []byte) ([]byte, error) {
-	p, isObject, err := parseObject(patch)
+func mergeValue(ctx context.Context, target, patch []byte) ([]byte, error) {
+	p, isObject, err := parseObject(ctx, patch)
 	if err != nil || !isObject {
 		return patch, err
 	}
-	t, _, err := parseObject(target) // a target that is not an object counts as {}
+	t, _, err := parseObject(ctx, target) // a target that is not an object counts as {}
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +49,7 @@ func mergeValue(target, patch []byte) ([]byte, error) {
 			t.remove(m.name)
 			continue
 		}
-		v, err := mergeValue(t.get(m.name), m.value)
+		v, err := mergeValue(ctx, t.get(m.name), m.value)
 		if err != nil {
 			return nil, err
 		}
@@ -111,7 +122,7 @@ func (o *object) encode() []byte {
 // parseObject splits raw into its members when it is an object. A name
 // given twice keeps its first place and its last value, as decoding it into
 // a map would.
-func parseObject(raw []byte) (object, bool, error) {
+func parseObject(ctx context.Context, raw []byte) (object, bool, error) {
 	var o object
 	trimmed := bytes.TrimLeft(raw, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -122,6 +133,9 @@ func parseObject(raw []byte) (object, bool, error) {
 		return o, true, fmt.Errorf("merge patch: %w", err)
 	}
 	for dec.More() {
+		if err := ctx.Err(); err != nil {
+			return o, true, fmt.Errorf("merge patch: %w", err)
+		}
 		start := dec.InputOffset()
 		tok, err := dec.Token()
 		if err != nil {

@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -41,7 +43,7 @@ func TestMergePatch(t *testing.T) {
 		{`{"a":1,"a":2}`, `{}`, `{"a":2}`},
 	}
 	for _, tt := range tests {
-		got, err := mergePatch([]byte(tt.doc), []byte(tt.patch))
+		got, err := mergePatch(context.Background(), []byte(tt.doc), []byte(tt.patch), DefaultMaxJSONDepth)
 		if err != nil || string(got) != tt.want {
 			t.Errorf("mergePatch(%s, %s) = %s, %v; want %s", tt.doc, tt.patch, got, err, tt.want)
 		}
@@ -64,7 +66,7 @@ func bigObject(n int, prefix string) []byte {
 
 func TestMergePatchLargeObjects(t *testing.T) {
 	doc, patch := bigObject(5000, "k"), bigObject(5000, "k")
-	got, err := mergePatch(doc, patch)
+	got, err := mergePatch(context.Background(), doc, patch, DefaultMaxJSONDepth)
 	if err != nil || string(got) != string(doc) {
 		t.Errorf("merging a 5000-member object into itself changed it: %v", err)
 	}
@@ -74,7 +76,46 @@ func BenchmarkMergePatch(b *testing.B) {
 	doc, patch := bigObject(1000, "k"), []byte(`{"k500":{"n":null,"m":1},"new":[]}`)
 	b.SetBytes(int64(len(doc)))
 	for b.Loop() {
-		if _, err := mergePatch(doc, patch); err != nil {
+		if _, err := mergePatch(context.Background(), doc, patch, DefaultMaxJSONDepth); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// A merge stops when its request ends, and never starts on a document
+// nested past the limit, the patch or the stored one.
+func TestMergePatchBounded(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	doc, patch := bigObject(5000, "k"), bigObject(5000, "k")
+	if _, err := mergePatch(ctx, doc, patch, DefaultMaxJSONDepth); !errors.Is(err, context.Canceled) {
+		t.Errorf("merge under a cancelled context: err = %v, want context.Canceled", err)
+	}
+	deep := func(n int) []byte {
+		return []byte(strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n))
+	}
+	for _, tt := range []struct {
+		name       string
+		doc, patch []byte
+	}{
+		{"deep patch", []byte(`{}`), deep(9990)},
+		{"deep stored document", deep(200), []byte(`{"a":null}`)},
+	} {
+		if got, err := mergePatch(context.Background(), tt.doc, tt.patch, DefaultMaxJSONDepth); err == nil {
+			t.Errorf("%s: merged to %.40s..., want an error", tt.name, got)
+		}
+	}
+	if _, err := mergePatch(context.Background(), deep(128), deep(128), DefaultMaxJSONDepth); err != nil {
+		t.Errorf("merge at the depth limit: %v", err)
+	}
+}
+
+// BenchmarkCheckJSON is the cost the JSON limits add to every body.
+func BenchmarkCheckJSON(b *testing.B) {
+	body := bigObject(1000, "k")
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if err := checkJSON(body, DefaultMaxJSONDepth); err != nil {
 			b.Fatal(err)
 		}
 	}

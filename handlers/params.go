@@ -105,9 +105,17 @@ func boolParam(q url.Values, name string, def bool) (bool, error) {
 	return b, nil
 }
 
+// bodyLimits bound what a JSON body may cost: its size (also enforced by the
+// BodyLimit middleware) and how deep it nests.
+type bodyLimits struct {
+	maxBytes int64
+	maxDepth int
+}
+
 // readJSON reads a JSON body (at most the body limit, which the BodyLimit
-// middleware enforces) and returns its exact bytes.
-func readJSON(r *http.Request) ([]byte, error) {
+// middleware enforces, and nested at most maxDepth deep) and returns its
+// exact bytes.
+func readJSON(r *http.Request, maxDepth int) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
 		return nil, &httpError{Status: http.StatusUnsupportedMediaType, Slug: "unsupported-media-type",
 			Message: "Content-Type must be application/json"}
@@ -120,15 +128,15 @@ func readJSON(r *http.Request) ([]byte, error) {
 		}
 		return nil, badRequest("reading the body: %v", err)
 	}
-	if !json.Valid(b) {
-		return nil, badRequest("the body is not valid JSON")
+	if err := checkJSON(b, maxDepth); err != nil {
+		return nil, badRequest("%v", err)
 	}
 	return b, nil
 }
 
 // readJSONObject is readJSON for routes that store documents.
-func readJSONObject(r *http.Request) ([]byte, error) {
-	b, err := readJSON(r)
+func readJSONObject(r *http.Request, maxDepth int) ([]byte, error) {
+	b, err := readJSON(r, maxDepth)
 	if err != nil {
 		return nil, err
 	}

@@ -138,13 +138,13 @@ func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe func(
 
 // handlePublish serves POST /publish/{channel}: the JSON body goes to the
 // channel as it was sent.
-func handlePublish(s pubSubStore) http.Handler {
+func handlePublish(s pubSubStore, lim bodyLimits) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		channel, err := scopedChannel(r, "channel")
 		if err != nil {
 			return err
 		}
-		body, err := readJSON(r)
+		body, err := readJSON(r, lim.maxDepth)
 		if err != nil {
 			return err
 		}

@@ -46,6 +46,7 @@ func (g *gateway) tryOpenStream(req request) (*stream, error) {
 		cancel()
 		return nil, fmt.Errorf("%s %s: %w", req.method, req.path, err)
 	}
+	sendAsWritten(hr, req.path)
 	switch req.token {
 	case "":
 		hr.Header.Set("Authorization", "Bearer "+testToken)

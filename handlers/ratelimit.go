@@ -151,10 +151,16 @@ func denied(d decisionResponse, retryAfter time.Duration) decisionResponse {
 // cost of a call not yet counted (a peek); it is 0 once the call has been
 // counted. A fixed window frees its whole limit when it ends.
 func fixedDecision(req rateLimitRequest, win store.Window, pending int64) decisionResponse {
+	// Compared without adding to the count, which may be near the end of
+	// int64; pending never exceeds the limit (parseRateLimit refuses that).
+	remaining := req.limit
+	if win.Count > 0 {
+		remaining = max(0, req.limit-win.Count)
+	}
 	d := decisionResponse{
-		Allowed:   win.Count+pending <= req.limit,
+		Allowed:   win.Count <= req.limit-pending,
 		Limit:     req.limit,
-		Remaining: max(0, req.limit-win.Count),
+		Remaining: remaining,
 		Reset:     seconds(win.Reset),
 		Count:     win.Count,
 	}

@@ -89,6 +89,13 @@ func TestCommandBodyForm(t *testing.T) {
 			{req: post("/redis", `{"cmd":"GET"}`), status: 400, body: `{"error":"ERR the body must be a JSON array of commands`, prefix: true},
 			{req: post("/redis", `["GET","a"] ["GET","b"]`), status: 400, body: cmdErr("ERR the body must be one JSON array")},
 			{req: post("/redis", `["GET"`), status: 400, body: `{"error":"ERR the body must be a JSON array`, prefix: true},
+			// Decoding would turn these into U+FFFD and write other bytes.
+			{req: post("/redis", "[\"SET\",\"k\",\"\xff\"]"), status: 400, body: cmdErr("ERR the body is not valid UTF-8")},
+			{req: post("/redis", `["SET","k","\udc00"]`), status: 400, body: cmdErr("ERR the body holds a lone surrogate escape (at byte 12)")},
+			{req: post("/redis/pipeline", "[[\"SET\",\"k\",\"\xc3\"]]"), status: 400, body: cmdErr("ERR the body is not valid UTF-8")},
+			{req: post("/redis/multi-exec", "[[\"SET\",\"k\",\"\xc3\"]]"), status: 400, body: cmdErr("ERR the body is not valid UTF-8")},
+			{req: post("/redis", `["SET","k","\ud83d\ude00"]`), status: 200, body: `{"result":"OK"}`},
+			{req: post("/redis", strings.Repeat("[", 129)+strings.Repeat("]", 129)), status: 400, body: cmdErr("ERR the body is nested more than 128 arrays and objects deep")},
 		})
 	})
 }

@@ -48,7 +48,10 @@ type Config struct {
 	// None: no CORS headers, and preflight requests are 405.
 	CORSOrigins []string
 
-	MaxBodyBytes   int64
+	MaxBodyBytes int64
+	// MaxJSONDepth is how deep a JSON body may nest arrays and objects;
+	// deeper is 400. 0 means DefaultMaxJSONDepth.
+	MaxJSONDepth   int
 	RequestTimeout time.Duration
 	TTLs           TTLs
 
@@ -117,6 +120,10 @@ func New(cfg Config) http.Handler {
 		tokens = func() *access.Set { return set }
 	}
 
+	lim := bodyLimits{maxBytes: cfg.MaxBodyBytes, maxDepth: cfg.MaxJSONDepth}
+	if lim.maxDepth <= 0 {
+		lim.maxDepth = DefaultMaxJSONDepth
+	}
 	streams := newStreams(cfg)
 	r.Group(func(r chi.Router) {
 		if !cfg.AuthDisabled {
@@ -132,7 +139,7 @@ func New(cfg Config) http.Handler {
 		r.With(write).Method(http.MethodDelete, "/cache", handleCacheDeleteMany(s))
 		r.With(read).Method(http.MethodGet, "/cache/{key}", handleCacheGet(s))
 		r.With(read).Method(http.MethodHead, "/cache/{key}", handleCacheGet(s))
-		r.With(write).Method(http.MethodPut, "/cache/{key}", handleCachePut(s, ttls))
+		r.With(write).Method(http.MethodPut, "/cache/{key}", handleCachePut(s, ttls, lim))
 		r.With(write).Method(http.MethodDelete, "/cache/{key}", handleCacheDelete(s))
 		r.With(read).Method(http.MethodGet, "/cache/{key}/ttl", handleCacheTTL(s))
 		r.With(write).Method(http.MethodPost, "/cache/{key}/expire", handleCacheExpire(s, ttls))
@@ -140,10 +147,10 @@ func New(cfg Config) http.Handler {
 
 		// Reading a session slides its expiry: still a read.
 		read, write = need(access.Session, access.Read), need(access.Session, access.Write)
-		r.With(write).Method(http.MethodPost, "/session", handleSessionCreate(s, ttls))
+		r.With(write).Method(http.MethodPost, "/session", handleSessionCreate(s, ttls, lim))
 		r.With(read).Method(http.MethodGet, "/session/{id}", handleSessionGet(s))
-		r.With(write).Method(http.MethodPut, "/session/{id}", handleSessionPut(s, ttls))
-		r.With(write).Method(http.MethodPatch, "/session/{id}", handleSessionPatch(s, cfg.MaxBodyBytes))
+		r.With(write).Method(http.MethodPut, "/session/{id}", handleSessionPut(s, ttls, lim))
+		r.With(write).Method(http.MethodPatch, "/session/{id}", handleSessionPatch(s, lim))
 		r.With(write).Method(http.MethodDelete, "/session/{id}", handleSessionDelete(s))
 
 		read, write = need(access.RateLimit, access.Read), need(access.RateLimit, access.Write)
@@ -158,7 +165,7 @@ func New(cfg Config) http.Handler {
 		r.With(write).Method(http.MethodPost, "/lock/{name}/refresh", handleLockRefresh(s, ttls))
 
 		read, write = need(access.PubSub, access.Read), need(access.PubSub, access.Write)
-		r.With(write).Method(http.MethodPost, "/publish/{channel}", handlePublish(s))
+		r.With(write).Method(http.MethodPost, "/publish/{channel}", handlePublish(s, lim))
 		r.With(read, middleware.NoDeadline).Method(http.MethodGet, "/subscribe/{channel}", handleSubscribe(s, streams))
 		r.With(read, middleware.NoDeadline).Method(http.MethodGet, "/subscribe", handlePSubscribe(s, streams))
 	})
@@ -175,9 +182,11 @@ func New(cfg Config) http.Handler {
 		r.Use(needCommandAPI, middleware.BodyLimit(cfg.MaxBodyBytes), syncToken)
 
 		s := cfg.Store
-		r.Method(http.MethodPost, "/", handleCommandBody(s))
-		r.Method(http.MethodPost, "/pipeline", handlePipeline(s))
-		r.Method(http.MethodPost, "/multi-exec", handleMultiExec(s))
+		// The body forms take JSON; the path form's body is a raw argument.
+		jsonBody := commandJSONBody(lim.maxDepth)
+		r.With(jsonBody).Method(http.MethodPost, "/", handleCommandBody(s))
+		r.With(jsonBody).Method(http.MethodPost, "/pipeline", handlePipeline(s))
+		r.With(jsonBody).Method(http.MethodPost, "/multi-exec", handleMultiExec(s))
 		r.With(middleware.NoDeadline).Method(http.MethodPost, "/subscribe/{channel}", handleUpstashSubscribe(s, streams, false))
 		r.With(middleware.NoDeadline).Method(http.MethodPost, "/psubscribe/{pattern}", handleUpstashSubscribe(s, streams, true))
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut} {
@@ -194,10 +203,34 @@ func New(cfg Config) http.Handler {
 func escapedPath(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rctx := chi.RouteContext(r.Context()); rctx != nil {
-			rctx.RoutePath = r.URL.EscapedPath()
+			rctx.RoutePath = sentPath(r)
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// sentPath is the request's path exactly as the client sent it. Not
+// URL.EscapedPath: when the path holds a character net/http would have
+// escaped ("|", a space...), that re-encodes the decoded path, and every
+// "%2F" in it becomes a separator.
+func sentPath(r *http.Request) string {
+	p := r.RequestURI
+	switch {
+	case p == "" || p == "*": // a request built in-process, or OPTIONS *
+		return r.URL.EscapedPath()
+	case !strings.HasPrefix(p, "/"): // absolute form: scheme://authority/path
+		_, rest, ok := strings.Cut(p, "://")
+		if !ok {
+			return r.URL.EscapedPath()
+		}
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			return "/"
+		}
+		p = rest[i:]
+	}
+	p, _, _ = strings.Cut(p, "?")
+	return p
 }
 
 // methodNotAllowed answers 405 with the Allow header listing what the path
@@ -207,7 +240,7 @@ func methodNotAllowed(routes chi.Routes) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var allowed []string
 		for _, m := range methods {
-			if routes.Match(chi.NewRouteContext(), m, r.URL.EscapedPath()) {
+			if routes.Match(chi.NewRouteContext(), m, sentPath(r)) {
 				allowed = append(allowed, m)
 			}
 		}

@@ -25,7 +25,7 @@ type sessionCreated struct {
 	TTL int64  `json:"ttl"`
 }
 
-func handleSessionCreate(s sessionStore, ttls TTLs) http.Handler {
+func handleSessionCreate(s sessionStore, ttls TTLs, lim bodyLimits) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		if access.FromContext(r.Context()).RestrictsKeys() {
 			return &access.Denied{Scope: access.ScopeKeys, Detail: "a key-restricted token cannot create a session under a " +
@@ -39,7 +39,7 @@ func handleSessionCreate(s sessionStore, ttls TTLs) http.Handler {
 		if err != nil {
 			return err
 		}
-		doc, err := readJSONObject(r)
+		doc, err := readJSONObject(r, lim.maxDepth)
 		if err != nil {
 			return err
 		}
@@ -54,7 +54,7 @@ func handleSessionCreate(s sessionStore, ttls TTLs) http.Handler {
 	})
 }
 
-func handleSessionPut(s sessionStore, ttls TTLs) http.Handler {
+func handleSessionPut(s sessionStore, ttls TTLs, lim bodyLimits) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := scopedKey(r, "id")
 		if err != nil {
@@ -68,7 +68,7 @@ func handleSessionPut(s sessionStore, ttls TTLs) http.Handler {
 		if err != nil {
 			return err
 		}
-		doc, err := readJSONObject(r)
+		doc, err := readJSONObject(r, lim.maxDepth)
 		if err != nil {
 			return err
 		}
@@ -116,7 +116,7 @@ func handleSessionGet(s sessionStore) http.Handler {
 // raw bytes, so numbers keep every digit; the store writes it only if the
 // session did not change meanwhile, and merges again when it did. The write
 // restores the session's own TTL.
-func handleSessionPatch(s sessionStore, maxBytes int64) http.Handler {
+func handleSessionPatch(s sessionStore, lim bodyLimits) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := scopedKey(r, "id")
 		if err != nil {
@@ -126,20 +126,24 @@ func handleSessionPatch(s sessionStore, maxBytes int64) http.Handler {
 			return &httpError{Status: http.StatusUnsupportedMediaType, Slug: "unsupported-media-type",
 				Message: "JSON Patch (RFC 6902) is not supported: send a JSON merge patch (RFC 7396) as application/merge-patch+json"}
 		}
-		patch, err := readJSONObject(r)
+		patch, err := readJSONObject(r, lim.maxDepth)
 		if err != nil {
 			return err
 		}
 		doc, err := s.UpdateSession(r.Context(), id, func(doc []byte) ([]byte, error) {
-			merged, err := mergePatch(doc, patch)
+			merged, err := mergePatch(r.Context(), doc, patch, lim.maxDepth)
 			if err != nil {
-				// The stored document is not JSON: written behind the gateway's back.
+				if ctxErr := r.Context().Err(); ctxErr != nil {
+					return nil, ctxErr
+				}
+				// The stored document is not JSON, or nests deeper than the
+				// limit: written behind the gateway's back.
 				return nil, &httpError{Status: http.StatusConflict, Slug: "conflict",
-					Message: "the stored session is not a JSON object", Err: err}
+					Message: "the stored session is not a JSON object within the gateway's limits", Err: err}
 			}
-			if int64(len(merged)) > maxBytes {
+			if int64(len(merged)) > lim.maxBytes {
 				return nil, &httpError{Status: http.StatusRequestEntityTooLarge, Slug: "payload-too-large",
-					Message: fmt.Sprintf("the merged session would be %d bytes, more than the %d a session may hold", len(merged), maxBytes)}
+					Message: fmt.Sprintf("the merged session would be %d bytes, more than the %d a session may hold", len(merged), lim.maxBytes)}
 			}
 			return merged, nil
 		})

@@ -129,7 +129,12 @@ func withoutQueryParam(r *http.Request, name string) (*http.Request, string, boo
 	u.RawQuery = strings.Join(kept, "&")
 	r2 := r.WithContext(r.Context())
 	r2.URL = &u
-	r2.RequestURI = u.RequestURI()
+	// The path as sent stays as sent: u.RequestURI() would re-encode it.
+	if path, _, _ := strings.Cut(r.RequestURI, "?"); path != "" && u.RawQuery != "" {
+		r2.RequestURI = path + "?" + u.RawQuery
+	} else {
+		r2.RequestURI = path
+	}
 	return r2, value, true
 }
 

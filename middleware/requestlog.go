@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
+
+	"github.com/redis-gateway/redis-gateway/internal/echo"
 )
 
 // RequestIDHeader carries the request id in both directions.
@@ -134,7 +136,7 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				attrs = append(attrs, slog.String("token", req.token))
 			}
 			if req.err != nil {
-				attrs = append(attrs, slog.String("error", req.err.Error()))
+				attrs = append(attrs, slog.String("error", echo.Message(req.err.Error())))
 			}
 			// The request's own context: the handlers of log/slog never look at
 			// its cancellation, and a detached copy would cost an allocation.

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+
+	"github.com/redis-gateway/redis-gateway/internal/echo"
 )
 
 // ContentType is the media type of a problem document.
@@ -43,7 +45,7 @@ func WriteScope(w http.ResponseWriter, status int, slug, detail, scope string) {
 		Type:      typePrefix + slug,
 		Title:     http.StatusText(status),
 		Status:    status,
-		Detail:    detail,
+		Detail:    echo.Message(detail),
 		RequestID: w.Header().Get("X-Request-Id"),
 		Scope:     scope,
 	}

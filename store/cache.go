@@ -278,6 +278,6 @@ func (s *Store) IncrCache(ctx context.Context, key string, by int64, newTTL time
 	if err != nil {
 		return 0, classify("incr cache", err)
 	}
-	n, err := res.Int64()
+	n, err := exactInt(res.Val())
 	return n, classify("incr cache", err)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -18,10 +19,13 @@ var (
 	ErrPreconditionFailed = errors.New("precondition failed")
 	ErrWrongType          = errors.New("key holds another type")
 	ErrNotInteger         = errors.New("value is not an integer or out of range")
-	ErrLockHeld           = errors.New("lock held by another token")
-	ErrConflict           = errors.New("too many concurrent updates")
-	ErrUnavailable        = errors.New("redis unavailable")
-	ErrTimeout            = errors.New("redis timeout")
+	// ErrOverflow is an increment whose result a signed 64-bit integer
+	// cannot hold; the value is unchanged.
+	ErrOverflow    = errors.New("increment would overflow")
+	ErrLockHeld    = errors.New("lock held by another token")
+	ErrConflict    = errors.New("too many concurrent updates")
+	ErrUnavailable = errors.New("redis unavailable")
+	ErrTimeout     = errors.New("redis timeout")
 	// ErrUnconfirmed is a write the primary ran but fewer replicas than
 	// REDIS_WRITE_REPLICAS confirmed in time: it may be lost if the primary
 	// fails before they catch up.
@@ -54,7 +58,9 @@ func classify(op string, err error) error {
 		switch {
 		case strings.Contains(msg, "WRONGTYPE"):
 			kind = ErrWrongType
-		case strings.Contains(msg, "not an integer"), strings.Contains(msg, "would overflow"):
+		case strings.Contains(msg, "would overflow"):
+			kind = ErrOverflow
+		case strings.Contains(msg, "not an integer"):
 			kind = ErrNotInteger
 		case isUnavailableReply(msg):
 			kind = ErrUnavailable
@@ -90,7 +96,7 @@ func isDialError(err error) bool {
 }
 
 func isOwn(err error) bool {
-	for _, e := range []error{ErrNotFound, ErrExists, ErrPreconditionFailed, ErrWrongType, ErrNotInteger, ErrLockHeld, ErrConflict, ErrUnavailable, ErrTimeout, ErrUnconfirmed} {
+	for _, e := range []error{ErrNotFound, ErrExists, ErrPreconditionFailed, ErrWrongType, ErrNotInteger, ErrOverflow, errScriptReply, ErrLockHeld, ErrConflict, ErrUnavailable, ErrTimeout, ErrUnconfirmed} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -99,3 +105,42 @@ func isOwn(err error) bool {
 }
 
 func isErr(err, target error) bool { return errors.Is(err, target) }
+
+// errScriptReply is a script reply of a shape the gateway's own scripts never
+// give: a bug, not a Redis outage.
+var errScriptReply = errors.New("unexpected script reply")
+
+// exactInt reads an integer of a script's reply: an integer reply, or one
+// the script returned as the string Redis holds, so that no digit went
+// through a Lua double.
+func exactInt(v any) (int64, error) {
+	switch v := v.(type) {
+	case int64:
+		return v, nil
+	case string:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %q", ErrNotInteger, v)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("%w: %T, want an integer", errScriptReply, v)
+}
+
+// replyInts reads a script's reply of at least min integers (see exactInt).
+func replyInts(cmd *redis.Cmd, min int) ([]int64, error) {
+	vals, err := cmd.Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(vals) < min {
+		return nil, fmt.Errorf("%w: %d values, want %d", errScriptReply, len(vals), min)
+	}
+	ns := make([]int64, len(vals))
+	for i, v := range vals {
+		if ns[i], err = exactInt(v); err != nil {
+			return nil, err
+		}
+	}
+	return ns, nil
+}

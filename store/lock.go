@@ -38,7 +38,7 @@ func (s *Store) AcquireLock(ctx context.Context, name string, ttl time.Duration)
 	if err != nil {
 		return Lease{}, classify("acquire lock", err)
 	}
-	res, err := cmd.Int64Slice()
+	res, err := replyInts(cmd, 3)
 	if err != nil {
 		return Lease{}, classify("acquire lock", err)
 	}
@@ -60,7 +60,7 @@ func (s *Store) RefreshLock(ctx context.Context, name, token string, ttl time.Du
 	if err != nil {
 		return Lease{}, classify("refresh lock", err)
 	}
-	res, err := cmd.Int64Slice()
+	res, err := replyInts(cmd, 1)
 	if err != nil {
 		return Lease{}, classify("refresh lock", err)
 	}
@@ -69,6 +69,9 @@ func (s *Store) RefreshLock(ctx context.Context, name, token string, ttl time.Du
 		return Lease{}, classify("refresh lock", ErrNotFound)
 	case -1:
 		return Lease{}, classify("refresh lock", ErrLockHeld)
+	}
+	if len(res) != 4 {
+		return Lease{}, classify("refresh lock", fmt.Errorf("%w: %d values, want 4", errScriptReply, len(res)))
 	}
 	ttl = time.Duration(res[2]) * time.Millisecond
 	return Lease{Token: token, Fence: res[1], TTL: ttl, ExpiresAt: time.UnixMilli(res[3]).Add(ttl)}, nil

@@ -39,7 +39,7 @@ func (s *Store) fixed(ctx context.Context, key string, cost int64, window time.D
 	if err != nil {
 		return Window{}, classify("rate limit", err)
 	}
-	res, err := cmd.Int64Slice()
+	res, err := replyInts(cmd, 2)
 	if err != nil {
 		return Window{}, classify("rate limit", err)
 	}

@@ -62,7 +62,7 @@ func TestClassify(t *testing.T) {
 		{"wrong type", proto("WRONGTYPE Operation against a key holding the wrong kind of value"), ErrWrongType},
 		{"wrong type inside a script", proto("ERR Error running script: WRONGTYPE Operation"), ErrWrongType},
 		{"not an integer", proto("ERR value is not an integer or out of range"), ErrNotInteger},
-		{"overflow", proto("ERR increment or decrement would overflow"), ErrNotInteger},
+		{"overflow", proto("ERR increment or decrement would overflow"), ErrOverflow},
 		{"read-only replica", proto("READONLY You can't write against a read only replica."), ErrUnavailable},
 		{"loading", proto("LOADING Redis is loading the dataset in memory"), ErrUnavailable},
 		{"refused", refused, ErrUnavailable},

@@ -1,7 +1,7 @@
 -- Extend a lock, only for the token that holds it.
 -- KEYS[1] lock, a hash: token, fence, ttl
 -- ARGV[1] token, ARGV[2] new ttl in milliseconds, or "" for the lock's own
--- Returns {1, fence, ttl in ms, Redis's time in ms} when extended, {0} when
+-- Returns {1, fence (the string the hash holds), ttl in ms, Redis's time in ms} when extended, {0} when
 -- nobody holds the lock, {-1} when another token does.
 local h = redis.call('HMGET', KEYS[1], 'token', 'fence', 'ttl')
 if not h[1] then
@@ -17,4 +17,4 @@ if ARGV[2] ~= '' then
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
 local t = redis.call('TIME')
-return {1, tonumber(h[2]), tonumber(ttl), tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+return {1, h[2], tonumber(ttl), tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
