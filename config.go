@@ -26,8 +26,9 @@ type config struct {
 	TLSKeyFile      string
 	RequestTimeout  time.Duration
 	MaxBodyBytes    int64
-	ShutdownDrain   time.Duration
+	ShutdownDelay   time.Duration // SHUTDOWN_DELAY: /readyz fails, traffic is still served
 	ShutdownTimeout time.Duration
+	Readiness       string // READINESS: redis (/readyz follows Redis) or process
 
 	LogLevel  slog.Level
 	LogFormat string        // json or text
@@ -57,7 +58,7 @@ var errNoRedisURL = errors.New("REDIS_URL is not defined: set it in the environm
 	"set REDIS_CLUSTER_NODES for a Redis Cluster, or run with -dev")
 
 // loadConfig reads the configuration through getenv. dev applies the -dev
-// defaults: embedded Redis, no auth, text logs, no drain.
+// defaults: embedded Redis, no auth, text logs, no shutdown delay.
 func loadConfig(getenv func(string) string, dev bool) (config, error) {
 	e := envReader{getenv: getenv}
 	c := config{
@@ -90,7 +91,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		},
 		RequestTimeout:  e.duration("REQUEST_TIMEOUT", 5*time.Second),
 		MaxBodyBytes:    int64(e.int("MAX_BODY_BYTES", 1<<20, 1)),
-		ShutdownDrain:   e.duration("SHUTDOWN_DRAIN", 5*time.Second),
+		ShutdownDelay:   e.duration("SHUTDOWN_DELAY", e.duration("SHUTDOWN_DRAIN", 5*time.Second)),
 		ShutdownTimeout: e.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
 		LogFormat:       e.str("LOG_FORMAT", "json"),
 		LogBuffer:       e.duration("LOG_BUFFER", 100*time.Millisecond),
@@ -122,6 +123,11 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		}
 	}
 	c.LogLevel = e.level("LOG_LEVEL")
+	switch c.Readiness = e.str("READINESS", "redis"); c.Readiness {
+	case "redis", "process":
+	default:
+		e.fail("READINESS", c.Readiness, "want redis or process")
+	}
 	for _, n := range strings.Split(getenv("REDIS_CLUSTER_NODES"), ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			if host, port, err := net.SplitHostPort(n); err != nil || host == "" || port == "" {
@@ -177,8 +183,8 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		if getenv("LOG_FORMAT") == "" {
 			c.LogFormat = "text"
 		}
-		if getenv("SHUTDOWN_DRAIN") == "" {
-			c.ShutdownDrain = 0
+		if getenv("SHUTDOWN_DELAY") == "" && getenv("SHUTDOWN_DRAIN") == "" {
+			c.ShutdownDelay = 0
 		}
 	}
 

@@ -51,14 +51,14 @@ func getRoutes(t *testing.T) map[string]bool {
 	return routes
 }
 
-// drainBudget is SHUTDOWN_DRAIN + SHUTDOWN_TIMEOUT as env sets them.
+// drainBudget is SHUTDOWN_DELAY + SHUTDOWN_TIMEOUT as env sets them.
 func drainBudget(t *testing.T, env map[string]string) time.Duration {
 	t.Helper()
 	cfg, err := loadConfig(func(k string) string { return env[k] }, false)
 	if err != nil {
 		t.Fatalf("the manifest's settings do not load: %v", err)
 	}
-	return cfg.ShutdownDrain + cfg.ShutdownTimeout
+	return cfg.ShutdownDelay + cfg.ShutdownTimeout
 }
 
 // port is the port the gateway listens on with env.
@@ -134,7 +134,7 @@ func TestECSTaskDefinition(t *testing.T) {
 	}
 	checkHealthCommand(t, c.HealthCheck.Command)
 	if budget := drainBudget(t, env); time.Duration(c.StopTimeout)*time.Second <= budget || c.StopTimeout > 120 {
-		t.Errorf("stopTimeout %ds, want more than SHUTDOWN_DRAIN + SHUTDOWN_TIMEOUT (%v) and at most ECS's 120", c.StopTimeout, budget)
+		t.Errorf("stopTimeout %ds, want more than SHUTDOWN_DELAY + SHUTDOWN_TIMEOUT (%v) and at most ECS's 120", c.StopTimeout, budget)
 	}
 	if !c.Essential || !c.ReadOnlyRoot || c.LogConfig.LogDriver != "awslogs" {
 		t.Errorf("essential %v, readonlyRootFilesystem %v, log driver %q; want true, true, awslogs", c.Essential, c.ReadOnlyRoot, c.LogConfig.LogDriver)
@@ -345,7 +345,7 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 
 	if budget := drainBudget(t, env); time.Duration(dep.Spec.Template.Spec.TerminationGracePeriodSeconds)*time.Second <= budget {
-		t.Errorf("terminationGracePeriodSeconds %d, want more than SHUTDOWN_DRAIN + SHUTDOWN_TIMEOUT (%v)",
+		t.Errorf("terminationGracePeriodSeconds %d, want more than SHUTDOWN_DELAY + SHUTDOWN_TIMEOUT (%v)",
 			dep.Spec.Template.Spec.TerminationGracePeriodSeconds, budget)
 	}
 	if !dep.Spec.Template.Spec.SecurityContext.RunAsNonRoot || !c.SecurityContext.ReadOnlyRootFilesystem || c.SecurityContext.AllowPrivilegeEscalation {

@@ -151,6 +151,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		},
 		RateLimitFailOpen: cfg.RateLimitFailOpen,
 		Draining:          draining.Load,
+		ReadyWithoutRedis: cfg.Readiness == "process",
 		OpenAPI:           openAPISpec,
 		MaxSubscribers:    cfg.MaxSubscribers,
 		Heartbeat:         cfg.SubscribeHeartbeat,
@@ -227,11 +228,12 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	case <-ctx.Done():
 	}
 
-	// Readiness fails first so load balancers stop sending; traffic that still
-	// arrives during the drain is served.
+	// Readiness fails first so load balancers stop sending: they take a few
+	// probe intervals (and kube-proxy its endpoint update) to notice, and
+	// traffic that still arrives during SHUTDOWN_DELAY is served.
 	draining.Store(true)
-	logger.Info("shutting down", "drain", cfg.ShutdownDrain, "timeout", cfg.ShutdownTimeout)
-	time.Sleep(cfg.ShutdownDrain)
+	logger.Info("shutting down", "delay", cfg.ShutdownDelay, "timeout", cfg.ShutdownTimeout)
+	time.Sleep(cfg.ShutdownDelay)
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()

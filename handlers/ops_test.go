@@ -58,6 +58,35 @@ func TestProbes(t *testing.T) {
 	})
 }
 
+// With readiness that does not depend on Redis, a Redis outage keeps the
+// gateway in its Service: clients get its 503 with Retry-After, not a
+// connection error, and the probe still says what is wrong.
+func TestReadyWithoutRedis(t *testing.T) {
+	var draining atomic.Bool
+	b := miniBackend(t)
+	g := startGateway(t, b, withConfig(func(c *handlers.Config) {
+		c.ReadyWithoutRedis = true
+		c.Draining = draining.Load
+	}))
+	if got := g.must(request{method: "GET", path: "/readyz", token: "-"}, http.StatusOK).body; got != `{"status":"ready","redis":"ok"}` {
+		t.Errorf("GET /readyz = %s, want ready with Redis ok", got)
+	}
+	b.stop()
+	ready := g.must(request{method: "GET", path: "/readyz", token: "-"}, http.StatusOK)
+	var st struct{ Status, Redis string }
+	if err := json.Unmarshal([]byte(ready.body), &st); err != nil || st.Status != "degraded" || st.Redis == "" || st.Redis == "ok" {
+		t.Errorf("GET /readyz with Redis down = %s, want 200 status degraded and the reason", ready.body)
+	}
+	data := g.must(request{method: "GET", path: "/cache/k"}, http.StatusServiceUnavailable)
+	if data.header.Get("Retry-After") != "1" {
+		t.Errorf("GET /cache/k with Redis down: 503 without Retry-After: 1")
+	}
+	draining.Store(true)
+	if got := g.must(request{method: "GET", path: "/readyz", token: "-"}, http.StatusServiceUnavailable).body; got != `{"status":"draining"}` {
+		t.Errorf("GET /readyz while draining = %s, want 503 draining whatever the readiness mode", got)
+	}
+}
+
 func TestDraining(t *testing.T) {
 	var draining atomic.Bool
 	g := startGateway(t, miniBackend(t), withConfig(func(c *handlers.Config) { c.Draining = draining.Load }))

@@ -57,7 +57,11 @@ type Config struct {
 	RateLimitFailOpen bool
 
 	Draining func() bool // true once shutdown has begun
-	OpenAPI  []byte      // the contract, served at /openapi.yaml
+	// ReadyWithoutRedis keeps /readyz at 200 while Redis is unreachable
+	// (READINESS=process): the gateway stays in its load balancer and
+	// answers 503 with Retry-After itself.
+	ReadyWithoutRedis bool
+	OpenAPI           []byte // the contract, served at /openapi.yaml
 
 	// MaxSubscribers caps open event streams, each holding a Redis
 	// connection; past it, 503. 0 means 1000.
@@ -98,7 +102,7 @@ func New(cfg Config) http.Handler {
 
 	r.Get("/healthz", handleLive().ServeHTTP)
 	r.Get("/livez", handleLive().ServeHTTP)
-	r.Get("/readyz", handleReady(cfg.Store, draining).ServeHTTP)
+	r.Get("/readyz", handleReady(cfg.Store, draining, cfg.ReadyWithoutRedis).ServeHTTP)
 	r.Get("/openapi.yaml", handleOpenAPI(cfg.OpenAPI).ServeHTTP)
 
 	rl := rateLimiting{store: cfg.Store, maxTTL: cfg.TTLs.Max, failOpen: cfg.RateLimitFailOpen,
