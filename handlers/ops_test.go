@@ -204,8 +204,18 @@ func TestMetrics(t *testing.T) {
 		`redis_gateway_http_requests_total{method="GET",route="/cache/{key}",status="404"} 1`,
 		`redis_gateway_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
 		`redis_gateway_http_request_duration_seconds_count{method="PUT",route="/cache/{key}"} 1`,
-		`redis_gateway_redis_pool_connections `,
-		`redis_gateway_redis_pool_hits_total `,
+		`redis_gateway_redis_pool_connections{pool="main"} `,
+		`redis_gateway_redis_pool_hits_total{pool="main"} `,
+		// Near-cache hits take tens of microseconds: the buckets resolve them.
+		`redis_gateway_http_request_duration_seconds_bucket{method="GET",route="/cache/{key}",le="5e-05"} `,
+		// Requests per token name, the names bounded by the tokens in force.
+		`redis_gateway_token_requests_total{token="GATEWAY_TOKENS#1"} 5`,
+		`redis_gateway_token_requests_total{token="GATEWAY_TOKENS#2"} 0`,
+		`redis_gateway_subscribers 0`,
+		`redis_gateway_subscribers_max 1000`,
+		// At zero before the first event, so rate() and alerts see a 0.
+		`redis_gateway_auth_denials_total{scope="token",token=""} 0`,
+		`redis_gateway_redis_up 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

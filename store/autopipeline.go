@@ -27,7 +27,7 @@ func (s *Store) enableAutoPipeline(base redis.Options) error {
 		_ = c.Close()
 		return fmt.Errorf("auto-pipelining: %w", err)
 	}
-	s.ap = ap
+	s.ap, s.apClient = ap, c
 	s.closers = append([]func() error{ap.Close, c.Close}, s.closers...)
 	return nil
 }
@@ -72,6 +72,7 @@ func runCmd[C redis.Cmder](ctx context.Context, s *Store, m mode, newCmd func(co
 	}
 	for attempt := 0; ; attempt++ {
 		cmd := newCmd(ctx, args...)
+		start := time.Now()
 		// once: go-redis must not send a batch again; retries are decided
 		// here, command by command.
 		if err := s.ap.Submit(ctx, once{cmd}).WaitContext(ctx); err != nil && ctx.Err() != nil {
@@ -79,6 +80,7 @@ func runCmd[C redis.Cmder](ctx context.Context, s *Store, m mode, newCmd func(co
 			cmd.SetErr(ctx.Err())
 			return cmd
 		}
+		s.errs.observe(start, cmd)
 		s.errs.count(cmd)
 		if !s.retry(ctx, m, attempt, cmd.Err()) {
 			return cmd
@@ -101,6 +103,7 @@ func (s *Store) runPair(ctx context.Context, newA, newB func(context.Context) re
 	}
 	for attempt := 0; ; attempt++ {
 		a, b := newA(ctx), newB(ctx)
+		start := time.Now()
 		fa, fb := s.ap.Submit(ctx, once{a}), s.ap.Submit(ctx, once{b})
 		if fa.WaitContext(ctx) != nil && ctx.Err() != nil {
 			return nil, nil, ctx.Err()
@@ -108,6 +111,7 @@ func (s *Store) runPair(ctx context.Context, newA, newB func(context.Context) re
 		if fb.WaitContext(ctx) != nil && ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
+		s.errs.observe(start, a, b)
 		s.errs.count(a, b)
 		err := a.Err()
 		if err == nil || errors.Is(err, redis.Nil) {
