@@ -36,6 +36,10 @@ type config struct {
 
 	PprofAddr string // empty = no profiling listener
 
+	// TracesProtocol is how spans go to the OTLP endpoint: http/protobuf or
+	// grpc; empty = tracing off (see tracing.go).
+	TracesProtocol string
+
 	Tokens       []string
 	TokensFile   string // GATEWAY_TOKENS_FILE: scoped tokens, re-read when it changes
 	AuthDisabled bool
@@ -123,6 +127,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		}
 	}
 	c.LogLevel = e.level("LOG_LEVEL")
+	c.TracesProtocol = e.tracing()
 	switch c.Readiness = e.str("READINESS", "redis"); c.Readiness {
 	case "redis", "process":
 	default:
@@ -381,4 +386,38 @@ func (e *envReader) addr() string {
 		e.fail("PORT", port, "want a port number from 0 to 65535")
 	}
 	return ":" + port
+}
+
+// tracing reads the standard OpenTelemetry variables that decide whether
+// spans are exported, and how: it returns the OTLP protocol, or "" when
+// tracing is off. The exporter reads the rest (endpoint, headers, TLS,
+// timeout) itself.
+func (e *envReader) tracing() string {
+	endpoint := e.getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" || e.getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != ""
+	on := endpoint
+	switch v := strings.TrimSpace(e.getenv("OTEL_TRACES_EXPORTER")); v {
+	case "":
+	case "otlp":
+		on = true
+	case "none":
+		on = false
+	default:
+		e.fail("OTEL_TRACES_EXPORTER", v, "want otlp or none")
+	}
+	protocol := strings.TrimSpace(e.getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"))
+	name := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	if protocol == "" {
+		protocol, name = strings.TrimSpace(e.getenv("OTEL_EXPORTER_OTLP_PROTOCOL")), "OTEL_EXPORTER_OTLP_PROTOCOL"
+	}
+	switch protocol {
+	case "":
+		protocol = "http/protobuf"
+	case "http/protobuf", "grpc":
+	default:
+		e.fail(name, protocol, "want http/protobuf or grpc")
+	}
+	if !on {
+		return ""
+	}
+	return protocol
 }

@@ -63,7 +63,8 @@ func getRoutes(t *testing.T) map[string]bool {
 
 // runtimeVars are read by the Go runtime or libraries the gateway links, not
 // by loadConfig; a template may set them.
-var runtimeVars = map[string]bool{"GOMEMLIMIT": true, "GOMAXPROCS": true, "GODEBUG": true}
+var runtimeVars = map[string]bool{"GOMEMLIMIT": true, "GOMAXPROCS": true, "GODEBUG": true,
+	"OTEL_SERVICE_NAME": true, "OTEL_RESOURCE_ATTRIBUTES": true, "OTEL_TRACES_SAMPLER": true, "OTEL_TRACES_SAMPLER_ARG": true}
 
 // secretVars must never be set in plain text in a template.
 var secretVars = map[string]bool{"GATEWAY_TOKENS": true, "REDIS_PASSWORD": true, "METRICS_TOKEN": true}

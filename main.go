@@ -24,6 +24,7 @@ import (
 	"github.com/joho/godotenv"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/handlers"
@@ -107,8 +108,28 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		}, func() float64 { return 1 }),
 	)
 
+	var tp trace.TracerProvider // nil: tracing off
+	if cfg.TracesProtocol != "" {
+		sdk, err := newTracerProvider(ctx, cfg.TracesProtocol)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			// Send what is still batched; a collector that is away does
+			// not hold the exit for long.
+			flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := sdk.Shutdown(flushCtx); err != nil {
+				logger.Warn("tracing: spans not sent at exit", "error", err)
+			}
+		}()
+		tp = sdk
+		logger.Info("tracing on: spans go to the OTLP endpoint", "protocol", cfg.TracesProtocol)
+	}
+
 	cfg.Redis.Logger = logger
 	cfg.Redis.Registry = reg
+	cfg.Redis.TracerProvider = tp
 	st, err := store.New(cfg.Redis)
 	if err != nil {
 		return err
@@ -138,6 +159,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		Store:          st,
 		Logger:         logger,
 		Registry:       reg,
+		TracerProvider: tp,
 		TokenSet:       tokens.Current,
 		MetricsToken:   cfg.MetricsToken,
 		CORSOrigins:    cfg.CORSOrigins,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/middleware"
@@ -32,6 +33,9 @@ type Config struct {
 	Store    Store
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
+	// TracerProvider, when set, gives every request a span; nil = tracing
+	// off, and the access log still carries an incoming traceparent's id.
+	TracerProvider trace.TracerProvider
 
 	// TokenSet returns the tokens admitted on data routes, with their
 	// scopes; it is asked for every request, so a reloaded set applies at
@@ -82,6 +86,7 @@ func New(cfg Config) http.Handler {
 	r := chi.NewRouter()
 	r.Use(
 		escapedPath,
+		middleware.Trace(cfg.TracerProvider),
 		middleware.RequestID,
 		middleware.AccessLog(cfg.Logger),
 		middleware.Metrics(cfg.Registry),

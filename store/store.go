@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options configure a Store. Zero values take go-redis defaults unless noted.
@@ -59,6 +60,9 @@ type Options struct {
 
 	Logger   *slog.Logger
 	Registry prometheus.Registerer // nil = no metrics
+	// TracerProvider, when set, gives every Redis command a client span,
+	// a child of the request's. nil = no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Store runs the gateway's operations against one Redis deployment.
@@ -82,6 +86,7 @@ type Store struct {
 	apClient *redis.Client        // the auto-pipeliner's own client
 	near     *nearCache           // nil when the near-cache is off (nearcache.go)
 	errs     batchErrors          // counts the failures of batched commands
+	spans    batchSpans           // traces batched commands
 
 	updating keyedMutex             // sessions being patched by this process
 	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
@@ -233,6 +238,13 @@ func New(opts Options) (*Store, error) {
 		s.cmd.AddHook(latencyHook{seconds: cmdLatency})
 	}
 	s.errs = batchErrors{vec: cmdErrors, latency: cmdLatency}
+	if opts.TracerProvider != nil {
+		if err := instrumentTracing(opts.TracerProvider, s.rdb, s.cmd); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.spans = newBatchSpans(opts.TracerProvider)
+	}
 	if len(opts.ClusterNodes) > 0 {
 		if !opts.NoAutoPipeline || opts.NearCache != nil {
 			logger.Info("auto-pipelining and the near-cache serve a single Redis server; on a cluster they are off")
