@@ -435,13 +435,17 @@ func TestE2ESIGTERMDuringLoad(t *testing.T) {
 	signalled := time.Now()
 	signalledAt.Store(signalled.UnixNano())
 
-	// Readiness must fail first, while the listener still serves.
-	sawDraining := false
+	// Readiness must fail first, and keep failing for the whole delay, while
+	// the listener still serves. An answer may come before the signal is
+	// handled (200); none may fail before the delay is over.
+	sawDraining, probes := false, 0
 	for time.Since(signalled) < delay {
 		resp, err := probe.Get(base + "/readyz")
 		if err != nil {
-			t.Errorf("GET /readyz %s after SIGTERM: %v; want 503 {\"status\":\"draining\"} during the %s delay",
-				time.Since(signalled).Round(time.Millisecond), err, delay)
+			if since := time.Since(signalled); since < delay {
+				t.Errorf("GET /readyz %s after SIGTERM: %v; want 503 {\"status\":\"draining\"} for the whole %s delay",
+					since.Round(time.Millisecond), err, delay)
+			}
 			break
 		}
 		b, _ := io.ReadAll(resp.Body)
@@ -449,13 +453,16 @@ func TestE2ESIGTERMDuringLoad(t *testing.T) {
 		var body struct {
 			Status string `json:"status"`
 		}
-		if resp.StatusCode == http.StatusServiceUnavailable && json.Unmarshal(b, &body) == nil && body.Status == "draining" {
+		switch {
+		case resp.StatusCode == http.StatusServiceUnavailable && json.Unmarshal(b, &body) == nil && body.Status == "draining":
 			sawDraining = true
+			probes++
 			draining.Store(true)
 			if !resp.Close {
 				t.Errorf("GET /readyz while draining: no Connection: close")
 			}
-			break
+		case sawDraining:
+			t.Errorf("GET /readyz after it answered draining: status %d, body %s; want 503 draining until the delay ends", resp.StatusCode, b)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -473,9 +480,9 @@ func TestE2ESIGTERMDuringLoad(t *testing.T) {
 	if exitErr != nil {
 		t.Errorf("the gateway exited with %v after SIGTERM, want exit code 0\n%s", exitErr, output())
 	}
-	t.Logf("SIGTERM to exit: %s; %d requests answered 2xx (%d of them started during the delay); "+
+	t.Logf("SIGTERM to exit: %s; /readyz answered draining %d times; %d requests answered 2xx (%d of them started during the delay); "+
 		"as the listener closed, %d connections were refused and %d reset unanswered; %d failed",
-		exitedAfter.Round(time.Millisecond), ok.Load(), okDuringDrain.Load(), refused.Load(), resets.Load(), len(failures))
+		exitedAfter.Round(time.Millisecond), probes, ok.Load(), okDuringDrain.Load(), refused.Load(), resets.Load(), len(failures))
 
 	if exitedAfter < delay {
 		t.Errorf("the gateway exited %s after SIGTERM, before its %s SHUTDOWN_DELAY ended", exitedAfter.Round(time.Millisecond), delay)
