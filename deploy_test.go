@@ -919,3 +919,82 @@ func TestDockerCompose(t *testing.T) {
 		t.Errorf("stop_grace_period %q, want more than SHUTDOWN_DELAY + SHUTDOWN_TIMEOUT (%v)", g.StopGracePeriod, cfg.ShutdownDelay+cfg.ShutdownTimeout)
 	}
 }
+
+// The ALB target group of the ECS service checks readiness on the gateway's
+// port, and drains a task for longer than a request may take: ECS waits out
+// the deregistration delay before it sends SIGTERM.
+func TestECSTargetGroup(t *testing.T) {
+	b, err := os.ReadFile("deploy/ecs/task-definition.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var td ecsTaskDefinition
+	if err := decodeStrict(b, &td); err != nil {
+		t.Fatalf("task-definition.json: %v", err)
+	}
+	env := map[string]string{"GATEWAY_TOKENS": aSecret}
+	for _, c := range td.ContainerDefinitions {
+		if c.Name != "redis-gateway" {
+			continue
+		}
+		for _, e := range c.Environment {
+			if !strings.HasSuffix(e.Name, "_FILE") { // the files are checked by TestECSTaskDefinition
+				env[e.Name] = e.Value
+			}
+		}
+	}
+	cfg, err := loadConfig(func(k string) string { return env[k] }, false)
+	if err != nil {
+		t.Fatalf("the task definition's settings do not load: %v", err)
+	}
+
+	var tg struct {
+		Name, Protocol, ProtocolVersion, VpcId, TargetType string
+		Port                                               int
+		HealthCheckEnabled                                 bool
+		HealthCheckProtocol, HealthCheckPort               string
+		HealthCheckPath                                    string
+		HealthCheckIntervalSeconds                         int
+		HealthCheckTimeoutSeconds                          int
+		HealthyThresholdCount, UnhealthyThresholdCount     int
+		Matcher                                            struct{ HttpCode string }
+	}
+	if b, err = os.ReadFile("deploy/ecs/target-group.json"); err != nil {
+		t.Fatal(err)
+	}
+	if err := decodeStrict(b, &tg); err != nil {
+		t.Fatalf("target-group.json: %v", err)
+	}
+	if tg.HealthCheckPath != "/readyz" || !getRoutes(t)[tg.HealthCheckPath] || tg.Matcher.HttpCode != "200" {
+		t.Errorf("health check %s expecting %s, want GET /readyz expecting 200", tg.HealthCheckPath, tg.Matcher.HttpCode)
+	}
+	if tg.Port != listenPort(cfg) || tg.HealthCheckPort != "traffic-port" {
+		t.Errorf("port %d, health check port %s; want the gateway's %d and traffic-port", tg.Port, tg.HealthCheckPort, listenPort(cfg))
+	}
+	if tg.TargetType != "ip" || td.NetworkMode != "awsvpc" {
+		t.Errorf("target type %s with network mode %s, want ip with awsvpc", tg.TargetType, td.NetworkMode)
+	}
+	if tg.HealthCheckTimeoutSeconds >= tg.HealthCheckIntervalSeconds {
+		t.Errorf("health check timeout %ds, want below its interval %ds", tg.HealthCheckTimeoutSeconds, tg.HealthCheckIntervalSeconds)
+	}
+
+	var attrs struct {
+		TargetGroupArn string
+		Attributes     []struct{ Key, Value string }
+	}
+	if b, err = os.ReadFile("deploy/ecs/target-group-attributes.json"); err != nil {
+		t.Fatal(err)
+	}
+	if err := decodeStrict(b, &attrs); err != nil {
+		t.Fatalf("target-group-attributes.json: %v", err)
+	}
+	delay := -1
+	for _, a := range attrs.Attributes {
+		if a.Key == "deregistration_delay.timeout_seconds" {
+			delay, _ = strconv.Atoi(a.Value)
+		}
+	}
+	if d := time.Duration(delay) * time.Second; d <= cfg.RequestTimeout || delay > 3600 {
+		t.Errorf("deregistration delay %ds, want more than REQUEST_TIMEOUT (%v), so a draining target finishes its requests", delay, cfg.RequestTimeout)
+	}
+}
