@@ -280,7 +280,12 @@ func TestECSTaskDefinition(t *testing.T) {
 					continue
 				}
 				there := m.ContainerPath + strings.TrimPrefix(path, mount.ContainerPath)
-				if strings.Contains(strings.Join(w.Command, " "), "> "+there) && len(w.Secrets) > 0 {
+				uid, _, _ := strings.Cut(c.User, ":")
+				script := strings.Join(w.Command, " ")
+				if !regexp.MustCompile(`chown ` + uid + `[: ][^&;]*` + regexp.QuoteMeta(there)).MatchString(script) {
+					t.Errorf("%s: %s does not give %s to the gateway's user %s", k, w.Name, there, uid)
+				}
+				if strings.Contains(script, "> "+there) && len(w.Secrets) > 0 {
 					written = true
 					for _, s := range w.Secrets {
 						checkARN(s)
@@ -636,6 +641,21 @@ func TestKubernetesManifests(t *testing.T) {
 			if v.Secret == nil || v.Secret.SecretName != sec.Name || !m.ReadOnly {
 				t.Errorf("volume %s: want the Secret %s, mounted read-only", v.Name, sec.Name)
 				continue
+			}
+			// Secret files belong to root, and to fsGroup when set: the
+			// gateway's user must be able to read them, others not.
+			mode := int32(0o644)
+			if v.Secret.DefaultMode != nil {
+				mode = *v.Secret.DefaultMode
+			}
+			psc := pod.SecurityContext
+			if psc == nil {
+				psc = &corev1.PodSecurityContext{}
+			}
+			groupReads := psc.FSGroup != nil && psc.RunAsGroup != nil && *psc.FSGroup == *psc.RunAsGroup && mode&0o040 != 0
+			if !groupReads || mode&0o004 != 0 {
+				t.Errorf("secret volume %s: mode %#o, fsGroup %v: want it readable by the gateway's group (fsGroup = runAsGroup, mode 0440), not by others",
+					v.Name, mode, psc.FSGroup)
 			}
 			for key, value := range sec.StringData {
 				files[m.MountPath+"/"+key] = value
