@@ -28,8 +28,9 @@ type config struct {
 	RequestTimeout  time.Duration
 	MaxBodyBytes    int64
 	MaxJSONDepth    int
-	ShutdownDrain   time.Duration
+	ShutdownDelay   time.Duration // SHUTDOWN_DELAY: /readyz fails, traffic is still served
 	ShutdownTimeout time.Duration
+	Readiness       string // READINESS: redis (/readyz follows Redis) or process
 
 	TLSCertCheckInterval time.Duration // TLS_CERT_CHECK_INTERVAL: how often, at most, a handshake looks for renewed files
 
@@ -38,6 +39,10 @@ type config struct {
 	LogBuffer time.Duration // 0 = write every line at once
 
 	PprofAddr string // empty = no profiling listener
+
+	// TracesProtocol is how spans go to the OTLP endpoint: http/protobuf or
+	// grpc; empty = tracing off (see tracing.go).
+	TracesProtocol string
 
 	Tokens       []string
 	TokensFile   string // GATEWAY_TOKENS_FILE: scoped tokens, re-read when it changes
@@ -64,7 +69,7 @@ var errNoRedisURL = errors.New("REDIS_URL is not defined: set it in the environm
 	"set REDIS_CLUSTER_NODES for a Redis Cluster, or run with -dev")
 
 // loadConfig reads the configuration through getenv. dev applies the -dev
-// defaults: embedded Redis, no auth, text logs, no drain.
+// defaults: embedded Redis, no auth, text logs, no shutdown delay.
 func loadConfig(getenv func(string) string, dev bool) (config, error) {
 	e := envReader{getenv: getenv}
 	c := config{
@@ -99,7 +104,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		RequestTimeout:  e.duration("REQUEST_TIMEOUT", 5*time.Second),
 		MaxBodyBytes:    int64(e.int("MAX_BODY_BYTES", 1<<20, 1)),
 		MaxJSONDepth:    e.int("MAX_JSON_DEPTH", handlers.DefaultMaxJSONDepth, 1),
-		ShutdownDrain:   e.duration("SHUTDOWN_DRAIN", 5*time.Second),
+		ShutdownDelay:   e.duration("SHUTDOWN_DELAY", e.duration("SHUTDOWN_DRAIN", 5*time.Second)),
 		ShutdownTimeout: e.duration("SHUTDOWN_TIMEOUT", 10*time.Second),
 		LogFormat:       e.str("LOG_FORMAT", "json"),
 		LogBuffer:       e.duration("LOG_BUFFER", 100*time.Millisecond),
@@ -138,6 +143,12 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		}
 	}
 	c.LogLevel = e.level("LOG_LEVEL")
+	c.TracesProtocol = e.tracing()
+	switch c.Readiness = e.str("READINESS", "redis"); c.Readiness {
+	case "redis", "process":
+	default:
+		e.fail("READINESS", c.Readiness, "want redis or process")
+	}
 	for _, n := range strings.Split(getenv("REDIS_CLUSTER_NODES"), ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			if host, port, err := net.SplitHostPort(n); err != nil || host == "" || port == "" {
@@ -206,8 +217,8 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		if getenv("LOG_FORMAT") == "" {
 			c.LogFormat = "text"
 		}
-		if getenv("SHUTDOWN_DRAIN") == "" {
-			c.ShutdownDrain = 0
+		if getenv("SHUTDOWN_DELAY") == "" && getenv("SHUTDOWN_DRAIN") == "" {
+			c.ShutdownDelay = 0
 		}
 	}
 
@@ -413,4 +424,38 @@ func (e *envReader) addr(dev bool) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// tracing reads the standard OpenTelemetry variables that decide whether
+// spans are exported, and how: it returns the OTLP protocol, or "" when
+// tracing is off. The exporter reads the rest (endpoint, headers, TLS,
+// timeout) itself.
+func (e *envReader) tracing() string {
+	endpoint := e.getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" || e.getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != ""
+	on := endpoint
+	switch v := strings.TrimSpace(e.getenv("OTEL_TRACES_EXPORTER")); v {
+	case "":
+	case "otlp":
+		on = true
+	case "none":
+		on = false
+	default:
+		e.fail("OTEL_TRACES_EXPORTER", v, "want otlp or none")
+	}
+	protocol := strings.TrimSpace(e.getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"))
+	name := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	if protocol == "" {
+		protocol, name = strings.TrimSpace(e.getenv("OTEL_EXPORTER_OTLP_PROTOCOL")), "OTEL_EXPORTER_OTLP_PROTOCOL"
+	}
+	switch protocol {
+	case "":
+		protocol = "http/protobuf"
+	case "http/protobuf", "grpc":
+	default:
+		e.fail(name, protocol, "want http/protobuf or grpc")
+	}
+	if !on {
+		return ""
+	}
+	return protocol
 }

@@ -186,3 +186,92 @@ func TestConfigListenAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigShutdownDelayAndReadiness(t *testing.T) {
+	base := map[string]string{"REDIS_URL": "redis://127.0.0.1:6379", "GATEWAY_TOKENS": "3f9a6c1e8b2d4f7a9c0e1b3d5f7a9c2e"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	tests := []struct {
+		name      string
+		env       map[string]string
+		dev       bool
+		wantDelay time.Duration
+		wantReady string
+	}{
+		{"defaults", with(), false, 5 * time.Second, "redis"},
+		{"-dev", with(), true, 0, "redis"},
+		{"SHUTDOWN_DELAY", with("SHUTDOWN_DELAY", "300ms"), false, 300 * time.Millisecond, "redis"},
+		{"SHUTDOWN_DELAY with -dev", with("SHUTDOWN_DELAY", "2s"), true, 2 * time.Second, "redis"},
+		{"former name SHUTDOWN_DRAIN", with("SHUTDOWN_DRAIN", "1s"), false, time.Second, "redis"},
+		{"SHUTDOWN_DELAY wins over SHUTDOWN_DRAIN", with("SHUTDOWN_DELAY", "2s", "SHUTDOWN_DRAIN", "1s"), false, 2 * time.Second, "redis"},
+		{"READINESS=process", with("READINESS", "process"), false, 5 * time.Second, "process"},
+		{"READINESS=redis", with("READINESS", "redis"), false, 5 * time.Second, "redis"},
+	}
+	for _, tt := range tests {
+		cfg, err := loadConfig(env(tt.env), tt.dev)
+		if err != nil {
+			t.Errorf("%s: loadConfig: %v", tt.name, err)
+			continue
+		}
+		if cfg.ShutdownDelay != tt.wantDelay || cfg.Readiness != tt.wantReady {
+			t.Errorf("%s: ShutdownDelay, Readiness = %v, %q; want %v, %q", tt.name, cfg.ShutdownDelay, cfg.Readiness, tt.wantDelay, tt.wantReady)
+		}
+	}
+	for _, bad := range [][2]string{{"READINESS", "always"}, {"SHUTDOWN_DELAY", "soon"}, {"SHUTDOWN_DELAY", "-1s"}} {
+		_, err := loadConfig(env(with(bad[0], bad[1])), false)
+		if err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("%s=%s: err = %v, want one naming %s", bad[0], bad[1], err, bad[0])
+		}
+	}
+}
+
+func TestConfigTracing(t *testing.T) {
+	base := map[string]string{"REDIS_URL": "redis://127.0.0.1:6379", "GATEWAY_TOKENS": "3f9a6c1e8b2d4f7a9c0e1b3d5f7a9c2e"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"off by default", with(), ""},
+		{"an endpoint turns it on", with("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"), "http/protobuf"},
+		{"a traces endpoint too", with("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4318/v1/traces"), "http/protobuf"},
+		{"otlp without an endpoint (the exporter's default)", with("OTEL_TRACES_EXPORTER", "otlp"), "http/protobuf"},
+		{"none wins over an endpoint", with("OTEL_TRACES_EXPORTER", "none", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"), ""},
+		{"grpc", with("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317", "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), "grpc"},
+		{"the traces protocol wins", with("OTEL_TRACES_EXPORTER", "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"), "http/protobuf"},
+	}
+	for _, tt := range tests {
+		cfg, err := loadConfig(env(tt.env), false)
+		if err != nil {
+			t.Errorf("%s: loadConfig: %v", tt.name, err)
+			continue
+		}
+		if cfg.TracesProtocol != tt.want {
+			t.Errorf("%s: TracesProtocol = %q, want %q", tt.name, cfg.TracesProtocol, tt.want)
+		}
+	}
+	for _, bad := range [][2]string{{"OTEL_TRACES_EXPORTER", "zipkin"}, {"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"}} {
+		_, err := loadConfig(env(with(bad[0], bad[1])), false)
+		if err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("%s=%s: err = %v, want one naming %s", bad[0], bad[1], err, bad[0])
+		}
+	}
+}

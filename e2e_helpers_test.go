@@ -65,7 +65,7 @@ func mustStartGateway(t testing.TB, redisURL string, extra ...string) *gateway {
 		"GATEWAY_TOKENS":   testToken,
 		"HTTP_ADDR":        "127.0.0.1:0",
 		"LOG_FORMAT":       "json",
-		"SHUTDOWN_DRAIN":   "0s",
+		"SHUTDOWN_DELAY":   "0s",
 		"SHUTDOWN_TIMEOUT": "2s",
 	}
 	for _, kv := range extra {

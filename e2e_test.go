@@ -256,7 +256,7 @@ func loadRequest(client *http.Client, method, url, body string) loadResult {
 			method, url, err, gotConn, reused, wrote, firstByte)
 		switch {
 		case errors.Is(err, syscall.ECONNREFUSED), !gotConn && errors.As(err, &op) && op.Op == "dial":
-			return loadResult{refused: true}
+			return loadResult{refused: true, failure: desc}
 		case gotConn && !reused && !firstByte && errors.Is(err, syscall.ECONNRESET):
 			return loadResult{reset: true, failure: desc}
 		}
@@ -272,7 +272,7 @@ func loadRequest(client *http.Client, method, url, body string) loadResult {
 
 func TestE2ESIGTERMDuringLoad(t *testing.T) {
 	const (
-		drain           = time.Second
+		delay           = time.Second
 		shutdownTimeout = 5 * time.Second
 		workers         = 8
 		maxIterations   = 50000 // per worker; the listener closing ends the loop long before
@@ -289,7 +289,7 @@ func TestE2ESIGTERMDuringLoad(t *testing.T) {
 		"REDIS_URL=" + srv.URL(),
 		"HTTP_ADDR=" + addr,
 		"GATEWAY_TOKENS=" + testToken,
-		"SHUTDOWN_DRAIN=" + drain.String(),
+		"SHUTDOWN_DELAY=" + delay.String(),
 		"SHUTDOWN_TIMEOUT=" + shutdownTimeout.String(),
 		"LOG_FORMAT=json",
 	}
@@ -350,6 +350,11 @@ func TestE2ESIGTERMDuringLoad(t *testing.T) {
 	listenerGone := func(res loadResult) bool {
 		switch {
 		case res.refused:
+			if at := signalledAt.Load(); at == 0 {
+				fail("connection refused before SIGTERM: " + res.failure)
+			} else if since := time.Duration(time.Now().UnixNano() - at); since < delay {
+				fail(fmt.Sprintf("connection refused %s after SIGTERM, before the %s SHUTDOWN_DELAY ended: %s", since.Round(time.Millisecond), delay, res.failure))
+			}
 			refused.Add(1)
 			return true
 		case res.reset:
@@ -358,8 +363,8 @@ func TestE2ESIGTERMDuringLoad(t *testing.T) {
 				fail("connection reset before SIGTERM: " + res.failure)
 				return false
 			}
-			if since := time.Duration(time.Now().UnixNano() - at); since < drain {
-				fail(fmt.Sprintf("connection reset %s after SIGTERM, before the %s drain ended: %s", since.Round(time.Millisecond), drain, res.failure))
+			if since := time.Duration(time.Now().UnixNano() - at); since < delay {
+				fail(fmt.Sprintf("connection reset %s after SIGTERM, before the %s delay ended: %s", since.Round(time.Millisecond), delay, res.failure))
 				return false
 			}
 			resets.Add(1)
@@ -430,13 +435,17 @@ func TestE2ESIGTERMDuringLoad(t *testing.T) {
 	signalled := time.Now()
 	signalledAt.Store(signalled.UnixNano())
 
-	// Readiness must fail first, while the listener still serves.
-	sawDraining := false
-	for time.Since(signalled) < drain {
+	// Readiness must fail first, and keep failing for the whole delay, while
+	// the listener still serves. An answer may come before the signal is
+	// handled (200); none may fail before the delay is over.
+	sawDraining, probes := false, 0
+	for time.Since(signalled) < delay {
 		resp, err := probe.Get(base + "/readyz")
 		if err != nil {
-			t.Errorf("GET /readyz %s after SIGTERM: %v; want 503 {\"status\":\"draining\"} during the %s drain",
-				time.Since(signalled).Round(time.Millisecond), err, drain)
+			if since := time.Since(signalled); since < delay {
+				t.Errorf("GET /readyz %s after SIGTERM: %v; want 503 {\"status\":\"draining\"} for the whole %s delay",
+					since.Round(time.Millisecond), err, delay)
+			}
 			break
 		}
 		b, _ := io.ReadAll(resp.Body)
@@ -444,36 +453,42 @@ func TestE2ESIGTERMDuringLoad(t *testing.T) {
 		var body struct {
 			Status string `json:"status"`
 		}
-		if resp.StatusCode == http.StatusServiceUnavailable && json.Unmarshal(b, &body) == nil && body.Status == "draining" {
+		switch {
+		case resp.StatusCode == http.StatusServiceUnavailable && json.Unmarshal(b, &body) == nil && body.Status == "draining":
 			sawDraining = true
+			probes++
 			draining.Store(true)
 			if !resp.Close {
 				t.Errorf("GET /readyz while draining: no Connection: close")
 			}
-			break
+		case sawDraining:
+			t.Errorf("GET /readyz after it answered draining: status %d, body %s; want 503 draining until the delay ends", resp.StatusCode, b)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	if !sawDraining {
-		t.Errorf("GET /readyz never answered 503 {\"status\":\"draining\"} during the %s drain", drain)
+		t.Errorf("GET /readyz never answered 503 {\"status\":\"draining\"} during the %s delay", delay)
 	}
 
 	wg.Wait()
 	select {
 	case <-exited:
-	case <-time.After(drain + shutdownTimeout + 2*time.Second - time.Since(signalled)):
-		t.Fatalf("the gateway had not exited %s after SIGTERM\n%s", drain+shutdownTimeout+2*time.Second, output())
+	case <-time.After(delay + shutdownTimeout + 2*time.Second - time.Since(signalled)):
+		t.Fatalf("the gateway had not exited %s after SIGTERM\n%s", delay+shutdownTimeout+2*time.Second, output())
 	}
 	exitedAfter := time.Since(signalled)
 	if exitErr != nil {
 		t.Errorf("the gateway exited with %v after SIGTERM, want exit code 0\n%s", exitErr, output())
 	}
-	t.Logf("SIGTERM to exit: %s; %d requests answered 2xx (%d of them started during the drain); "+
+	t.Logf("SIGTERM to exit: %s; /readyz answered draining %d times; %d requests answered 2xx (%d of them started during the delay); "+
 		"as the listener closed, %d connections were refused and %d reset unanswered; %d failed",
-		exitedAfter.Round(time.Millisecond), ok.Load(), okDuringDrain.Load(), refused.Load(), resets.Load(), len(failures))
+		exitedAfter.Round(time.Millisecond), probes, ok.Load(), okDuringDrain.Load(), refused.Load(), resets.Load(), len(failures))
 
+	if exitedAfter < delay {
+		t.Errorf("the gateway exited %s after SIGTERM, before its %s SHUTDOWN_DELAY ended", exitedAfter.Round(time.Millisecond), delay)
+	}
 	if okDuringDrain.Load() == 0 {
-		t.Errorf("no data request succeeded during the drain, want them served until the listener closes")
+		t.Errorf("no data request succeeded during the delay, want them served until the listener closes")
 	}
 	if refused.Load()+resets.Load() == 0 {
 		t.Errorf("the load loop never saw the listener close")

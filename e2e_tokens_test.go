@@ -173,7 +173,7 @@ func TestE2ETokensFileBadAndSIGHUP(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	cmd := exec.Command(bin)
 	cmd.Dir = t.TempDir()
-	cmd.Env = []string{"REDIS_URL=memory://", "HTTP_ADDR=" + addr, "GATEWAY_TOKENS_FILE=" + path, "LOG_FORMAT=json", "SHUTDOWN_DRAIN=0s"}
+	cmd.Env = []string{"REDIS_URL=memory://", "HTTP_ADDR=" + addr, "GATEWAY_TOKENS_FILE=" + path, "LOG_FORMAT=json", "SHUTDOWN_DELAY=0s"}
 	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/joho/godotenv"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/handlers"
@@ -114,8 +115,28 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		}, func() float64 { return 1 }),
 	)
 
+	var tp trace.TracerProvider // nil: tracing off
+	if cfg.TracesProtocol != "" {
+		sdk, err := newTracerProvider(ctx, cfg.TracesProtocol)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			// Send what is still batched; a collector that is away does
+			// not hold the exit for long.
+			flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := sdk.Shutdown(flushCtx); err != nil {
+				logger.Warn("tracing: spans not sent at exit", "error", err)
+			}
+		}()
+		tp = sdk
+		logger.Info("tracing on: spans go to the OTLP endpoint", "protocol", cfg.TracesProtocol)
+	}
+
 	cfg.Redis.Logger = logger
 	cfg.Redis.Registry = reg
+	cfg.Redis.TracerProvider = tp
 	st, err := store.New(cfg.Redis)
 	if err != nil {
 		return err
@@ -145,6 +166,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		Store:          st,
 		Logger:         logger,
 		Registry:       reg,
+		TracerProvider: tp,
 		TokenSet:       tokens.Current,
 		MetricsToken:   cfg.MetricsToken,
 		CORSOrigins:    cfg.CORSOrigins,
@@ -159,6 +181,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		},
 		RateLimitFailOpen: cfg.RateLimitFailOpen,
 		Draining:          draining.Load,
+		ReadyWithoutRedis: cfg.Readiness == "process",
 		OpenAPI:           openAPISpec,
 		MaxSubscribers:    cfg.MaxSubscribers,
 		Heartbeat:         cfg.SubscribeHeartbeat,
@@ -235,11 +258,12 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	case <-ctx.Done():
 	}
 
-	// Readiness fails first so load balancers stop sending; traffic that still
-	// arrives during the drain is served.
+	// Readiness fails first so load balancers stop sending: they take a few
+	// probe intervals (and kube-proxy its endpoint update) to notice, and
+	// traffic that still arrives during SHUTDOWN_DELAY is served.
 	draining.Store(true)
-	logger.Info("shutting down", "drain", cfg.ShutdownDrain, "timeout", cfg.ShutdownTimeout)
-	time.Sleep(cfg.ShutdownDrain)
+	logger.Info("shutting down", "delay", cfg.ShutdownDelay, "timeout", cfg.ShutdownTimeout)
+	time.Sleep(cfg.ShutdownDelay)
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()

@@ -46,7 +46,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		"REDIS_URL":      "redis://127.0.0.1:1",
 		"GATEWAY_TOKENS": testToken,
 		"HTTP_ADDR":      "127.0.0.1:0",
-		"SHUTDOWN_DRAIN": "0s",
+		"SHUTDOWN_DELAY": "0s",
 	}
 	tests := []struct {
 		name string
@@ -170,7 +170,7 @@ func TestRunFailsFastOnTakenPort(t *testing.T) {
 		"REDIS_URL":      "redis://127.0.0.1:1",
 		"GATEWAY_TOKENS": testToken,
 		"HTTP_ADDR":      addr,
-		"SHUTDOWN_DRAIN": "0s",
+		"SHUTDOWN_DELAY": "0s",
 	})
 	if err == nil {
 		t.Fatalf("run on taken %s: err = nil, want an error naming the address\nstdout:\n%s", addr, stdout)

@@ -401,7 +401,7 @@ func (b *bench) startGateway(ctx context.Context, extra ...string) (*gateway, er
 		"HTTP_ADDR=127.0.0.1:0",
 		"LOG_FORMAT=json",
 		"LOG_LEVEL=info",
-		"SHUTDOWN_DRAIN=0s",
+		"SHUTDOWN_DELAY=0s",
 		"SHUTDOWN_TIMEOUT=5s",
 	)
 	cmd.Env = append(cmd.Env, b.o.envs...)

@@ -30,9 +30,12 @@ func handleLive() http.Handler {
 	})
 }
 
-// handleReady answers 200 while Redis answers PING, and 503 from the moment
-// shutdown begins so load balancers stop sending traffic first.
-func handleReady(p pinger, draining func() bool) http.Handler {
+// handleReady answers 503 from the moment shutdown begins, so load balancers
+// stop sending traffic first. Otherwise it answers 200 while Redis answers
+// PING; with withoutRedis it answers 200 whatever Redis does, "degraded" with
+// the reason when Redis does not answer, so a Redis outage leaves the gateway
+// in its load balancer to answer 503 with Retry-After itself.
+func handleReady(p pinger, draining func() bool, withoutRedis bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if draining() {
 			w.Header().Set("Connection", "close")
@@ -42,6 +45,10 @@ func handleReady(p pinger, draining func() bool) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
 		if err := p.Ping(ctx); err != nil {
+			if withoutRedis {
+				writeJSON(w, http.StatusOK, statusResponse{Status: "degraded", Redis: err.Error()})
+				return
+			}
 			writeJSON(w, http.StatusServiceUnavailable, statusResponse{Status: "unavailable", Redis: err.Error()})
 			return
 		}

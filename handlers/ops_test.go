@@ -58,6 +58,35 @@ func TestProbes(t *testing.T) {
 	})
 }
 
+// With readiness that does not depend on Redis, a Redis outage keeps the
+// gateway in its Service: clients get its 503 with Retry-After, not a
+// connection error, and the probe still says what is wrong.
+func TestReadyWithoutRedis(t *testing.T) {
+	var draining atomic.Bool
+	b := miniBackend(t)
+	g := startGateway(t, b, withConfig(func(c *handlers.Config) {
+		c.ReadyWithoutRedis = true
+		c.Draining = draining.Load
+	}))
+	if got := g.must(request{method: "GET", path: "/readyz", token: "-"}, http.StatusOK).body; got != `{"status":"ready","redis":"ok"}` {
+		t.Errorf("GET /readyz = %s, want ready with Redis ok", got)
+	}
+	b.stop()
+	ready := g.must(request{method: "GET", path: "/readyz", token: "-"}, http.StatusOK)
+	var st struct{ Status, Redis string }
+	if err := json.Unmarshal([]byte(ready.body), &st); err != nil || st.Status != "degraded" || st.Redis == "" || st.Redis == "ok" {
+		t.Errorf("GET /readyz with Redis down = %s, want 200 status degraded and the reason", ready.body)
+	}
+	data := g.must(request{method: "GET", path: "/cache/k"}, http.StatusServiceUnavailable)
+	if data.header.Get("Retry-After") != "1" {
+		t.Errorf("GET /cache/k with Redis down: 503 without Retry-After: 1")
+	}
+	draining.Store(true)
+	if got := g.must(request{method: "GET", path: "/readyz", token: "-"}, http.StatusServiceUnavailable).body; got != `{"status":"draining"}` {
+		t.Errorf("GET /readyz while draining = %s, want 503 draining whatever the readiness mode", got)
+	}
+}
+
 func TestDraining(t *testing.T) {
 	var draining atomic.Bool
 	g := startGateway(t, miniBackend(t), withConfig(func(c *handlers.Config) { c.Draining = draining.Load }))
@@ -175,8 +204,18 @@ func TestMetrics(t *testing.T) {
 		`redis_gateway_http_requests_total{method="GET",route="/cache/{key}",status="404"} 1`,
 		`redis_gateway_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
 		`redis_gateway_http_request_duration_seconds_count{method="PUT",route="/cache/{key}"} 1`,
-		`redis_gateway_redis_pool_connections `,
-		`redis_gateway_redis_pool_hits_total `,
+		`redis_gateway_redis_pool_connections{pool="main"} `,
+		`redis_gateway_redis_pool_hits_total{pool="main"} `,
+		// Near-cache hits take tens of microseconds: the buckets resolve them.
+		`redis_gateway_http_request_duration_seconds_bucket{method="GET",route="/cache/{key}",le="5e-05"} `,
+		// Requests per token name, the names bounded by the tokens in force.
+		`redis_gateway_token_requests_total{token="GATEWAY_TOKENS#1"} 5`,
+		`redis_gateway_token_requests_total{token="GATEWAY_TOKENS#2"} 0`,
+		`redis_gateway_subscribers 0`,
+		`redis_gateway_subscribers_max 1000`,
+		// At zero before the first event, so rate() and alerts see a 0.
+		`redis_gateway_auth_denials_total{scope="token",token=""} 0`,
+		`redis_gateway_redis_up 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -60,7 +60,11 @@ func newStreams(cfg Config) *streams {
 			Namespace: "redis_gateway",
 			Name:      "subscribers",
 			Help:      "Open event streams (GET /subscribe, POST /redis/subscribe, POST /redis/psubscribe), each on its own Redis connection.",
-		}, func() float64 { return float64(len(st.slots)) }))
+		}, func() float64 { return float64(len(st.slots)) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "redis_gateway",
+			Name:      "subscribers_max",
+			Help:      "MAX_SUBSCRIBERS: the most open event streams; past it, new ones are answered 503.",
+		}, func() float64 { return float64(cap(st.slots)) }))
 	}
 	return st
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/middleware"
@@ -32,6 +33,9 @@ type Config struct {
 	Store    Store
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
+	// TracerProvider, when set, gives every request a span; nil = tracing
+	// off, and the access log still carries an incoming traceparent's id.
+	TracerProvider trace.TracerProvider
 
 	// TokenSet returns the tokens admitted on data routes, with their
 	// scopes; it is asked for every request, so a reloaded set applies at
@@ -60,7 +64,11 @@ type Config struct {
 	RateLimitFailOpen bool
 
 	Draining func() bool // true once shutdown has begun
-	OpenAPI  []byte      // the contract, served at /openapi.yaml
+	// ReadyWithoutRedis keeps /readyz at 200 while Redis is unreachable
+	// (READINESS=process): the gateway stays in its load balancer and
+	// answers 503 with Retry-After itself.
+	ReadyWithoutRedis bool
+	OpenAPI           []byte // the contract, served at /openapi.yaml
 
 	// MaxSubscribers caps open event streams, each holding a Redis
 	// connection; past it, 503. 0 means 1000.
@@ -81,6 +89,7 @@ func New(cfg Config) http.Handler {
 	r := chi.NewRouter()
 	r.Use(
 		escapedPath,
+		middleware.Trace(cfg.TracerProvider),
 		middleware.RequestID,
 		middleware.AccessLog(cfg.Logger),
 		middleware.Metrics(cfg.Registry),
@@ -101,7 +110,7 @@ func New(cfg Config) http.Handler {
 
 	r.Get("/healthz", handleLive().ServeHTTP)
 	r.Get("/livez", handleLive().ServeHTTP)
-	r.Get("/readyz", handleReady(cfg.Store, draining).ServeHTTP)
+	r.Get("/readyz", handleReady(cfg.Store, draining, cfg.ReadyWithoutRedis).ServeHTTP)
 	r.Get("/openapi.yaml", handleOpenAPI(cfg.OpenAPI).ServeHTTP)
 
 	rl := rateLimiting{store: cfg.Store, maxTTL: cfg.TTLs.Max, failOpen: cfg.RateLimitFailOpen,

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -34,13 +35,15 @@ func Unauthorized(write func(w http.ResponseWriter, r *http.Request, msg string)
 	return func(c *authConfig) { c.unauthorized = write }
 }
 
-// Auth admits requests by bearer token, and counts the requests turned away:
-// by authentication (401) and by a token's scopes (403).
+// Auth admits requests by bearer token, and counts the requests admitted, by
+// token name, and those turned away: by authentication (401) and by a
+// token's scopes (403).
 type Auth struct {
-	denials *prometheus.CounterVec
+	denials  *prometheus.CounterVec
+	requests *prometheus.CounterVec
 }
 
-// NewAuth registers the denial counter with reg.
+// NewAuth registers the counters with reg.
 func NewAuth(reg prometheus.Registerer) *Auth {
 	denials := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "redis_gateway",
@@ -48,8 +51,22 @@ func NewAuth(reg prometheus.Registerer) *Auth {
 		Help: "Requests refused: by authentication (scope \"token\", token \"\"), or by the scope of the named token " +
 			"(routes, access, keys, channels, commands).",
 	}, []string{"token", "scope"})
-	reg.MustRegister(denials)
-	return &Auth{denials: denials}
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "redis_gateway",
+		Name:      "token_requests_total",
+		Help:      "Requests admitted, by the name of their token (names come from GATEWAY_TOKENS_FILE, GATEWAY_TOKENS#n, METRICS_TOKEN).",
+	}, []string{"token"})
+	reg.MustRegister(denials, requests)
+	denials.WithLabelValues("", "token") // at zero from the start, so rate() sees the first 401
+	return &Auth{denials: denials, requests: requests}
+}
+
+// zeroNames makes a series, at zero, for each token of set: a token that has
+// not been used yet still shows, and rate() sees its first request.
+func (a *Auth) zeroNames(set *access.Set) {
+	for _, name := range set.Names() {
+		a.requests.WithLabelValues(name)
+	}
 }
 
 // Bearer admits requests whose Authorization header carries a token of the
@@ -71,6 +88,7 @@ func (a *Auth) Bearer(tokens func() *access.Set, opts ...AuthOption) func(http.H
 		w.Header().Set("WWW-Authenticate", challenge)
 		cfg.unauthorized(w, r, msg)
 	}
+	var seen atomic.Pointer[access.Set] // the last set whose names have a series
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			presented, ok := bearer(r.Header.Get("Authorization"))
@@ -86,11 +104,16 @@ func (a *Auth) Bearer(tokens func() *access.Set, opts ...AuthOption) func(http.H
 				refuse(w, r, `Bearer realm="redis-gateway"`, "missing bearer token")
 				return
 			}
-			tok := tokens().Lookup(presented)
+			set := tokens()
+			if old := seen.Load(); old != set && seen.CompareAndSwap(old, set) {
+				a.zeroNames(set)
+			}
+			tok := set.Lookup(presented)
 			if tok == nil {
 				refuse(w, r, `Bearer realm="redis-gateway", error="invalid_token"`, "invalid bearer token")
 				return
 			}
+			a.requests.WithLabelValues(tok.Name).Inc()
 			NoteToken(r.Context(), tok.Name)
 			next.ServeHTTP(w, r.WithContext(access.NewContext(r.Context(), tok)))
 			var denied *access.Denied

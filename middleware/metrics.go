@@ -21,7 +21,7 @@ func Metrics(reg prometheus.Registerer) func(http.Handler) http.Handler {
 		Namespace: "redis_gateway",
 		Name:      "http_request_duration_seconds",
 		Help:      "Time to answer HTTP requests, by method and route pattern.",
-		Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		Buckets:   []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"method", "route"})
 	inFlight := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "redis_gateway",

@@ -11,6 +11,7 @@ import (
 	chimw "github.com/go-chi/chi/v5/middleware"
 
 	"github.com/redis-gateway/redis-gateway/internal/echo"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RequestIDHeader carries the request id in both directions.
@@ -93,8 +94,8 @@ func notedError(ctx context.Context) error {
 }
 
 // AccessLog writes one line per request: method, route pattern, status,
-// bytes, duration, request id, the token's name and the error noted by the
-// handler, if any. It never logs headers or bodies, so secrets and data stay
+// bytes, duration, request id, the trace id (see Trace), the token's name and
+// the error noted by the handler, if any. It never logs headers or bodies, so secrets and data stay
 // out of the logs.
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
@@ -131,6 +132,9 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				slog.Int("bytes", ww.BytesWritten()),
 				slog.Duration("duration", time.Since(start)),
 				slog.String("request_id", req.id),
+			}
+			if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
+				attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 			}
 			if req.token != "" {
 				attrs = append(attrs, slog.String("token", req.token))

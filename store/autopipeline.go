@@ -27,7 +27,7 @@ func (s *Store) enableAutoPipeline(base redis.Options) error {
 		_ = c.Close()
 		return fmt.Errorf("auto-pipelining: %w", err)
 	}
-	s.ap = ap
+	s.ap, s.apClient = ap, c
 	s.closers = append([]func() error{ap.Close, c.Close}, s.closers...)
 	return nil
 }
@@ -72,13 +72,17 @@ func runCmd[C redis.Cmder](ctx context.Context, s *Store, m mode, newCmd func(co
 	}
 	for attempt := 0; ; attempt++ {
 		cmd := newCmd(ctx, args...)
+		start, span := time.Now(), s.spans.start(ctx, cmd.FullName())
 		// once: go-redis must not send a batch again; retries are decided
 		// here, command by command.
 		if err := s.ap.Submit(ctx, once{cmd}).WaitContext(ctx); err != nil && ctx.Err() != nil {
 			cmd = newCmd(ctx, args...)
 			cmd.SetErr(ctx.Err())
+			s.spans.end(span, cmd)
 			return cmd
 		}
+		s.spans.end(span, cmd)
+		s.errs.observe(start, cmd)
 		s.errs.count(cmd)
 		if !s.retry(ctx, m, attempt, cmd.Err()) {
 			return cmd
@@ -101,13 +105,22 @@ func (s *Store) runPair(ctx context.Context, newA, newB func(context.Context) re
 	}
 	for attempt := 0; ; attempt++ {
 		a, b := newA(ctx), newB(ctx)
+		start := time.Now()
+		spanA, spanB := s.spans.start(ctx, a.FullName()), s.spans.start(ctx, b.FullName())
 		fa, fb := s.ap.Submit(ctx, once{a}), s.ap.Submit(ctx, once{b})
 		if fa.WaitContext(ctx) != nil && ctx.Err() != nil {
+			s.spans.fail(spanA, ctx.Err())
+			s.spans.fail(spanB, ctx.Err())
 			return nil, nil, ctx.Err()
 		}
 		if fb.WaitContext(ctx) != nil && ctx.Err() != nil {
+			s.spans.end(spanA, a)
+			s.spans.fail(spanB, ctx.Err())
 			return nil, nil, ctx.Err()
 		}
+		s.spans.end(spanA, a)
+		s.spans.end(spanB, b)
+		s.errs.observe(start, a, b)
 		s.errs.count(a, b)
 		err := a.Err()
 		if err == nil || errors.Is(err, redis.Nil) {

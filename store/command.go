@@ -564,7 +564,7 @@ func (s *Store) registerCommandMetrics(reg prometheus.Registerer, cmdErrors *pro
 	if err := reg.Register(s.commands); err != nil {
 		return err
 	}
-	if err := reg.Register(newPoolCollector("redis_gateway_command_api", s.cmd)); err != nil {
+	if err := reg.Register(newPoolCollector("command_api", s.cmd)); err != nil {
 		return err
 	}
 	s.cmd.AddHook(errorHook{errors: cmdErrors})

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -10,17 +11,23 @@ import (
 	"github.com/redis-gateway/redis-gateway/internal/commandapi"
 )
 
-// poolCollector exports the connection pool's own counters at scrape time, so
-// the hot path pays nothing for them.
+// latencyBuckets resolve a round trip on one machine (tens of microseconds)
+// as well as a command that waits out its timeout.
+var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+
+// poolCollector exports a connection pool's own counters at scrape time, so
+// the hot path pays nothing for them. Every pool of the gateway shares the
+// redis_gateway_redis_pool_* families, told apart by their pool label.
 type poolCollector struct {
 	client redis.UniversalClient
 
 	hits, misses, timeouts, total, idle, stale *prometheus.Desc
 }
 
-func newPoolCollector(namespace string, client redis.UniversalClient) *poolCollector {
-	desc := func(name, help string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "redis_pool", name), help, nil, nil)
+// newPoolCollector exports client's pool with the label pool=name.
+func newPoolCollector(name string, client redis.UniversalClient) *poolCollector {
+	desc := func(metric, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName("redis_gateway", "redis_pool", metric), help, nil, prometheus.Labels{"pool": name})
 	}
 	return &poolCollector{
 		client:   client,
@@ -47,8 +54,63 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.stale, prometheus.CounterValue, float64(s.StaleConns))
 }
 
+// upCollector asks Redis at scrape time whether it answers: the gauge an
+// alert on an unreachable Redis needs, at one PING per scrape.
+type upCollector struct {
+	ping    func(context.Context) error
+	timeout time.Duration
+	up      *prometheus.Desc
+}
+
+func newUpCollector(ping func(context.Context) error, timeout time.Duration) *upCollector {
+	return &upCollector{ping: ping, timeout: timeout, up: prometheus.NewDesc("redis_gateway_redis_up",
+		"1 when Redis answered PING at scrape time (on a cluster: some primary did), else 0.", nil, nil)}
+}
+
+func (c *upCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.up }
+
+func (c *upCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	up := 0.0
+	if c.ping(ctx) == nil {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)
+}
+
+// latencyHook observes how long each command took, by command name (through
+// commandapi.Label, so clients of the command API cannot grow the series). The
+// commands of a pipeline share its round trip.
+type latencyHook struct {
+	seconds *prometheus.HistogramVec
+}
+
+func (h latencyHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h latencyHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmd)
+		h.seconds.WithLabelValues(commandapi.Label(cmd.Name())).Observe(time.Since(start).Seconds())
+		return err
+	}
+}
+
+func (h latencyHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmds)
+		d := time.Since(start).Seconds()
+		for _, cmd := range cmds {
+			h.seconds.WithLabelValues(commandapi.Label(cmd.Name())).Observe(d)
+		}
+		return err
+	}
+}
+
 // errorHook counts commands that failed for a reason other than a missing key.
-// Command names go through commandLabel: clients of the command API choose
+// Command names go through commandapi.Label: clients of the command API choose
 // them, and must not grow the number of series.
 type errorHook struct {
 	errors *prometheus.CounterVec
@@ -93,7 +155,20 @@ func countable(err error) bool {
 // gateway's CPU under load. Dials are counted by the dialer, as for every
 // client.
 type batchErrors struct {
-	vec *prometheus.CounterVec // nil = no metrics
+	vec     *prometheus.CounterVec   // nil = no metrics
+	latency *prometheus.HistogramVec // nil = no metrics
+}
+
+// observe records the latency of commands that completed, batched since
+// start: the time a request waited for them, queueing included.
+func (c batchErrors) observe(start time.Time, cmds ...redis.Cmder) {
+	if c.latency == nil {
+		return
+	}
+	d := time.Since(start).Seconds()
+	for _, cmd := range cmds {
+		c.latency.WithLabelValues(commandapi.Label(cmd.Name())).Observe(d)
+	}
 }
 
 // count looks at commands that have completed.

@@ -113,6 +113,9 @@ func newNearCache(opts NearCacheOptions) *nearCache {
 				"redis (Redis reported a change), reset (the invalidation stream was interrupted).",
 		}, []string{"reason"}),
 	}
+	for _, reason := range []string{"write", "redis", "reset"} {
+		c.metrics.invalidations.WithLabelValues(reason) // at zero from the start
+	}
 	return c
 }
 

@@ -17,6 +17,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options configure a Store. Zero values take go-redis defaults unless noted.
@@ -62,6 +64,9 @@ type Options struct {
 
 	Logger   *slog.Logger
 	Registry prometheus.Registerer // nil = no metrics
+	// TracerProvider, when set, gives every Redis command a client span,
+	// a child of the request's. nil = no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Store runs the gateway's operations against one Redis deployment.
@@ -81,9 +86,11 @@ type Store struct {
 	minBackoff, maxBackoff time.Duration
 	durable                durability
 
-	ap   *redis.AutoPipeliner // nil when auto-pipelining is off (autopipeline.go)
-	near *nearCache           // nil when the near-cache is off (nearcache.go)
-	errs batchErrors          // counts the failures of batched commands
+	ap       *redis.AutoPipeliner // nil when auto-pipelining is off (autopipeline.go)
+	apClient *redis.Client        // the auto-pipeliner's own client
+	near     *nearCache           // nil when the near-cache is off (nearcache.go)
+	errs     batchErrors          // counts the failures of batched commands
+	spans    batchSpans           // traces batched commands
 
 	updating keyedMutex             // sessions being patched by this process
 	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
@@ -149,13 +156,21 @@ func New(opts Options) (*Store, error) {
 	}
 
 	var cmdErrors *prometheus.CounterVec
+	var cmdLatency *prometheus.HistogramVec
 	if opts.Registry != nil {
 		cmdErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "redis_gateway",
 			Name:      "redis_command_errors_total",
 			Help:      "Redis commands that failed, by command (a missing key is not a failure).",
 		}, []string{"command"})
-		if err := opts.Registry.Register(cmdErrors); err != nil {
+		cmdLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "redis_gateway",
+			Name:      "redis_command_duration_seconds",
+			Help:      "Time from sending a Redis command to its reply, by command (names outside the Redis command set are \"other\"); batched commands include their wait for the batch.",
+			Buckets:   latencyBuckets,
+		}, []string{"command"})
+		cmdErrors.WithLabelValues("dial") // at zero from the start, so rate() sees the first failure
+		if err := registerAll(opts.Registry, cmdErrors, cmdLatency); err != nil {
 			return nil, fmt.Errorf("register redis metrics: %w", err)
 		}
 	}
@@ -224,15 +239,24 @@ func New(opts Options) (*Store, error) {
 	s.closers = append([]func() error{s.rdb.Close, s.cmd.Close}, s.closers...)
 
 	if opts.Registry != nil {
-		if err := opts.Registry.Register(newPoolCollector("redis_gateway", s.rdb)); err != nil {
+		if err := registerAll(opts.Registry, newPoolCollector("main", s.rdb), newUpCollector(s.Ping, upTimeout)); err != nil {
 			return nil, fmt.Errorf("register redis metrics: %w", err)
 		}
 		s.rdb.AddHook(errorHook{errors: cmdErrors})
+		s.rdb.AddHook(latencyHook{seconds: cmdLatency})
 		if err := s.registerCommandMetrics(opts.Registry, cmdErrors); err != nil {
 			return nil, fmt.Errorf("register redis metrics: %w", err)
 		}
+		s.cmd.AddHook(latencyHook{seconds: cmdLatency})
 	}
-	s.errs = batchErrors{vec: cmdErrors}
+	s.errs = batchErrors{vec: cmdErrors, latency: cmdLatency}
+	if opts.TracerProvider != nil {
+		if err := instrumentTracing(opts.TracerProvider, s.rdb, s.cmd); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.spans = newBatchSpans(opts.TracerProvider)
+	}
 	if len(opts.ClusterNodes) > 0 {
 		if !opts.NoAutoPipeline || opts.NearCache != nil {
 			logger.Info("auto-pipelining and the near-cache serve a single Redis server; on a cluster they are off")
@@ -244,6 +268,12 @@ func New(opts Options) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
+		if opts.Registry != nil {
+			if err := opts.Registry.Register(newPoolCollector("autopipeline", s.apClient)); err != nil {
+				s.Close()
+				return nil, fmt.Errorf("register redis metrics: %w", err)
+			}
+		}
 	}
 	if opts.NearCache != nil {
 		if err := s.enableNearCache(&base, embedded, *opts.NearCache, logger, opts.Registry); err != nil {
@@ -252,6 +282,19 @@ func New(opts Options) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// upTimeout bounds the PING behind redis_gateway_redis_up, so a Redis that
+// does not answer cannot hold a scrape.
+const upTimeout = time.Second
+
+func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // configure applies the settings both kinds of client share to ro.
@@ -298,6 +341,9 @@ func configure(ro *redis.Options, opts Options, d *dialer) error {
 	// seconds to become a 503.
 	ro.DialerRetries = 1
 	ro.DisableIdentity = true // no CLIENT SETINFO: ElastiCache and older servers reject it
+	// No CLIENT MAINT_NOTIFICATIONS either: Redis before 8 answers it with an
+	// error on every new connection, which counted as a failed command.
+	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	// Every write is a pipeline (see write.go): one pool for all commands, so
 	// REDIS_POOL_SIZE and REDIS_MIN_IDLE_CONNS cover them all.
 	ro.PipelinePoolSize = -1
@@ -331,6 +377,7 @@ func clusterOptions(nodes []string, ro *redis.Options) *redis.ClusterOptions {
 		MinIdleConns:               ro.MinIdleConns,
 		ConnMaxIdleTime:            ro.ConnMaxIdleTime,
 		DisableIdentity:            ro.DisableIdentity,
+		MaintNotificationsConfig:   ro.MaintNotificationsConfig,
 		PipelinePoolSize:           ro.PipelinePoolSize,
 	}
 }
