@@ -212,3 +212,34 @@ func TestHubCloseWakesWaiters(t *testing.T) {
 		t.Error("a watch on a closed store is not ready at once")
 	}
 }
+
+// An acquisition whose reply is lost may have taken the lock under a token
+// nobody will ever see; the store gives it back rather than leave the lock
+// stuck for its whole lease.
+func TestAcquireLockWithLostReplyLeavesNoHolder(t *testing.T) {
+	srv := redistest.Start(t)
+	if err := scriptLockAcquire.Load(t.Context(), srv.Client()).Err(); err != nil {
+		t.Fatalf("SCRIPT LOAD: %v", err)
+	}
+	for _, batched := range []bool{false, true} {
+		t.Run(fmt.Sprintf("autopipeline=%v", batched), func(t *testing.T) {
+			ctx := t.Context()
+			name := fmt.Sprint("cut", batched)
+			f := redistest.Forward(t, srv.Addr())
+			s := newTestStore(t, Options{URL: "redis://" + f.Addr(), NoAutoPipeline: !batched})
+			if err := s.Ping(ctx); err != nil { // connections in the pools
+				t.Fatalf("Ping: %v", err)
+			}
+			f.CutNextReply()
+			if _, err := s.AcquireLock(ctx, name, time.Minute); err == nil {
+				t.Fatal("AcquireLock with its reply cut succeeded, want an error")
+			}
+			if n := srv.Client().Get(ctx, "lock:{"+name+"}:fence").Val(); n != "1" {
+				t.Fatalf("fence = %q, want 1: the acquisition did not run, the test shows nothing", n)
+			}
+			if n := srv.Client().Exists(ctx, "lock:{"+name+"}").Val(); n != 0 {
+				t.Errorf("the lock exists after an acquisition whose reply was lost: nobody can release it")
+			}
+		})
+	}
+}

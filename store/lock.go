@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Lease is a lock held by the bearer of its token.
@@ -27,6 +30,16 @@ func (e *LockHeldError) Error() string {
 
 func (e *LockHeldError) Is(target error) bool { return target == ErrLockHeld }
 
+// giveBackTimeout bounds the release of an acquisition whose reply was lost.
+const giveBackTimeout = 2 * time.Second
+
+// outcomeUnknown reports whether a command that failed with err may still
+// have run: no reply came, and nothing shows it was never sent.
+func outcomeUnknown(err error) bool {
+	var reply redis.Error
+	return err != nil && !errors.As(err, &reply) && !notRun(err)
+}
+
 // AcquireLock takes the lock name for ttl under a fresh token, or answers
 // *LockHeldError when another token holds it.
 func (s *Store) AcquireLock(ctx context.Context, name string, ttl time.Duration) (Lease, error) {
@@ -36,6 +49,13 @@ func (s *Store) AcquireLock(ctx context.Context, name string, ttl time.Duration)
 	// by this very token.
 	cmd, err := s.runScript(ctx, scriptLockAcquire, []string{k.lock(name, ""), k.lock(name, ":fence")}, token, ttl.Milliseconds())
 	if err != nil {
+		if outcomeUnknown(err) {
+			// The script may have taken the lock under a token nobody will
+			// see: give it back rather than leave it stuck for its lease.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveBackTimeout)
+			_ = s.ReleaseLock(rctx, name, token)
+			cancel()
+		}
 		return Lease{}, classify("acquire lock", err)
 	}
 	res, err := cmd.Int64Slice()
