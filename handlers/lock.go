@@ -118,7 +118,7 @@ func handleLockAcquire(s lockStore, ttls TTLs, lw *lockWaits) http.Handler {
 		if fair, ok, err := single(q, "fair"); err != nil {
 			return err
 		} else if ok && fair != "false" {
-			return badRequest("fair=true is not offered: waiters are woken together, not served in arrival order (see docs/locks.md, Fairness)")
+			return badRequest("fair=true is not offered: waiters are served in arrival order on one gateway, not across replicas (see docs/locks.md, Fairness)")
 		}
 		// net/http notices a client going away only once the body has been
 		// read to its end; a waiter must notice.
@@ -177,6 +177,21 @@ func (lw *lockWaits) acquire(ctx context.Context, s lockStore, name string, ttl,
 			lease, err = store.Lease{}, gone
 		}
 	}()
+	// A waiter listens before its first attempt: when others already wait
+	// for the lock, the subscription is in force and no release can slip
+	// between the attempt and the listening.
+	var watch *store.Watch
+	var ready <-chan struct{}
+	if wait > 0 {
+		watch = s.WatchLock(name)
+		defer watch.Close()
+		select {
+		case <-watch.Ready():
+		default:
+			// Not yet: once it is, look again.
+			ready = watch.Ready()
+		}
+	}
 	lease, err = attempt()
 	var held *store.LockHeldError
 	if wait <= 0 || !errors.As(err, &held) {
@@ -190,11 +205,6 @@ func (lw *lockWaits) acquire(ctx context.Context, s lockStore, name string, ttl,
 			Message: "too many requests are waiting for locks (LOCK_MAX_WAITERS); retry later"}
 	}
 	until := time.Now().Add(wait)
-	watch := s.WatchLock(name)
-	defer watch.Close()
-	// The lock may have been released between the first attempt and the
-	// watch: once the subscription is in force, look again.
-	ready := watch.Ready()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"container/list"
 	"context"
 	"sync"
 
@@ -17,8 +18,16 @@ import (
 // connection breaks, notifications sent meanwhile are lost; go-redis
 // reconnects and subscribes again, and every listener of a channel that is
 // subscribed anew is woken, so waiters re-check rather than sleep through a
-// release they missed. The payload reaches the listeners' callbacks, so that
-// event streams can later be served from the same connection.
+// release they missed.
+//
+// A listener is woken by every notification (broadcast), or takes its turn
+// (handoff): a notification wakes only the first such listener not already
+// woken, in the order they came, since only one of them can take what was
+// released, and waking them all would send them all to Redis. A handoff
+// listener that leaves with a wake-up it did not use passes it on.
+//
+// Event streams could be served from the same connection: a third kind of
+// listener, handed each message's payload rather than woken.
 type hub struct {
 	rdb redis.UniversalClient
 
@@ -45,7 +54,7 @@ type op struct {
 
 // topic is one subscribed channel and its listeners.
 type topic struct {
-	listeners map[*Watch]struct{}
+	listeners list.List     // of *Watch, in the order they came
 	ready     chan struct{} // closed once Redis confirmed the subscription
 	isReady   bool
 }
@@ -61,7 +70,9 @@ func newHub(rdb redis.UniversalClient) *hub {
 type Watch struct {
 	h       *hub
 	channel string
+	handoff bool // woken in turn, not by every notification
 	t       *topic
+	elem    *list.Element // in t.listeners
 	c       chan struct{} // capacity 1: a pending wake-up
 	once    sync.Once
 }
@@ -69,14 +80,14 @@ type Watch struct {
 // watch starts listening on channel. It does not wait for Redis: Ready says
 // when the subscription is in force, and until then a notification can be
 // missed, so a waiter looks at the state again once it is.
-func (h *hub) watch(channel string) *Watch {
+func (h *hub) watch(channel string, handoff bool) *Watch {
 	h.start.Do(h.run)
-	w := &Watch{h: h, channel: channel, c: make(chan struct{}, 1)}
+	w := &Watch{h: h, channel: channel, handoff: handoff, c: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	t := h.topics[channel]
 	if t == nil {
-		t = &topic{listeners: make(map[*Watch]struct{}), ready: make(chan struct{})}
+		t = &topic{ready: make(chan struct{})}
 		h.topics[channel] = t
 		if h.closed {
 			t.markReady()
@@ -85,8 +96,7 @@ func (h *hub) watch(channel string) *Watch {
 			h.queue(op{subscribe: true, channel: channel})
 		}
 	}
-	t.listeners[w] = struct{}{}
-	w.t = t
+	w.t, w.elem = t, t.listeners.PushBack(w)
 	return w
 }
 
@@ -158,7 +168,7 @@ func (h *hub) deliver(channel string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if t := h.topics[channel]; t != nil {
-		t.wake()
+		t.notify()
 	}
 }
 
@@ -193,9 +203,34 @@ func (t *topic) markReady() {
 	}
 }
 
+// notify wakes the broadcast listeners and the next handoff listener.
+func (t *topic) notify() {
+	handedOff := false
+	for e := t.listeners.Front(); e != nil; e = e.Next() {
+		w := e.Value.(*Watch)
+		if !w.handoff {
+			w.notify()
+		} else if !handedOff && len(w.c) == 0 {
+			w.notify()
+			handedOff = true
+		}
+	}
+}
+
+// handOff wakes the first handoff listener not already woken.
+func (t *topic) handOff() {
+	for e := t.listeners.Front(); e != nil; e = e.Next() {
+		if w := e.Value.(*Watch); w.handoff && len(w.c) == 0 {
+			w.notify()
+			return
+		}
+	}
+}
+
+// wake wakes every listener.
 func (t *topic) wake() {
-	for w := range t.listeners {
-		w.notify()
+	for e := t.listeners.Front(); e != nil; e = e.Next() {
+		e.Value.(*Watch).notify()
 	}
 }
 
@@ -246,14 +281,18 @@ func (w *Watch) Wait(ctx context.Context) error {
 }
 
 // Close stops listening; the channel is unsubscribed when its last listener
-// leaves.
+// leaves. A handoff listener's unused wake-up goes to the next in turn.
 func (w *Watch) Close() {
 	w.once.Do(func() {
 		h := w.h
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		delete(w.t.listeners, w)
-		if len(w.t.listeners) > 0 || h.topics[w.channel] != w.t {
+		w.t.listeners.Remove(w.elem)
+		if w.handoff && len(w.c) > 0 {
+			<-w.c
+			w.t.handOff()
+		}
+		if w.t.listeners.Len() > 0 || h.topics[w.channel] != w.t {
 			return
 		}
 		delete(h.topics, w.channel)

@@ -59,7 +59,7 @@ func TestHubReleaseWakesWaitersOnOneConnection(t *testing.T) {
 	watches := make([][]*Watch, names)
 	for i := range watches {
 		for range perName {
-			w := s.WatchLock(fmt.Sprint("job", i))
+			w := s.hub.watch(s.keys.lockReleased(fmt.Sprint("job", i)), false) // broadcast
 			defer w.Close()
 			watches[i] = append(watches[i], w)
 		}
@@ -241,5 +241,64 @@ func TestAcquireLockWithLostReplyLeavesNoHolder(t *testing.T) {
 				t.Errorf("the lock exists after an acquisition whose reply was lost: nobody can release it")
 			}
 		})
+	}
+}
+
+// A release wakes one handoff waiter, the first to come; one that leaves
+// with its wake-up unused passes it to the next.
+func TestHubHandoffWakesOneInTurn(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newTestStore(t, Options{URL: srv.URL()})
+	ctx := t.Context()
+	ws := []*Watch{s.WatchLock("q"), s.WatchLock("q"), s.WatchLock("q")}
+	for _, w := range ws {
+		defer w.Close()
+		ready(t, w)
+	}
+	release := func() {
+		t.Helper()
+		lease, err := s.AcquireLock(ctx, "q", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReleaseLock(ctx, "q", lease.Token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A broadcast listener on the same channel sees every release, as a
+	// marker that a release has been delivered to all.
+	marker := s.hub.watch(s.keys.lockReleased("q"), false)
+	defer marker.Close()
+	ready(t, marker)
+	delivered := func() {
+		t.Helper()
+		if !woken(marker, 10*time.Second) {
+			t.Fatal("release not delivered within 10s")
+		}
+	}
+	pending := func() []bool {
+		var p []bool
+		for _, w := range ws {
+			p = append(p, len(w.C()) > 0)
+		}
+		return p
+	}
+
+	release()
+	delivered()
+	if got, want := fmt.Sprint(pending()), "[true false false]"; got != want {
+		t.Fatalf("woken after one release: %s, want %s (the first waiter only)", got, want)
+	}
+	// A second release, while the first waiter has not yet looked, goes to
+	// the second: two releases, two chances.
+	release()
+	delivered()
+	if got, want := fmt.Sprint(pending()), "[true true false]"; got != want {
+		t.Fatalf("woken after two releases: %s, want %s", got, want)
+	}
+	// The first leaves without using its wake-up: the third gets it.
+	ws[0].Close()
+	if got, want := fmt.Sprint(pending()[1:]), "[true true]"; got != want {
+		t.Fatalf("woken after the first left: %s, want %s", got, want)
 	}
 }

@@ -123,9 +123,11 @@ func (s *Store) LockTTL(ctx context.Context, name string) (time.Duration, error)
 }
 
 // WatchLock listens for the releases of the lock name, on this gateway's one
-// subscriber connection: a waiter holds no connection of its own. Close the
-// watch when done. Expiry is not announced; a waiter sleeps no longer than
-// the holder's remaining lease.
+// subscriber connection: a waiter holds no connection of its own. A release
+// wakes one waiter of this gateway, in the order they came (a handoff watch,
+// see hub); one that loses the race to a waiter of another gateway is next
+// again. Close the watch when done. Expiry is not announced; a waiter sleeps
+// no longer than the holder's remaining lease.
 func (s *Store) WatchLock(name string) *Watch {
-	return s.hub.watch(s.keys.lockReleased(name))
+	return s.hub.watch(s.keys.lockReleased(name), true)
 }
