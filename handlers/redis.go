@@ -21,6 +21,7 @@ import (
 // commandStore is what the Upstash-compatible command API needs from Redis.
 type commandStore interface {
 	commandDescriber
+	syncTokenStore
 	Command(ctx context.Context, args []string) (store.Reply, error)
 	Pipeline(ctx context.Context, cmds [][]string) ([]store.Result, error)
 	Transaction(ctx context.Context, cmds [][]string) ([]store.Result, error)
@@ -95,6 +96,7 @@ func runCommand(w http.ResponseWriter, r *http.Request, s commandStore, f replyF
 	if err != nil {
 		return err
 	}
+	syncAfterCommand(ctx, w, s, args)
 	writeReply(w, f, reply)
 	return nil
 }
@@ -127,6 +129,7 @@ func handleBatch(s commandStore, exec func(commandStore, context.Context, [][]st
 		if err != nil {
 			return err
 		}
+		syncAfterBatch(w, s)
 		writeResults(w, f, results)
 		return nil
 	})

@@ -84,6 +84,7 @@ type Store struct {
 
 	updating keyedMutex             // sessions being patched by this process
 	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
+	sync     syncClock              // read-your-writes tokens (synctoken.go)
 	readOnly readOnlyCommands       // which command API commands may be retried
 }
 
