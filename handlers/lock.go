@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"net/http"
@@ -21,7 +22,9 @@ type lockStore interface {
 	RefreshLock(ctx context.Context, name, token string, ttl time.Duration) (store.Lease, error)
 	ReleaseLock(ctx context.Context, name, token string) error
 	LockTTL(ctx context.Context, name string) (time.Duration, error)
-	WatchLock(name string) *store.Watch
+	AcquireLockFair(ctx context.Context, name string, ttl time.Duration, ticket string, ticketTTL time.Duration) (store.Lease, error)
+	LeaveLockQueue(ctx context.Context, name, ticket string) error
+	WatchLock(name string, fair bool) *store.Watch
 }
 
 // defaultLockTTL is the lease of a lock acquired without ttl or ttl_ms.
@@ -115,17 +118,16 @@ func handleLockAcquire(s lockStore, ttls TTLs, lw *lockWaits) http.Handler {
 		if err != nil {
 			return err
 		}
-		if fair, ok, err := single(q, "fair"); err != nil {
+		fair, err := boolParam(q, "fair", false)
+		if err != nil {
 			return err
-		} else if ok && fair != "false" {
-			return badRequest("fair=true is not offered: waiters are served in arrival order on one gateway, not across replicas (see docs/locks.md, Fairness)")
 		}
 		// net/http notices a client going away only once the body has been
 		// read to its end; a waiter must notice.
 		if _, err := io.Copy(io.Discard, r.Body); err != nil {
 			return err
 		}
-		lease, err := lw.acquire(r.Context(), s, name, ttl, wait)
+		lease, err := lw.acquire(r.Context(), s, name, ttl, wait, fair)
 		if err != nil {
 			return err
 		}
@@ -152,14 +154,32 @@ var errShuttingDown = &httpError{Status: http.StatusServiceUnavailable, Slug: "s
 // that leaves mid-attempt does not make the attempt's outcome unknown. An
 // acquisition that lands once the client has gone, or the gateway is
 // stopping, is released at once.
-func (lw *lockWaits) acquire(ctx context.Context, s lockStore, name string, ttl, wait time.Duration) (lease store.Lease, err error) {
+func (lw *lockWaits) acquire(ctx context.Context, s lockStore, name string, ttl, wait time.Duration, fair bool) (lease store.Lease, err error) {
+	// A fair waiter's ticket is kept alive by its attempts, which come at
+	// least every poll interval.
+	ticket, ticketTTL := "", 3*lw.poll
+	if fair {
+		ticket = rand.Text()
+	}
 	attempt := func() (store.Lease, error) {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lw.requestTimeout)
 		defer cancel()
+		if fair {
+			return s.AcquireLockFair(actx, name, ttl, ticket, ticketTTL)
+		}
 		return s.AcquireLock(actx, name, ttl)
+	}
+	detached := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), lw.requestTimeout)
 	}
 	defer func() {
 		if err != nil {
+			if fair {
+				// Give up the ticket, or the next in line waits for its lease.
+				lctx, cancel := detached()
+				defer cancel()
+				_ = s.LeaveLockQueue(lctx, name, ticket)
+			}
 			return
 		}
 		gone := ctx.Err()
@@ -171,7 +191,7 @@ func (lw *lockWaits) acquire(ctx context.Context, s lockStore, name string, ttl,
 			}
 		}
 		if gone != nil {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lw.requestTimeout)
+			rctx, cancel := detached()
 			defer cancel()
 			_ = s.ReleaseLock(rctx, name, lease.Token)
 			lease, err = store.Lease{}, gone
@@ -183,7 +203,7 @@ func (lw *lockWaits) acquire(ctx context.Context, s lockStore, name string, ttl,
 	var watch *store.Watch
 	var ready <-chan struct{}
 	if wait > 0 {
-		watch = s.WatchLock(name)
+		watch = s.WatchLock(name, fair)
 		defer watch.Close()
 		select {
 		case <-watch.Ready():

@@ -260,7 +260,6 @@ func TestLockBadInput(t *testing.T) {
 		{"wait exponent", request{method: "POST", path: "/lock/n?wait=1e-1"}},
 		{"wait two dots", request{method: "POST", path: "/lock/n?wait=0.1.2"}},
 		{"wait above LOCK_MAX_WAIT", request{method: "POST", path: "/lock/n?wait=2.5"}},
-		{"fair", request{method: "POST", path: "/lock/n?wait=1&fair=true"}},
 		{"fair not a boolean", request{method: "POST", path: "/lock/n?fair=yes"}},
 		{"refresh without token", request{method: "POST", path: "/lock/n/refresh"}},
 		{"release without token", request{method: "DELETE", path: "/lock/n"}},
@@ -485,4 +484,66 @@ func TestLockWaitersAreBounded(t *testing.T) {
 	if resp := <-done; resp.status != http.StatusCreated {
 		t.Errorf("the first waiter: %d %s, want 201 after the release", resp.status, resp.body)
 	}
+}
+
+// With fair=true, waiters on two gateways get the lock in the order they
+// asked for it; one that gives up leaves the queue.
+func TestLockFairAcrossGateways(t *testing.T) {
+	forEachServer(t, func(t *testing.T, b backend) {
+		gs := []*gateway{startGateway(t, b), startGateway(t, b)}
+		holder := decode[lockAcquired](t, "holder", gs[0].must(request{method: "POST", path: "/lock/f"}, http.StatusCreated).body)
+		queued := func(want int64) {
+			t.Helper()
+			deadline := time.Now().Add(10 * time.Second)
+			for b.rdb.ZCard(t.Context(), "lock:{f}:queue").Val() != want {
+				if time.Now().After(deadline) {
+					t.Fatalf("lock:{f}:queue has %d tickets after 10s, want %d", b.rdb.ZCard(t.Context(), "lock:{f}:queue").Val(), want)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		const waiters = 6
+		var (
+			mu     sync.Mutex
+			order  []int
+			fences []int64
+			wg     sync.WaitGroup
+		)
+		for i := range waiters {
+			g := gs[i%2]
+			wg.Go(func() {
+				resp, err := g.call(request{method: "POST", path: "/lock/f?fair=true&wait=30"})
+				if err != nil || resp.status != http.StatusCreated {
+					t.Errorf("waiter %d: %v %d %s, want 201", i, err, resp.status, resp.body)
+					return
+				}
+				var a lockAcquired
+				if err := json.Unmarshal([]byte(resp.body), &a); err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				order, fences = append(order, i), append(fences, a.Fence)
+				mu.Unlock()
+				if resp, err := g.call(request{method: "DELETE", path: "/lock/f", header: withToken(a.Token)}); err != nil || resp.status != http.StatusNoContent {
+					t.Errorf("waiter %d: DELETE: %v %d", i, err, resp.status)
+				}
+			})
+			queued(int64(i + 1))
+		}
+		// One that gives up takes its ticket out of the queue.
+		gs[1].must(request{method: "POST", path: "/lock/f?fair=true&wait=0.1"}, http.StatusConflict)
+		queued(waiters)
+
+		gs[0].must(request{method: "DELETE", path: "/lock/f", header: withToken(holder.Token)}, http.StatusNoContent)
+		wg.Wait()
+		if got, want := fmt.Sprint(order), "[0 1 2 3 4 5]"; got != want {
+			t.Errorf("fair waiters got the lock in the order %s, want %s (arrival)", got, want)
+		}
+		for i := 1; i < len(fences); i++ {
+			if fences[i] <= fences[i-1] {
+				t.Errorf("fences %v do not increase", fences)
+			}
+		}
+		queued(0)
+	})
 }

@@ -25,12 +25,15 @@ func TestLockHandoffAcrossGateways(t *testing.T) {
 		t.Skip("a contention run of a few seconds; not under -short")
 	}
 	// How long each holder works under the lock.
-	for _, hold := range []time.Duration{time.Millisecond, 20 * time.Millisecond} {
-		t.Run(fmt.Sprint("hold=", hold), func(t *testing.T) { testLockHandoff(t, hold) })
+	for _, tt := range []struct {
+		hold time.Duration
+		fair bool
+	}{{time.Millisecond, false}, {20 * time.Millisecond, false}, {time.Millisecond, true}} {
+		t.Run(fmt.Sprintf("hold=%v,fair=%v", tt.hold, tt.fair), func(t *testing.T) { testLockHandoff(t, tt.hold, tt.fair) })
 	}
 }
 
-func testLockHandoff(t *testing.T, hold time.Duration) {
+func testLockHandoff(t *testing.T, hold time.Duration, fair bool) {
 	b := serverBackend(t)
 	// A generous request timeout, so that the same test runs against a
 	// gateway whose waits were bounded by it.
@@ -54,7 +57,7 @@ func testLockHandoff(t *testing.T, hold time.Duration) {
 		g := gateways[c%len(gateways)]
 		wg.Go(func() {
 			for range rounds {
-				resp, err := g.call(request{method: "POST", path: "/lock/handoff?ttl=10&wait=20"})
+				resp, err := g.call(request{method: "POST", path: "/lock/handoff?ttl=10&wait=20&fair=" + strconv.FormatBool(fair)})
 				got := time.Now()
 				if err != nil || resp.status != http.StatusCreated {
 					t.Errorf("contender %d: POST /lock/handoff: %v %d %s, want 201", c, err, resp.status, resp.body)

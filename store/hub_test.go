@@ -110,7 +110,7 @@ func TestHubReleaseWakesWaitersOnOneConnection(t *testing.T) {
 func TestHubUnsubscribesWhenTheLastWaiterLeaves(t *testing.T) {
 	srv := redistest.Start(t)
 	s := newTestStore(t, Options{URL: srv.URL(), KeyPrefix: "app:"})
-	a, b := s.WatchLock("x"), s.WatchLock("x")
+	a, b := s.WatchLock("x", false), s.WatchLock("x", false)
 	ready(t, a)
 	channel := "app:lock:{x}:released"
 	numsub := func() int64 {
@@ -133,7 +133,7 @@ func TestHubUnsubscribesWhenTheLastWaiterLeaves(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Listening again subscribes again.
-	c := s.WatchLock("x")
+	c := s.WatchLock("x", false)
 	defer c.Close()
 	ready(t, c)
 	if n := numsub(); n != 1 {
@@ -147,7 +147,7 @@ func TestHubUnsubscribesWhenTheLastWaiterLeaves(t *testing.T) {
 func TestHubWakesEveryoneAfterAReconnection(t *testing.T) {
 	srv := redistest.Start(t)
 	s := newTestStore(t, Options{URL: srv.URL()})
-	w := s.WatchLock("x")
+	w := s.WatchLock("x", false)
 	defer w.Close()
 	ready(t, w)
 
@@ -184,7 +184,7 @@ func TestHubCloseWakesWaiters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := s.WatchLock("x")
+	w := s.WatchLock("x", false)
 	defer w.Close()
 	ready(t, w)
 	var wg sync.WaitGroup
@@ -204,7 +204,7 @@ func TestHubCloseWakesWaiters(t *testing.T) {
 		t.Errorf("Wait after Close = %v, want a wake-up (nil)", waitErr)
 	}
 	// Watching a closed store does not block, and subscribes nothing.
-	late := s.WatchLock("y")
+	late := s.WatchLock("y", false)
 	defer late.Close()
 	select {
 	case <-late.Ready():
@@ -250,7 +250,7 @@ func TestHubHandoffWakesOneInTurn(t *testing.T) {
 	srv := redistest.Start(t)
 	s := newTestStore(t, Options{URL: srv.URL()})
 	ctx := t.Context()
-	ws := []*Watch{s.WatchLock("q"), s.WatchLock("q"), s.WatchLock("q")}
+	ws := []*Watch{s.WatchLock("q", false), s.WatchLock("q", false), s.WatchLock("q", false)}
 	for _, w := range ws {
 		defer w.Close()
 		ready(t, w)

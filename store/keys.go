@@ -28,8 +28,9 @@ func (k keys) rateLimit(key, suffix string) string {
 	return k.prefix + spaceRateLimit + hashTag(key) + suffix
 }
 
-// lock names a lock's keys: the lock itself ("") and its fence counter
-// (":fence"), on one hash tag so one script can touch both.
+// lock names a lock's keys: the lock itself (""), its fence counter
+// (":fence"), and the queue of fair waiters (":queue", ":tickets"), on one
+// hash tag so one script can touch them all.
 func (k keys) lock(name, suffix string) string {
 	return k.prefix + spaceLock + hashTag(name) + suffix
 }
