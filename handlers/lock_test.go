@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/redis-gateway/redis-gateway/handlers"
+	"github.com/redis-gateway/redis-gateway/internal/redistest"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -546,4 +547,44 @@ func TestLockFairAcrossGateways(t *testing.T) {
 		}
 		queued(0)
 	})
+}
+
+// Waiters hold no Redis connection: many requests wait on a gateway whose
+// pool has two, over the one subscriber connection, and all get the lock.
+func TestLockWaitersHoldNoConnection(t *testing.T) {
+	srv := redistest.Start(t)
+	b := backend{name: "redis-server", url: srv.URL(), rdb: srv.Client()}
+	reg := prometheus.NewRegistry()
+	g := startGateway(t, b, withConfig(func(c *handlers.Config) { c.Registry = reg }),
+		withStoreOptions(func(o *store.Options) { o.PoolSize = 2 }))
+	holder := decode[lockAcquired](t, "holder", g.must(request{method: "POST", path: "/lock/c"}, http.StatusCreated).body)
+
+	const waiters = 30
+	var wg sync.WaitGroup
+	for i := range waiters {
+		wg.Go(func() {
+			resp, err := g.call(request{method: "POST", path: "/lock/c?wait=60"})
+			if err != nil || resp.status != http.StatusCreated {
+				t.Errorf("waiter %d: %v %d %s, want 201", i, err, resp.status, resp.body)
+				return
+			}
+			a := decode[lockAcquired](t, "waiter", resp.body)
+			if resp, err := g.call(request{method: "DELETE", path: "/lock/c", header: withToken(a.Token)}); err != nil || resp.status != http.StatusNoContent {
+				t.Errorf("waiter %d: DELETE: %v %d", i, err, resp.status)
+			}
+		})
+	}
+	waitForMetric(t, reg, "redis_gateway_lock_waiters", waiters)
+	list, err := srv.Client().ClientList(t.Context()).Result()
+	if err != nil {
+		t.Fatalf("CLIENT LIST: %v", err)
+	}
+	// The test's own client is one of them.
+	if n := strings.Count(strings.TrimSpace(list), "\n") + 1; n >= waiters {
+		t.Errorf("%d Redis connections while %d requests wait, want a handful:\n%s", n, waiters, list)
+	} else {
+		t.Logf("%d Redis connections (the test's included) while %d requests wait", n, waiters)
+	}
+	g.must(request{method: "DELETE", path: "/lock/c", header: withToken(holder.Token)}, http.StatusNoContent)
+	wg.Wait()
 }
