@@ -57,6 +57,9 @@ type config struct {
 	RateLimitFailOpen  bool
 	MaxSubscribers     int
 	SubscribeHeartbeat time.Duration
+
+	LockMaxWait    time.Duration // LOCK_MAX_WAIT: the longest ?wait of POST /lock/{name}
+	LockMaxWaiters int           // LOCK_MAX_WAITERS
 }
 
 // maxJSONDepth is the deepest nesting encoding/json accepts at all.
@@ -116,6 +119,9 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		RateLimitFailOpen:  e.bool("RATELIMIT_FAIL_OPEN", false),
 		MaxSubscribers:     e.int("MAX_SUBSCRIBERS", 1000, 1),
 		SubscribeHeartbeat: e.duration("SUBSCRIBE_HEARTBEAT", 15*time.Second),
+
+		LockMaxWait:    e.duration("LOCK_MAX_WAIT", 60*time.Second),
+		LockMaxWaiters: e.int("LOCK_MAX_WAITERS", 10000, 1),
 	}
 	if c.MaxJSONDepth > maxJSONDepth {
 		e.fail("MAX_JSON_DEPTH", e.getenv("MAX_JSON_DEPTH"), fmt.Sprintf("want at most %d, the deepest JSON Go's decoder reads", maxJSONDepth))
@@ -239,6 +245,8 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 			"a write waits that long for replicas before it answers", c.Redis.WriteReplicasTimeout, c.RequestTimeout, c.Redis.ReadTimeout)
 	case c.SessionTTL > c.MaxTTL:
 		return c, fmt.Errorf("SESSION_TTL (%s) is above MAX_TTL (%s)", c.SessionTTL, c.MaxTTL)
+	case c.LockMaxWait <= 0:
+		return c, fmt.Errorf("LOCK_MAX_WAIT (%s) must be above 0", c.LockMaxWait)
 	case c.SubscribeHeartbeat < 100*time.Millisecond:
 		return c, fmt.Errorf("SUBSCRIBE_HEARTBEAT (%s) is below 100ms", c.SubscribeHeartbeat)
 	case !c.AuthDisabled && tokens == 0:

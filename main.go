@@ -185,6 +185,8 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		OpenAPI:           openAPISpec,
 		MaxSubscribers:    cfg.MaxSubscribers,
 		Heartbeat:         cfg.SubscribeHeartbeat,
+		LockMaxWait:       cfg.LockMaxWait,
+		LockMaxWaiters:    cfg.LockMaxWaiters,
 		Stop:              stop,
 	})
 
@@ -273,7 +275,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	// whether its write was applied.
 	_ = ln.Close()
 	<-served
-	close(stop) // end event streams: they stay active until told, and would hold the wait below
+	close(stop) // end event streams and lock waits: they stay active until told, and would hold the wait below
 	conns.waitQuiet(shutdownCtx)
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		_ = srv.Close()

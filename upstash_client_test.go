@@ -48,6 +48,7 @@ var upstashOperations = []string{
 	"@upstash/ratelimit token bucket (scripts with #!lua flags=allow-key-locking)",
 	"@upstash/ratelimit fixed window (scripts with #!lua flags=allow-key-locking)",
 	"@upstash/lock acquire, contention, extend, release",
+	"read-your-writes: the sync token changes after every write, pipeline and script call",
 }
 
 // The official Upstash clients, installed with the machine's Node.js and

@@ -2,13 +2,16 @@ package handlers
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
-	"math/rand/v2"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/redis-gateway/redis-gateway/store"
 )
@@ -19,6 +22,9 @@ type lockStore interface {
 	RefreshLock(ctx context.Context, name, token string, ttl time.Duration) (store.Lease, error)
 	ReleaseLock(ctx context.Context, name, token string) error
 	LockTTL(ctx context.Context, name string) (time.Duration, error)
+	AcquireLockFair(ctx context.Context, name string, ttl time.Duration, ticket string, ticketTTL time.Duration) (store.Lease, error)
+	LeaveLockQueue(ctx context.Context, name, ticket string) error
+	WatchLock(name string, fair bool) *store.Watch
 }
 
 // defaultLockTTL is the lease of a lock acquired without ttl or ttl_ms.
@@ -28,13 +34,47 @@ const defaultLockTTL = 30 * time.Second
 // parameter: URLs end up in proxy and access logs.
 const lockTokenHeader = "Lock-Token"
 
-// Retries of a waiting acquisition back off from lockBackoffMin to
-// lockBackoffMax, each sleep drawn at random below the current bound ("full
-// jitter"), so that many waiters neither hammer Redis nor wake in step.
+// Defaults of the lock waits when Config leaves them zero.
 const (
-	lockBackoffMin = 5 * time.Millisecond
-	lockBackoffMax = 100 * time.Millisecond
+	defaultLockMaxWait      = 60 * time.Second
+	defaultLockMaxWaiters   = 10000
+	defaultLockPollInterval = 2 * time.Second
 )
+
+// lockWaits is what every waiting acquisition shares.
+type lockWaits struct {
+	maxWait        time.Duration // the longest ?wait (LOCK_MAX_WAIT)
+	requestTimeout time.Duration // bounds each attempt, not the wait
+	// poll is the longest a waiter sleeps without looking at the lock: the
+	// fallback for a release it was not told of (a lock deleted behind the
+	// gateway's back, a notification lost to a reconnection).
+	poll  time.Duration
+	slots chan struct{} // one per waiting request (LOCK_MAX_WAITERS)
+	stop  <-chan struct{}
+}
+
+func newLockWaits(cfg Config) *lockWaits {
+	lw := &lockWaits{maxWait: cfg.LockMaxWait, requestTimeout: cfg.RequestTimeout, poll: cfg.LockPollInterval, stop: cfg.Stop}
+	if lw.maxWait <= 0 {
+		lw.maxWait = defaultLockMaxWait
+	}
+	if lw.poll <= 0 {
+		lw.poll = defaultLockPollInterval
+	}
+	n := cfg.LockMaxWaiters
+	if n <= 0 {
+		n = defaultLockMaxWaiters
+	}
+	lw.slots = make(chan struct{}, n)
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "redis_gateway",
+			Name:      "lock_waiters",
+			Help:      "Requests waiting for a lock (POST /lock/{name}?wait=), none of which holds a Redis connection.",
+		}, func() float64 { return float64(len(lw.slots)) }))
+	}
+	return lw
+}
 
 type lockAcquired struct {
 	Token     string `json:"token"`
@@ -58,9 +98,9 @@ type lockState struct {
 const rfc3339Millis = "2006-01-02T15:04:05.000Z07:00"
 
 // handleLockAcquire takes a lock, waiting up to ?wait seconds for its holder
-// to let go. The wait ends a little before the request deadline, so that the
-// last attempt and the answer still fit in it.
-func handleLockAcquire(s lockStore, ttls TTLs, requestTimeout time.Duration) http.Handler {
+// to let go. The route has no request deadline: each attempt has
+// REQUEST_TIMEOUT, and the wait its own bound, LOCK_MAX_WAIT.
+func handleLockAcquire(s lockStore, ttls TTLs, lw *lockWaits) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		name, err := scopedKey(r, "name")
 		if err != nil {
@@ -74,17 +114,20 @@ func handleLockAcquire(s lockStore, ttls TTLs, requestTimeout time.Duration) htt
 		if err != nil {
 			return err
 		}
-		wait, err := waitParam(q, requestTimeout)
+		wait, err := waitParam(q, lw.maxWait)
 		if err != nil {
 			return err
 		}
-		until := time.Now().Add(wait)
-		if deadline, ok := r.Context().Deadline(); ok {
-			if last := deadline.Add(-min(250*time.Millisecond, requestTimeout/4)); last.Before(until) {
-				until = last
-			}
+		fair, err := boolParam(q, "fair", false)
+		if err != nil {
+			return err
 		}
-		lease, err := acquire(r.Context(), s, name, ttl, until)
+		// net/http notices a client going away only once the body has been
+		// read to its end; a waiter must notice.
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			return err
+		}
+		lease, err := lw.acquire(r.Context(), s, name, ttl, wait, fair)
 		if err != nil {
 			return err
 		}
@@ -99,31 +142,115 @@ func handleLockAcquire(s lockStore, ttls TTLs, requestTimeout time.Duration) htt
 	})
 }
 
-// acquire tries to take the lock until it succeeds or until passes, sleeping
-// between attempts but never past until or the holder's expiry.
-func acquire(ctx context.Context, s lockStore, name string, ttl time.Duration, until time.Time) (store.Lease, error) {
-	bound := lockBackoffMin
-	for {
-		lease, err := s.AcquireLock(ctx, name, ttl)
-		var held *store.LockHeldError
-		if !errors.As(err, &held) {
-			return lease, err
+// errShuttingDown ends the waits still open when the gateway stops.
+var errShuttingDown = &httpError{Status: http.StatusServiceUnavailable, Slug: "shutting-down",
+	Message: "the gateway is shutting down; retry on another replica"}
+
+// acquire tries to take the lock, then, while it is held and wait lasts,
+// sleeps until the release is announced, the holder's lease ends or the
+// fallback poll comes round, and tries again.
+//
+// Attempts run apart from ctx, each bounded by the request timeout: a client
+// that leaves mid-attempt does not make the attempt's outcome unknown. An
+// acquisition that lands once the client has gone, or the gateway is
+// stopping, is released at once.
+func (lw *lockWaits) acquire(ctx context.Context, s lockStore, name string, ttl, wait time.Duration, fair bool) (lease store.Lease, err error) {
+	// A fair waiter's ticket is kept alive by its attempts, which come at
+	// least every poll interval.
+	ticket, ticketTTL := "", 3*lw.poll
+	if fair {
+		ticket = rand.Text()
+	}
+	attempt := func() (store.Lease, error) {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lw.requestTimeout)
+		defer cancel()
+		if fair {
+			return s.AcquireLockFair(actx, name, ttl, ticket, ticketTTL)
 		}
+		return s.AcquireLock(actx, name, ttl)
+	}
+	detached := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), lw.requestTimeout)
+	}
+	defer func() {
+		if err != nil {
+			if fair {
+				// Give up the ticket, or the next in line waits for its lease.
+				lctx, cancel := detached()
+				defer cancel()
+				_ = s.LeaveLockQueue(lctx, name, ticket)
+			}
+			return
+		}
+		gone := ctx.Err()
+		if gone == nil {
+			select {
+			case <-lw.stop:
+				gone = errShuttingDown
+			default:
+			}
+		}
+		if gone != nil {
+			rctx, cancel := detached()
+			defer cancel()
+			_ = s.ReleaseLock(rctx, name, lease.Token)
+			lease, err = store.Lease{}, gone
+		}
+	}()
+	// A waiter listens before its first attempt: when others already wait
+	// for the lock, the subscription is in force and no release can slip
+	// between the attempt and the listening.
+	var watch *store.Watch
+	var ready <-chan struct{}
+	if wait > 0 {
+		watch = s.WatchLock(name, fair)
+		defer watch.Close()
+		select {
+		case <-watch.Ready():
+		default:
+			// Not yet: once it is, look again.
+			ready = watch.Ready()
+		}
+	}
+	lease, err = attempt()
+	var held *store.LockHeldError
+	if wait <= 0 || !errors.As(err, &held) {
+		return lease, err
+	}
+	select {
+	case lw.slots <- struct{}{}:
+		defer func() { <-lw.slots }()
+	default:
+		return store.Lease{}, &httpError{Status: http.StatusServiceUnavailable, Slug: "too-many-waiters",
+			Message: "too many requests are waiting for locks (LOCK_MAX_WAITERS); retry later"}
+	}
+	until := time.Now().Add(wait)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
 		left := time.Until(until)
 		if left <= 0 {
 			return lease, err
 		}
-		sleep := min(rand.N(bound)+1, left)
+		sleep := min(left, lw.poll)
 		if held.Remaining > 0 {
 			sleep = min(sleep, held.Remaining+time.Millisecond)
 		}
-		bound = min(2*bound, lockBackoffMax)
-		t := time.NewTimer(sleep)
+		timer.Reset(sleep)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return store.Lease{}, ctx.Err()
-		case <-t.C:
+		case <-lw.stop:
+			return store.Lease{}, errShuttingDown
+		case <-ready:
+			ready = nil
+		case <-watch.C():
+		case <-timer.C:
+		}
+		timer.Stop()
+		lease, err = attempt()
+		if !errors.As(err, &held) {
+			return lease, err
 		}
 	}
 }
@@ -222,9 +349,8 @@ func lockTTL(q url.Values, def, maxTTL time.Duration) (time.Duration, error) {
 	return ttlParam(q, "ttl", def, maxTTL)
 }
 
-// waitParam reads ?wait: seconds, fractions allowed, at most the request
-// timeout, since no request outlives that.
-func waitParam(q url.Values, requestTimeout time.Duration) (time.Duration, error) {
+// waitParam reads ?wait: seconds, fractions allowed, at most maxWait.
+func waitParam(q url.Values, maxWait time.Duration) (time.Duration, error) {
 	s, ok, err := single(q, "wait")
 	if err != nil || !ok {
 		return 0, err
@@ -233,8 +359,8 @@ func waitParam(q url.Values, requestTimeout time.Duration) (time.Duration, error
 		return 0, badRequest("wait must be seconds, such as 2 or 0.5")
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f > requestTimeout.Seconds() {
-		return 0, badRequest("wait must be at most %g seconds: REQUEST_TIMEOUT bounds every request", requestTimeout.Seconds())
+	if err != nil || f > maxWait.Seconds() {
+		return 0, badRequest("wait must be at most %g seconds (LOCK_MAX_WAIT)", maxWait.Seconds())
 	}
 	return time.Duration(f * float64(time.Second)), nil
 }

@@ -1,8 +1,11 @@
 package handlers_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"sort"
@@ -12,6 +15,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/redis-gateway/redis-gateway/handlers"
+	"github.com/redis-gateway/redis-gateway/internal/redistest"
+	"github.com/redis-gateway/redis-gateway/store"
 )
 
 type lockAcquired struct {
@@ -241,7 +250,7 @@ func testLockMutualExclusion(t *testing.T, b backend) {
 }
 
 func TestLockBadInput(t *testing.T) {
-	g := startGateway(t, miniBackend(t))
+	g := startGateway(t, miniBackend(t), withConfig(func(c *handlers.Config) { c.LockMaxWait = 2 * time.Second }))
 	token := withToken("x")
 	tests := []struct {
 		name string
@@ -255,7 +264,8 @@ func TestLockBadInput(t *testing.T) {
 		{"wait negative", request{method: "POST", path: "/lock/n?wait=-1"}},
 		{"wait exponent", request{method: "POST", path: "/lock/n?wait=1e-1"}},
 		{"wait two dots", request{method: "POST", path: "/lock/n?wait=0.1.2"}},
-		{"wait above the request timeout", request{method: "POST", path: "/lock/n?wait=2.5"}},
+		{"wait above LOCK_MAX_WAIT", request{method: "POST", path: "/lock/n?wait=2.5"}},
+		{"fair not a boolean", request{method: "POST", path: "/lock/n?fair=yes"}},
 		{"refresh without token", request{method: "POST", path: "/lock/n/refresh"}},
 		{"release without token", request{method: "DELETE", path: "/lock/n"}},
 		{"token in the URL", request{method: "DELETE", path: "/lock/n?token=x", header: token}},
@@ -269,12 +279,316 @@ func TestLockBadInput(t *testing.T) {
 		}
 	}
 	resp := g.must(request{method: "POST", path: "/lock/n?wait=3"}, http.StatusBadRequest)
-	if !strings.Contains(resp.body, "REQUEST_TIMEOUT") {
-		t.Errorf("a wait above the request timeout: %s, want the limit named", resp.body)
+	if !strings.Contains(resp.body, "LOCK_MAX_WAIT") {
+		t.Errorf("a wait above LOCK_MAX_WAIT: %s, want the limit named", resp.body)
 	}
 	// Fractional and whole waits within the limit are fine.
 	for _, wait := range []string{"0", "0.25", ".5", "2"} {
 		path := fmt.Sprintf("/lock/n%s?wait=%s&ttl_ms=1", strings.ReplaceAll(wait, ".", "d"), wait)
 		g.must(request{method: "POST", path: path}, http.StatusCreated)
 	}
+}
+
+// A wait longer than REQUEST_TIMEOUT is served: the request deadline does
+// not cut it, and the waiter gets the lock when the holder lets go after the
+// request timeout has passed. (The case is wait=20 under a 5 s
+// timeout with a release at 12 s; the same property, scaled down.)
+func TestLockWaitOutlivesRequestTimeout(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		const timeout = time.Second
+		g := startGateway(t, b, withConfig(func(c *handlers.Config) { c.RequestTimeout = timeout }))
+		holder := decode[lockAcquired](t, "holder", g.must(request{method: "POST", path: "/lock/long"}, http.StatusCreated).body)
+
+		released := make(chan time.Time, 1)
+		releaseDone := make(chan struct{})
+		defer func() { <-releaseDone }()
+		go func() {
+			defer close(releaseDone)
+			time.Sleep(2 * timeout)
+			released <- time.Now()
+			if resp, err := g.call(request{method: "DELETE", path: "/lock/long", header: withToken(holder.Token)}); err != nil || resp.status != http.StatusNoContent {
+				t.Errorf("DELETE /lock/long by its holder: %v %d", err, resp.status)
+			}
+		}()
+		start := time.Now()
+		resp := g.must(request{method: "POST", path: "/lock/long?wait=20"}, http.StatusCreated)
+		got := time.Now()
+		waiter := decode[lockAcquired](t, "waiter", resp.body)
+		if rel := <-released; got.Before(rel) {
+			t.Errorf("the waiter got the lock before its holder let go")
+		}
+		if waiter.Fence != holder.Fence+1 {
+			t.Errorf("waiter's fence = %d, want %d", waiter.Fence, holder.Fence+1)
+		}
+		t.Logf("waited %v with REQUEST_TIMEOUT %v", got.Sub(start), timeout)
+	})
+}
+
+// A client that stops waiting leaves no lock behind: not when it leaves
+// while the lock is held, and not when its acquisition lands in Redis after
+// it has gone.
+func TestLockWaiterThatLeftNeverHolds(t *testing.T) {
+	forEachServer(t, func(t *testing.T, b backend) {
+		var mu sync.Mutex
+		var reqCtx context.Context
+		handled := make(chan struct{})
+		attempting := make(chan struct{}, 1)
+		proceed := make(chan struct{})
+		var calls atomic.Int32
+		reg := prometheus.NewRegistry()
+		g := startGateway(t, b,
+			withConfig(func(c *handlers.Config) { c.Registry = reg }),
+			withServer(func(s *http.Server) {
+				next := s.Handler
+				s.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method != http.MethodPost || r.URL.Path != "/lock/gone" || !r.URL.Query().Has("wait") {
+						next.ServeHTTP(w, r)
+						return
+					}
+					mu.Lock()
+					reqCtx = r.Context()
+					mu.Unlock()
+					defer close(handled)
+					next.ServeHTTP(w, r)
+				})
+			}),
+			withStore(func(s handlers.Store) handlers.Store {
+				return acquireHook{Store: s, before: func(name string) {
+					// The waiter's attempts after its first: held until the
+					// client has gone.
+					if name == "gone" && calls.Add(1) > 1 {
+						select {
+						case attempting <- struct{}{}:
+						default:
+						}
+						<-proceed
+					}
+				}}
+			}))
+		holder := decode[lockAcquired](t, "holder", g.must(request{method: "POST", path: "/lock/gone"}, http.StatusCreated).body)
+		calls.Store(0) // the holder's acquisition passed through the hook too
+
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		clientDone := make(chan error, 1)
+		go func() {
+			hr, _ := http.NewRequestWithContext(ctx, "POST", g.url+"/lock/gone?wait=20", nil)
+			hr.Header.Set("Authorization", "Bearer "+testToken)
+			resp, err := http.DefaultClient.Do(hr)
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				err = fmt.Errorf("answered %d %s", resp.StatusCode, b)
+				if resp.StatusCode == http.StatusCreated {
+					err = nil
+				}
+			}
+			clientDone <- err
+		}()
+		waitForMetric(t, reg, "redis_gateway_lock_waiters", 1)
+		// The holder lets go; the waiter's next attempt stops in the hook.
+		g.must(request{method: "DELETE", path: "/lock/gone", header: withToken(holder.Token)}, http.StatusNoContent)
+		select {
+		case <-attempting:
+		case err := <-clientDone:
+			close(proceed)
+			t.Fatalf("the waiting request ended (%v) before it tried again after the release", err)
+		case <-time.After(30 * time.Second):
+			close(proceed)
+			t.Fatal("the waiter did not try again within 30s of the release")
+		}
+		cancel()
+		if err := <-clientDone; err == nil || !errors.Is(err, context.Canceled) {
+			t.Fatalf("the waiting request: %v, want it cancelled", err)
+		}
+		mu.Lock()
+		rc := reqCtx
+		mu.Unlock()
+		<-rc.Done() // the gateway saw the client go
+		close(proceed)
+		<-handled
+		if n, err := b.rdb.Exists(t.Context(), "lock:{gone}").Result(); err != nil || n != 0 {
+			t.Fatalf("EXISTS lock:{gone} = %d, %v after the waiter left: want the late acquisition released", n, err)
+		}
+		// The lock is free for the next comer, with a larger fence.
+		next := decode[lockAcquired](t, "next", g.must(request{method: "POST", path: "/lock/gone"}, http.StatusCreated).body)
+		if next.Fence <= holder.Fence+1 {
+			t.Errorf("next fence = %d, want above %d (the abandoned acquisition took %d)", next.Fence, holder.Fence+1, holder.Fence+1)
+		}
+	})
+}
+
+// acquireHook runs before on every AcquireLock.
+type acquireHook struct {
+	handlers.Store
+	before func(name string)
+}
+
+func (h acquireHook) AcquireLock(ctx context.Context, name string, ttl time.Duration) (store.Lease, error) {
+	h.before(name)
+	return h.Store.AcquireLock(ctx, name, ttl)
+}
+
+// Shutdown ends the waits still open, without a lock taken, so that the
+// server's drain does not wait out LOCK_MAX_WAIT.
+func TestLockWaitEndsOnShutdown(t *testing.T) {
+	stop := make(chan struct{})
+	reg := prometheus.NewRegistry()
+	g := startGateway(t, miniBackend(t), withConfig(func(c *handlers.Config) { c.Stop = stop; c.Registry = reg }))
+	g.must(request{method: "POST", path: "/lock/s"}, http.StatusCreated)
+	done := make(chan response, 1)
+	go func() {
+		resp, err := g.call(request{method: "POST", path: "/lock/s?wait=60"})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- resp
+	}()
+	waitForMetric(t, reg, "redis_gateway_lock_waiters", 1)
+	close(stop)
+	resp := <-done
+	if resp.status != http.StatusServiceUnavailable || !strings.Contains(resp.body, "shutting-down") {
+		t.Errorf("a wait open at shutdown: %d %s, want 503 shutting-down", resp.status, resp.body)
+	}
+}
+
+// Expiry is not announced: a waiter sleeps no longer than the holder's
+// remaining lease, whatever the fallback poll interval.
+func TestLockWaitWakesAtExpiry(t *testing.T) {
+	forEachServer(t, func(t *testing.T, b backend) {
+		g := startGateway(t, b, withConfig(func(c *handlers.Config) { c.LockPollInterval = time.Hour }))
+		holder := decode[lockAcquired](t, "holder", g.must(request{method: "POST", path: "/lock/e?ttl_ms=300"}, http.StatusCreated).body)
+		waiter := decode[lockAcquired](t, "waiter", g.must(request{method: "POST", path: "/lock/e?wait=30"}, http.StatusCreated).body)
+		if waiter.Fence != holder.Fence+1 {
+			t.Errorf("waiter's fence = %d, want %d", waiter.Fence, holder.Fence+1)
+		}
+	})
+}
+
+// LOCK_MAX_WAITERS bounds the requests waiting at once.
+func TestLockWaitersAreBounded(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	g := startGateway(t, miniBackend(t), withConfig(func(c *handlers.Config) { c.LockMaxWaiters = 1; c.Registry = reg }))
+	holder := decode[lockAcquired](t, "holder", g.must(request{method: "POST", path: "/lock/b"}, http.StatusCreated).body)
+	done := make(chan response, 1)
+	go func() {
+		resp, err := g.call(request{method: "POST", path: "/lock/b?wait=60"})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- resp
+	}()
+	waitForMetric(t, reg, "redis_gateway_lock_waiters", 1)
+	resp := g.must(request{method: "POST", path: "/lock/b?wait=60"}, http.StatusServiceUnavailable)
+	if !strings.Contains(resp.body, "LOCK_MAX_WAITERS") {
+		t.Errorf("a waiter past the bound: %s, want LOCK_MAX_WAITERS named", resp.body)
+	}
+	// Without wait, nobody queues: the usual 409.
+	g.must(request{method: "POST", path: "/lock/b"}, http.StatusConflict)
+	g.must(request{method: "DELETE", path: "/lock/b", header: withToken(holder.Token)}, http.StatusNoContent)
+	if resp := <-done; resp.status != http.StatusCreated {
+		t.Errorf("the first waiter: %d %s, want 201 after the release", resp.status, resp.body)
+	}
+}
+
+// With fair=true, waiters on two gateways get the lock in the order they
+// asked for it; one that gives up leaves the queue.
+func TestLockFairAcrossGateways(t *testing.T) {
+	forEachServer(t, func(t *testing.T, b backend) {
+		gs := []*gateway{startGateway(t, b), startGateway(t, b)}
+		holder := decode[lockAcquired](t, "holder", gs[0].must(request{method: "POST", path: "/lock/f"}, http.StatusCreated).body)
+		queued := func(want int64) {
+			t.Helper()
+			deadline := time.Now().Add(10 * time.Second)
+			for b.rdb.ZCard(t.Context(), "lock:{f}:queue").Val() != want {
+				if time.Now().After(deadline) {
+					t.Fatalf("lock:{f}:queue has %d tickets after 10s, want %d", b.rdb.ZCard(t.Context(), "lock:{f}:queue").Val(), want)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		const waiters = 6
+		var (
+			mu     sync.Mutex
+			order  []int
+			fences []int64
+			wg     sync.WaitGroup
+		)
+		for i := range waiters {
+			g := gs[i%2]
+			wg.Go(func() {
+				resp, err := g.call(request{method: "POST", path: "/lock/f?fair=true&wait=30"})
+				if err != nil || resp.status != http.StatusCreated {
+					t.Errorf("waiter %d: %v %d %s, want 201", i, err, resp.status, resp.body)
+					return
+				}
+				var a lockAcquired
+				if err := json.Unmarshal([]byte(resp.body), &a); err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				order, fences = append(order, i), append(fences, a.Fence)
+				mu.Unlock()
+				if resp, err := g.call(request{method: "DELETE", path: "/lock/f", header: withToken(a.Token)}); err != nil || resp.status != http.StatusNoContent {
+					t.Errorf("waiter %d: DELETE: %v %d", i, err, resp.status)
+				}
+			})
+			queued(int64(i + 1))
+		}
+		// One that gives up takes its ticket out of the queue.
+		gs[1].must(request{method: "POST", path: "/lock/f?fair=true&wait=0.1"}, http.StatusConflict)
+		queued(waiters)
+
+		gs[0].must(request{method: "DELETE", path: "/lock/f", header: withToken(holder.Token)}, http.StatusNoContent)
+		wg.Wait()
+		if got, want := fmt.Sprint(order), "[0 1 2 3 4 5]"; got != want {
+			t.Errorf("fair waiters got the lock in the order %s, want %s (arrival)", got, want)
+		}
+		for i := 1; i < len(fences); i++ {
+			if fences[i] <= fences[i-1] {
+				t.Errorf("fences %v do not increase", fences)
+			}
+		}
+		queued(0)
+	})
+}
+
+// Waiters hold no Redis connection: many requests wait on a gateway whose
+// pool has two, over the one subscriber connection, and all get the lock.
+func TestLockWaitersHoldNoConnection(t *testing.T) {
+	srv := redistest.Start(t)
+	b := backend{name: "redis-server", url: srv.URL(), rdb: srv.Client()}
+	reg := prometheus.NewRegistry()
+	g := startGateway(t, b, withConfig(func(c *handlers.Config) { c.Registry = reg }),
+		withStoreOptions(func(o *store.Options) { o.PoolSize = 2 }))
+	holder := decode[lockAcquired](t, "holder", g.must(request{method: "POST", path: "/lock/c"}, http.StatusCreated).body)
+
+	const waiters = 30
+	var wg sync.WaitGroup
+	for i := range waiters {
+		wg.Go(func() {
+			resp, err := g.call(request{method: "POST", path: "/lock/c?wait=60"})
+			if err != nil || resp.status != http.StatusCreated {
+				t.Errorf("waiter %d: %v %d %s, want 201", i, err, resp.status, resp.body)
+				return
+			}
+			a := decode[lockAcquired](t, "waiter", resp.body)
+			if resp, err := g.call(request{method: "DELETE", path: "/lock/c", header: withToken(a.Token)}); err != nil || resp.status != http.StatusNoContent {
+				t.Errorf("waiter %d: DELETE: %v %d", i, err, resp.status)
+			}
+		})
+	}
+	waitForMetric(t, reg, "redis_gateway_lock_waiters", waiters)
+	list, err := srv.Client().ClientList(t.Context()).Result()
+	if err != nil {
+		t.Fatalf("CLIENT LIST: %v", err)
+	}
+	// The test's own client is one of them.
+	if n := strings.Count(strings.TrimSpace(list), "\n") + 1; n >= waiters {
+		t.Errorf("%d Redis connections while %d requests wait, want a handful:\n%s", n, waiters, list)
+	} else {
+		t.Logf("%d Redis connections (the test's included) while %d requests wait", n, waiters)
+	}
+	g.must(request{method: "DELETE", path: "/lock/c", header: withToken(holder.Token)}, http.StatusNoContent)
+	wg.Wait()
 }

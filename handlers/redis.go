@@ -23,6 +23,7 @@ import (
 // commandStore is what the Upstash-compatible command API needs from Redis.
 // Each checks its commands against the policy before any runs.
 type commandStore interface {
+	syncTokenStore
 	Command(ctx context.Context, p store.Policy, args []string) (store.Reply, error)
 	Pipeline(ctx context.Context, p store.Policy, cmds [][]string) ([]store.Result, error)
 	Transaction(ctx context.Context, p store.Policy, cmds [][]string) ([]store.Result, error)
@@ -98,6 +99,7 @@ func runCommand(w http.ResponseWriter, r *http.Request, s commandStore, f replyF
 	if err != nil {
 		return err
 	}
+	syncAfterCommand(r.Context(), w, s, args)
 	writeReply(w, f, reply)
 	return nil
 }
@@ -126,6 +128,7 @@ func handleBatch(s commandStore, exec func(commandStore, context.Context, store.
 		if err != nil {
 			return err
 		}
+		syncAfterBatch(w, s)
 		writeResults(w, f, results)
 		return nil
 	})

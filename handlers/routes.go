@@ -75,8 +75,17 @@ type Config struct {
 	MaxSubscribers int
 	// Heartbeat is how often idle event streams get a comment line. 0 means 15 s.
 	Heartbeat time.Duration
+	// LockMaxWait is the longest ?wait of POST /lock/{name}. 0 means 60 s.
+	LockMaxWait time.Duration
+	// LockMaxWaiters caps the requests waiting for locks at once; past it,
+	// 503. 0 means 10000.
+	LockMaxWaiters int
+	// LockPollInterval is the longest a waiter goes without looking at the
+	// lock when no release is announced. 0 means 2 s.
+	LockPollInterval time.Duration
 	// Stop is closed when the server shuts down, which ends open event
-	// streams; http.Server.Shutdown would wait for them otherwise.
+	// streams and lock waits; http.Server.Shutdown would wait for them
+	// otherwise.
 	Stop <-chan struct{}
 }
 
@@ -134,6 +143,7 @@ func New(cfg Config) http.Handler {
 		lim.maxDepth = DefaultMaxJSONDepth
 	}
 	streams := newStreams(cfg)
+	lockWaits := newLockWaits(cfg)
 	r.Group(func(r chi.Router) {
 		if !cfg.AuthDisabled {
 			r.Use(auth.Bearer(tokens))
@@ -168,7 +178,9 @@ func New(cfg Config) http.Handler {
 		r.With(write).Method(http.MethodDelete, "/ratelimit/{key}", handleRateLimitReset(s))
 
 		read, write = need(access.Lock, access.Read), need(access.Lock, access.Write)
-		r.With(write).Method(http.MethodPost, "/lock/{name}", handleLockAcquire(s, ttls, cfg.RequestTimeout))
+		// A wait may outlast REQUEST_TIMEOUT, up to LOCK_MAX_WAIT: each
+		// attempt is bounded instead.
+		r.With(write, middleware.NoDeadline).Method(http.MethodPost, "/lock/{name}", handleLockAcquire(s, ttls, lockWaits))
 		r.With(read).Method(http.MethodGet, "/lock/{name}", handleLockInspect(s))
 		r.With(write).Method(http.MethodDelete, "/lock/{name}", handleLockRelease(s))
 		r.With(write).Method(http.MethodPost, "/lock/{name}/refresh", handleLockRefresh(s, ttls))

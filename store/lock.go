@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Lease is a lock held by the bearer of its token.
@@ -27,15 +30,56 @@ func (e *LockHeldError) Error() string {
 
 func (e *LockHeldError) Is(target error) bool { return target == ErrLockHeld }
 
+// giveBackTimeout bounds the release of an acquisition whose reply was lost.
+const giveBackTimeout = 2 * time.Second
+
+// outcomeUnknown reports whether a command that failed with err may still
+// have run: no reply came, and nothing shows it was never sent.
+func outcomeUnknown(err error) bool {
+	var reply redis.Error
+	return err != nil && !errors.As(err, &reply) && !notRun(err)
+}
+
 // AcquireLock takes the lock name for ttl under a fresh token, or answers
 // *LockHeldError when another token holds it.
 func (s *Store) AcquireLock(ctx context.Context, name string, ttl time.Duration) (Lease, error) {
-	token := rand.Text()
 	k := s.keys
+	return s.acquireLock(ctx, name, ttl, scriptLockAcquire, []string{k.lock(name, ""), k.lock(name, ":fence")})
+}
+
+// AcquireLockFair is AcquireLock in arrival order: ticket, the waiter's own
+// random string, joins the lock's queue on the first call and is kept there
+// for ticketTTL by each call after it. The lock is taken only by the first
+// live ticket; a free lock that is another ticket's turn is a
+// *LockHeldError with no Remaining. Call LeaveLockQueue when giving up.
+func (s *Store) AcquireLockFair(ctx context.Context, name string, ttl time.Duration, ticket string, ticketTTL time.Duration) (Lease, error) {
+	k := s.keys
+	return s.acquireLock(ctx, name, ttl, scriptLockAcquireFair,
+		[]string{k.lock(name, ""), k.lock(name, ":fence"), k.lock(name, ":queue"), k.lock(name, ":tickets")},
+		ticket, ticketTTL.Milliseconds())
+}
+
+// LeaveLockQueue takes ticket out of the lock's queue, waking the waiters:
+// the next ticket may be first now.
+func (s *Store) LeaveLockQueue(ctx context.Context, name, ticket string) error {
+	k := s.keys
+	_, err := s.runScript(ctx, scriptLockLeave, []string{k.lock(name, ":queue"), k.lock(name, ":tickets")}, ticket, k.lockReleased(name))
+	return classify("leave lock queue", err)
+}
+
+func (s *Store) acquireLock(ctx context.Context, name string, ttl time.Duration, sc *redis.Script, keys []string, extra ...any) (Lease, error) {
+	token := rand.Text()
 	// Never run twice: a retry after a lost reply would find the lock held,
 	// by this very token.
-	cmd, err := s.runScript(ctx, scriptLockAcquire, []string{k.lock(name, ""), k.lock(name, ":fence")}, token, ttl.Milliseconds())
+	cmd, err := s.runScript(ctx, sc, keys, append([]any{token, ttl.Milliseconds()}, extra...)...)
 	if err != nil {
+		if outcomeUnknown(err) {
+			// The script may have taken the lock under a token nobody will
+			// see: give it back rather than leave it stuck for its lease.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveBackTimeout)
+			_ = s.ReleaseLock(rctx, name, token)
+			cancel()
+		}
 		return Lease{}, classify("acquire lock", err)
 	}
 	res, err := replyInts(cmd, 3)
@@ -80,7 +124,7 @@ func (s *Store) RefreshLock(ctx context.Context, name, token string, ttl time.Du
 // ReleaseLock frees the lock held by token. ErrNotFound when nobody holds
 // it, ErrLockHeld when another token does.
 func (s *Store) ReleaseLock(ctx context.Context, name, token string) error {
-	cmd, err := s.runScript(ctx, scriptLockRelease, []string{s.keys.lock(name, "")}, token)
+	cmd, err := s.runScript(ctx, scriptLockRelease, []string{s.keys.lock(name, "")}, token, s.keys.lockReleased(name))
 	var n int
 	if err == nil {
 		n, err = cmd.Int()
@@ -103,4 +147,15 @@ func (s *Store) LockTTL(ctx context.Context, name string) (time.Duration, error)
 		err = ErrNotFound
 	}
 	return d, classify("lock ttl", err)
+}
+
+// WatchLock listens for the releases of the lock name, on this gateway's one
+// subscriber connection: a waiter holds no connection of its own. A release
+// wakes one waiter of this gateway, in the order they came (a handoff watch,
+// see hub); one that loses the race to a waiter of another gateway is next
+// again. A fair waiter is woken by every release, since only Redis knows
+// whose turn it is. Close the watch when done. Expiry is not announced; a
+// waiter sleeps no longer than the holder's remaining lease.
+func (s *Store) WatchLock(name string, fair bool) *Watch {
+	return s.hub.watch(s.keys.lockReleased(name), !fair)
 }

@@ -48,6 +48,14 @@ var (
 	lockAcquireSrc    string
 	scriptLockAcquire = redis.NewScript(lockAcquireSrc)
 
+	//go:embed scripts/lock_acquire_fair.lua
+	lockAcquireFairSrc    string
+	scriptLockAcquireFair = redis.NewScript(lockAcquireFairSrc)
+
+	//go:embed scripts/lock_leave.lua
+	lockLeaveSrc    string
+	scriptLockLeave = redis.NewScript(lockLeaveSrc)
+
 	//go:embed scripts/lock_refresh.lua
 	lockRefreshSrc    string
 	scriptLockRefresh = redis.NewScript(lockRefreshSrc)

@@ -86,6 +86,7 @@ type Store struct {
 	minBackoff, maxBackoff time.Duration
 	durable                durability
 
+	hub      *hub                 // the one subscriber connection that wakes waiters (hub.go)
 	ap       *redis.AutoPipeliner // nil when auto-pipelining is off (autopipeline.go)
 	apClient *redis.Client        // the auto-pipeliner's own client
 	near     *nearCache           // nil when the near-cache is off (nearcache.go)
@@ -95,6 +96,7 @@ type Store struct {
 	updating keyedMutex             // sessions being patched by this process
 	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
 	maxReply int64                  // MAX_REPLY_BYTES (replybudget.go)
+	sync     syncClock              // read-your-writes tokens (synctoken.go)
 }
 
 // New builds the client: a cluster client when ClusterNodes is set, else a
@@ -236,7 +238,8 @@ func New(opts Options) (*Store, error) {
 		cc.AddHook(reloadHook{cc})
 	}
 	s.aliases = newScriptAliases(maxScriptAliases)
-	s.closers = append([]func() error{s.rdb.Close, s.cmd.Close}, s.closers...)
+	s.hub = newHub(s.rdb)
+	s.closers = append([]func() error{s.hub.stop, s.rdb.Close, s.cmd.Close}, s.closers...)
 
 	if opts.Registry != nil {
 		if err := registerAll(opts.Registry, newPoolCollector("main", s.rdb), newUpCollector(s.Ping, upTimeout)); err != nil {

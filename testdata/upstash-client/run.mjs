@@ -304,5 +304,34 @@ await step("@upstash/lock acquire, contention, extend, release", async () => {
   assert.equal(await lock.release(), false);
 });
 
+await step("read-your-writes: the sync token changes after every write, pipeline and script call", async () => {
+  // readYourWrites is on by default: the client sends the last token it saw
+  // and keeps the one each answer carries.
+  const c = new Redis({ url, token, enableAutoPipelining: false });
+  const k = key("ryw");
+  const seen = [];
+  const next = async (what, fn, changes = true) => {
+    const before = c.readYourWritesSyncToken;
+    await fn();
+    const after = c.readYourWritesSyncToken;
+    if (changes) {
+      assert.notEqual(after, before, `${what}: the token did not change`);
+      assert.ok(/^[0-9]+$/.test(after), `${what}: token ${after}`);
+      if (seen.length > 0) assert.ok(BigInt(after) > BigInt(seen.at(-1)), `${what}: token ${after} after ${seen.at(-1)}`);
+      seen.push(after);
+    } else {
+      assert.equal(after, before, `${what}: a read changed the token`);
+    }
+  };
+  await next("set", () => c.set(k, 1));
+  await next("get", () => c.get(k), false);
+  await next("incr", () => c.incr(k));
+  await next("pipeline", () => c.pipeline().incr(k).get(k).exec());
+  await next("multi", () => c.multi().incr(k).incr(k).exec());
+  await next("eval", () => c.eval("return redis.call('INCR', KEYS[1])", [k], []));
+  await next("script", () => c.createScript("return redis.call('INCR', KEYS[1])").exec([k], []));
+  await next("del", () => c.del(k));
+});
+
 console.log("done");
 process.exit(0);
