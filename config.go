@@ -48,6 +48,7 @@ type config struct {
 	RateLimitFailOpen  bool
 	MaxSubscribers     int
 	SubscribeHeartbeat time.Duration
+	CacheLeaseMaxWait  time.Duration
 }
 
 // errNoRedisURL is the mistake every new user makes first; its message says
@@ -102,6 +103,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		RateLimitFailOpen:  e.bool("RATELIMIT_FAIL_OPEN", false),
 		MaxSubscribers:     e.int("MAX_SUBSCRIBERS", 1000, 1),
 		SubscribeHeartbeat: e.duration("SUBSCRIBE_HEARTBEAT", 15*time.Second),
+		CacheLeaseMaxWait:  e.duration("CACHE_LEASE_MAX_WAIT", 60*time.Second),
 	}
 	c.Addr = e.addr()
 	c.TLSCertFile, c.TLSKeyFile = e.tlsFiles()
@@ -199,6 +201,8 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 			"a write waits that long for replicas before it answers", c.Redis.WriteReplicasTimeout, c.RequestTimeout, c.Redis.ReadTimeout)
 	case c.SessionTTL > c.MaxTTL:
 		return c, fmt.Errorf("SESSION_TTL (%s) is above MAX_TTL (%s)", c.SessionTTL, c.MaxTTL)
+	case c.CacheLeaseMaxWait <= 0:
+		return c, fmt.Errorf("CACHE_LEASE_MAX_WAIT (%s) must be positive", c.CacheLeaseMaxWait)
 	case c.SubscribeHeartbeat < 100*time.Millisecond:
 		return c, fmt.Errorf("SUBSCRIBE_HEARTBEAT (%s) is below 100ms", c.SubscribeHeartbeat)
 	case !c.AuthDisabled && tokens == 0:

@@ -154,6 +154,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		OpenAPI:           openAPISpec,
 		MaxSubscribers:    cfg.MaxSubscribers,
 		Heartbeat:         cfg.SubscribeHeartbeat,
+		CacheLeaseMaxWait: cfg.CacheLeaseMaxWait,
 		Stop:              stop,
 	})
 

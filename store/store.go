@@ -81,6 +81,9 @@ type Store struct {
 	near *nearCache           // nil when the near-cache is off (nearcache.go)
 	errs batchErrors          // counts the failures of batched commands
 
+	leaseWake    *leaseWake // wakes the requests waiting on leased cache keys (leasecache.go)
+	leaseMetrics leaseMetrics
+
 	updating keyedMutex             // sessions being patched by this process
 	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
 	readOnly readOnlyCommands       // which command API commands may be retried
@@ -103,6 +106,9 @@ func New(opts Options) (*Store, error) {
 		if opts.URL != "" {
 			return nil, errors.New("REDIS_URL and REDIS_CLUSTER_NODES are both set: set REDIS_URL for one server, " +
 				"REDIS_CLUSTER_NODES for a cluster (with REDIS_TLS_ENABLED=true for TLS)")
+		}
+		if err := checkClusterPrefix(opts.KeyPrefix); err != nil {
+			return nil, err
 		}
 		for _, n := range opts.ClusterNodes {
 			if _, _, err := net.SplitHostPort(n); err != nil {
@@ -221,6 +227,10 @@ func New(opts Options) (*Store, error) {
 		}
 	}
 	s.errs = batchErrors{vec: cmdErrors}
+	if err := s.initLeases(opts.Registry); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if len(opts.ClusterNodes) > 0 {
 		if !opts.NoAutoPipeline || opts.NearCache != nil {
 			logger.Info("auto-pipelining and the near-cache serve a single Redis server; on a cluster they are off")
