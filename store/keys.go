@@ -39,6 +39,16 @@ func (k keys) lock(name, suffix string) string {
 	return k.prefix + spaceLock + hashTag(name) + suffix
 }
 
+// Notification channels: the gateway publishes on them when a key changes in
+// a way that requests waiting on this or another gateway care about, and one
+// subscriber connection per gateway listens (hub.go). A channel is named
+// after its key, so it carries the key's hash tag and would land on the
+// key's shard under sharded pub/sub too. Pub/sub channels are not keys: the
+// names cannot collide with data.
+
+// lockReleased is the channel on which a lock's release is announced.
+func (k keys) lockReleased(name string) string { return k.lock(name, ":released") }
+
 // tagEscaper keeps a user key from ending its hash tag early: a key such as
 // "}x" would otherwise give the empty tag "{}", which Redis ignores, and the
 // keys of one limiter could land on different slots.

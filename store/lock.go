@@ -77,7 +77,7 @@ func (s *Store) RefreshLock(ctx context.Context, name, token string, ttl time.Du
 // ReleaseLock frees the lock held by token. ErrNotFound when nobody holds
 // it, ErrLockHeld when another token does.
 func (s *Store) ReleaseLock(ctx context.Context, name, token string) error {
-	cmd, err := s.runScript(ctx, scriptLockRelease, []string{s.keys.lock(name, "")}, token)
+	cmd, err := s.runScript(ctx, scriptLockRelease, []string{s.keys.lock(name, "")}, token, s.keys.lockReleased(name))
 	var n int
 	if err == nil {
 		n, err = cmd.Int()
@@ -100,4 +100,12 @@ func (s *Store) LockTTL(ctx context.Context, name string) (time.Duration, error)
 		err = ErrNotFound
 	}
 	return d, classify("lock ttl", err)
+}
+
+// WatchLock listens for the releases of the lock name, on this gateway's one
+// subscriber connection: a waiter holds no connection of its own. Close the
+// watch when done. Expiry is not announced; a waiter sleeps no longer than
+// the holder's remaining lease.
+func (s *Store) WatchLock(name string) *Watch {
+	return s.hub.watch(s.keys.lockReleased(name))
 }

@@ -77,6 +77,7 @@ type Store struct {
 	minBackoff, maxBackoff time.Duration
 	durable                durability
 
+	hub  *hub                 // the one subscriber connection that wakes waiters (hub.go)
 	ap   *redis.AutoPipeliner // nil when auto-pipelining is off (autopipeline.go)
 	near *nearCache           // nil when the near-cache is off (nearcache.go)
 	errs batchErrors          // counts the failures of batched commands
@@ -215,7 +216,8 @@ func New(opts Options) (*Store, error) {
 		cc.AddHook(reloadHook{cc})
 	}
 	s.aliases = newScriptAliases(maxScriptAliases)
-	s.closers = append([]func() error{s.rdb.Close, s.cmd.Close}, s.closers...)
+	s.hub = newHub(s.rdb)
+	s.closers = append([]func() error{s.hub.stop, s.rdb.Close, s.cmd.Close}, s.closers...)
 
 	if opts.Registry != nil {
 		if err := opts.Registry.Register(newPoolCollector("redis_gateway", s.rdb)); err != nil {
