@@ -252,8 +252,11 @@ func TestCacheLeaseHerd(t *testing.T) {
 		}
 		woken := metricValue(t, regs[0], "redis_gateway_cache_lease_waiters_woken_total") +
 			metricValue(t, regs[1], "redis_gateway_cache_lease_waiters_woken_total")
-		if woken != callers-1 {
-			t.Errorf("waiters woken = %v, want %d", woken, callers-1)
+		// A waiter whose subscription was confirmed only after the fill
+		// finds the value when it looks again, unwoken.
+		t.Logf("%s: %v of %d waiters woken by the fill", b.name, woken, callers-1)
+		if woken < 1 || woken > callers-1 {
+			t.Errorf("waiters woken = %v, want 1 to %d", woken, callers-1)
 		}
 		if w := waiting(); w != 0 {
 			t.Errorf("%v requests still counted as waiting", w)

@@ -214,7 +214,7 @@ func setArgs(key string, value []byte, ttl time.Duration, option string) []any {
 func (s *Store) DeleteCache(ctx context.Context, key string) error {
 	defer s.forget(key)
 	k := s.keys
-	res, err := s.runScript(ctx, scriptCacheDelete, []string{k.cache(key), k.cacheLease(key)}, k.cacheLeaseChannel(), key)
+	res, err := s.runScript(ctx, scriptCacheDelete, []string{k.cache(key), k.cacheLease(key)}, k.cacheLeaseChanged(key))
 	var n int64
 	if err == nil {
 		n, err = res.Int64()
@@ -240,14 +240,14 @@ func (s *Store) DeleteCacheMany(ctx context.Context, keys []string) (int64, erro
 	cmds := make([]*redis.Cmd, len(keys))
 	err := s.write(ctx, func(p redis.Pipeliner) {
 		for i, key := range keys {
-			cmds[i] = scriptCacheDelete.EvalSha(ctx, p, []string{k.cache(key), k.cacheLease(key)}, k.cacheLeaseChannel(), key)
+			cmds[i] = scriptCacheDelete.EvalSha(ctx, p, []string{k.cache(key), k.cacheLease(key)}, k.cacheLeaseChanged(key))
 		}
 	})
 	if errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT") {
 		err = s.write(ctx, func(p redis.Pipeliner) {
 			for i, key := range keys {
 				if c := cmds[i]; errors.Is(c.Err(), redis.ErrNoScript) || redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-					cmds[i] = scriptCacheDelete.Eval(ctx, p, []string{k.cache(key), k.cacheLease(key)}, k.cacheLeaseChannel(), key)
+					cmds[i] = scriptCacheDelete.Eval(ctx, p, []string{k.cache(key), k.cacheLease(key)}, k.cacheLeaseChanged(key))
 				}
 			}
 		})

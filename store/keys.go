@@ -83,9 +83,10 @@ func (k keys) cacheLeaseSeq(key string) string {
 	return k.prefix + spaceCacheLeaseSeq + "{" + slotTag(keySlot(k.cache(key))) + "}"
 }
 
-// cacheLeaseChannel is where the gateways tell each other that a leased key
-// was filled or its lease withdrawn; the message is the client's key.
-func (k keys) cacheLeaseChannel() string { return k.prefix + "cache-lease" }
+// cacheLeaseChanged is the channel on which a fill of a leased key, or the
+// withdrawal of its lease, is announced (see the notification channels
+// above): named after the lease, so on the key's slot.
+func (k keys) cacheLeaseChanged(key string) string { return k.cacheLease(key) + ":changed" }
 
 // clusterSlots is the number of hash slots of Redis Cluster.
 const clusterSlots = 16384

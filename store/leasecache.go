@@ -21,8 +21,8 @@ import (
 // from a counter of the slot, and the Redis time it ends. A fill needs the
 // lease to be current and the key to be empty: a plain PUT since the grant
 // left a value, which refuses it; a DELETE removes the lease with the value.
-// The fill and the DELETE publish the key, which wakes the waiters of every
-// gateway (leaseWake). A plain PUT costs nothing more than before, and
+// The fill and the DELETE publish on the lease's channel, which wakes the
+// waiters of every gateway (hub.go). A plain PUT costs nothing more than before, and
 // publishes nothing: its waiters find the value when the lease they wait on
 // ends.
 
@@ -49,8 +49,6 @@ type leaseMetrics struct {
 }
 
 func (s *Store) initLeases(reg prometheus.Registerer) error {
-	s.leaseWake = newLeaseWake(s.rdb, s.keys.cacheLeaseChannel())
-	s.closers = append([]func() error{s.leaseWake.close}, s.closers...)
 	s.leaseMetrics = leaseMetrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "redis_gateway", Subsystem: "cache", Name: "leases_total",
@@ -89,13 +87,12 @@ func (s *Store) GetCacheLeased(ctx context.Context, key string, lease time.Durat
 	if err != nil || read.Held == 0 || !time.Now().Before(until) {
 		return read, err
 	}
-	// Watch before looking again: a fill announced between the first look
-	// and the watch would be missed otherwise.
-	woken, stop, err := s.leaseWake.watch(ctx, key)
-	if err != nil {
-		return LeasedRead{}, err
-	}
-	defer stop()
+	// Watch before looking again, so a fill after the look wakes this
+	// request. Until Redis confirms the subscription a fill can be missed:
+	// look again once it has.
+	w := s.hub.watch(s.keys.cacheLeaseChanged(key))
+	defer w.Close()
+	ready := w.Ready()
 	s.leaseMetrics.waiting.Inc()
 	defer s.leaseMetrics.waiting.Dec()
 	for {
@@ -110,8 +107,10 @@ func (s *Store) GetCacheLeased(ctx context.Context, key string, lease time.Durat
 		// says so, unless a fill or the caller's own deadline comes first.
 		t := time.NewTimer(min(left, read.Held+time.Millisecond))
 		select {
-		case <-woken:
+		case <-w.C():
 			s.leaseMetrics.woken.Inc()
+		case <-ready:
+			ready = nil
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
@@ -158,7 +157,7 @@ func (s *Store) PutCacheLeased(ctx context.Context, key, token string, value []b
 	defer s.forget(key)
 	k := s.keys
 	cmd, err := s.runScript(ctx, scriptCacheLeasePut, []string{k.cache(key), k.cacheLease(key)},
-		token, value, ttl.Milliseconds(), k.cacheLeaseChannel(), key)
+		token, value, ttl.Milliseconds(), k.cacheLeaseChanged(key))
 	var n int64
 	if err == nil {
 		n, err = cmd.Int64()

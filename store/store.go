@@ -82,8 +82,7 @@ type Store struct {
 	near *nearCache           // nil when the near-cache is off (nearcache.go)
 	errs batchErrors          // counts the failures of batched commands
 
-	leaseWake    *leaseWake // wakes the requests waiting on leased cache keys (leasecache.go)
-	leaseMetrics leaseMetrics
+	leaseMetrics leaseMetrics // cache leases (leasecache.go)
 
 	updating keyedMutex             // sessions being patched by this process
 	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
