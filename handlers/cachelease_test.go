@@ -417,3 +417,17 @@ func TestCacheLeaseDeleteWakesWaiters(t *testing.T) {
 		}
 	})
 }
+
+// A lease is a promise to write: a token that may only read the cache reads
+// as before, but may not take a lease and hold the other readers up.
+func TestCacheLeaseNeedsWriteScope(t *testing.T) {
+	const reader = "cache-reader-secret-lease01"
+	g := scopedGateway(t, miniBackend(t), `{"tokens": [{"name": "reader", "secret": "`+reader+`", "routes": ["cache"], "access": "read"}]}`)
+	g.must(request{method: "GET", path: "/cache/k", token: reader}, http.StatusNotFound)
+	resp := g.must(request{method: "GET", path: "/cache/k?lease=2&wait=0", token: reader}, http.StatusForbidden)
+	if resp.header.Get("Cache-Lease") != "" {
+		t.Errorf("a read-only token was granted a lease")
+	}
+	// Nobody holds the key: the full token is granted the lease at once.
+	g.takeLease("k", "2")
+}
