@@ -58,8 +58,9 @@ type config struct {
 	MaxSubscribers     int
 	SubscribeHeartbeat time.Duration
 
-	LockMaxWait    time.Duration // LOCK_MAX_WAIT: the longest ?wait of POST /lock/{name}
-	LockMaxWaiters int           // LOCK_MAX_WAITERS
+	LockMaxWait       time.Duration // LOCK_MAX_WAIT: the longest ?wait of POST /lock/{name}
+	LockMaxWaiters    int           // LOCK_MAX_WAITERS
+	CacheLeaseMaxWait time.Duration // CACHE_LEASE_MAX_WAIT: the longest ?wait of GET /cache/{key}?lease
 }
 
 // maxJSONDepth is the deepest nesting encoding/json accepts at all.
@@ -120,8 +121,9 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		MaxSubscribers:     e.int("MAX_SUBSCRIBERS", 1000, 1),
 		SubscribeHeartbeat: e.duration("SUBSCRIBE_HEARTBEAT", 15*time.Second),
 
-		LockMaxWait:    e.duration("LOCK_MAX_WAIT", 60*time.Second),
-		LockMaxWaiters: e.int("LOCK_MAX_WAITERS", 10000, 1),
+		LockMaxWait:       e.duration("LOCK_MAX_WAIT", 60*time.Second),
+		LockMaxWaiters:    e.int("LOCK_MAX_WAITERS", 10000, 1),
+		CacheLeaseMaxWait: e.duration("CACHE_LEASE_MAX_WAIT", 60*time.Second),
 	}
 	if c.MaxJSONDepth > maxJSONDepth {
 		e.fail("MAX_JSON_DEPTH", e.getenv("MAX_JSON_DEPTH"), fmt.Sprintf("want at most %d, the deepest JSON Go's decoder reads", maxJSONDepth))
@@ -247,6 +249,8 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 		return c, fmt.Errorf("SESSION_TTL (%s) is above MAX_TTL (%s)", c.SessionTTL, c.MaxTTL)
 	case c.LockMaxWait <= 0:
 		return c, fmt.Errorf("LOCK_MAX_WAIT (%s) must be above 0", c.LockMaxWait)
+	case c.CacheLeaseMaxWait <= 0:
+		return c, fmt.Errorf("CACHE_LEASE_MAX_WAIT (%s) must be above 0", c.CacheLeaseMaxWait)
 	case c.SubscribeHeartbeat < 100*time.Millisecond:
 		return c, fmt.Errorf("SUBSCRIBE_HEARTBEAT (%s) is below 100ms", c.SubscribeHeartbeat)
 	case !c.AuthDisabled && tokens == 0:

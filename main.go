@@ -187,6 +187,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		Heartbeat:         cfg.SubscribeHeartbeat,
 		LockMaxWait:       cfg.LockMaxWait,
 		LockMaxWaiters:    cfg.LockMaxWaiters,
+		CacheLeaseMaxWait: cfg.CacheLeaseMaxWait,
 		Stop:              stop,
 	})
 

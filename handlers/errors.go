@@ -82,6 +82,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		problem.Write(w, http.StatusConflict, "lock-held", "the lock is held by someone else")
 	case errors.Is(err, store.ErrLockHeld):
 		problem.Write(w, http.StatusConflict, "lock-held", "the lock is held by another token")
+	case errors.Is(err, store.ErrLeaseLost):
+		problem.Write(w, http.StatusConflict, "lease-lost",
+			"the lease is no longer current: the key was deleted or written, or the lease ended and another caller holds the next one")
 	case errors.Is(err, store.ErrConflict):
 		problem.Write(w, http.StatusConflict, "conflict", "too many concurrent updates; retry the request")
 	case errors.Is(err, store.ErrExists):

@@ -20,6 +20,7 @@ import (
 // Store is everything the routes need from Redis; *store.Store satisfies it.
 type Store interface {
 	cacheStore
+	cacheLeaseStore
 	sessionStore
 	rateLimitStore
 	lockStore
@@ -58,6 +59,10 @@ type Config struct {
 	MaxJSONDepth   int
 	RequestTimeout time.Duration
 	TTLs           TTLs
+
+	// CacheLeaseMaxWait bounds ?wait on GET /cache/{key}?lease=S, which
+	// REQUEST_TIMEOUT does not. 0 means 60 s.
+	CacheLeaseMaxWait time.Duration
 
 	// RateLimitFailOpen allows rate-limited calls when Redis cannot be asked,
 	// flagged with RateLimit-Degraded, instead of answering 503.
@@ -156,9 +161,10 @@ func New(cfg Config) http.Handler {
 		read, write := need(access.Cache, access.Read), need(access.Cache, access.Write)
 		r.With(read).Method(http.MethodGet, "/cache", handleCacheGetMany(s))
 		r.With(write).Method(http.MethodDelete, "/cache", handleCacheDeleteMany(s))
-		r.With(read).Method(http.MethodGet, "/cache/{key}", handleCacheGet(s))
+		r.With(read).Method(http.MethodGet, "/cache/{key}", leaseGetRoute(handleCacheGet(s),
+			middleware.NoDeadline(handleCacheLeaseGet(s, cfg.CacheLeaseMaxWait, cfg.RequestTimeout))))
 		r.With(read).Method(http.MethodHead, "/cache/{key}", handleCacheGet(s))
-		r.With(write).Method(http.MethodPut, "/cache/{key}", handleCachePut(s, ttls, lim))
+		r.With(write).Method(http.MethodPut, "/cache/{key}", leasePutRoute(handleCachePut(s, ttls, lim), handleCacheLeasePut(s, ttls, lim)))
 		r.With(write).Method(http.MethodDelete, "/cache/{key}", handleCacheDelete(s))
 		r.With(read).Method(http.MethodGet, "/cache/{key}/ttl", handleCacheTTL(s))
 		r.With(write).Method(http.MethodPost, "/cache/{key}/expire", handleCacheExpire(s, ttls))

@@ -213,7 +213,12 @@ func setArgs(key string, value []byte, ttl time.Duration, option string) []any {
 // DeleteCache removes a key; ErrNotFound when there was none.
 func (s *Store) DeleteCache(ctx context.Context, key string) error {
 	defer s.forget(key)
-	n, err := runCmd(ctx, s, writing, redis.NewIntCmd, "del", s.keys.cache(key)).Result()
+	k := s.keys
+	res, err := s.runScript(ctx, scriptCacheDelete, []string{k.cache(key), k.cacheLease(key)}, k.cacheLeaseChanged(key))
+	var n int64
+	if err == nil {
+		n, err = res.Int64()
+	}
 	if err == nil && n == 0 {
 		err = ErrNotFound
 	}
@@ -228,18 +233,39 @@ func (s *Store) DeleteCacheMany(ctx context.Context, keys []string) (int64, erro
 			s.forget(k)
 		}
 	}()
-	cmds := make([]*redis.IntCmd, len(keys))
+	// One script per key, pipelined: it withdraws the key's lease too. A
+	// node that does not know the script yet refuses it without running
+	// it; those keys go again, with the script's text.
+	k := s.keys
+	cmds := make([]*redis.Cmd, len(keys))
 	err := s.write(ctx, func(p redis.Pipeliner) {
-		for i, k := range keys {
-			cmds[i] = p.Del(ctx, s.keys.cache(k))
+		for i, key := range keys {
+			cmds[i] = scriptCacheDelete.EvalSha(ctx, p, []string{k.cache(key), k.cacheLease(key)}, k.cacheLeaseChanged(key))
 		}
 	})
+	if errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT") {
+		err = s.write(ctx, func(p redis.Pipeliner) {
+			for i, key := range keys {
+				if c := cmds[i]; errors.Is(c.Err(), redis.ErrNoScript) || redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+					cmds[i] = scriptCacheDelete.Eval(ctx, p, []string{k.cache(key), k.cacheLease(key)}, k.cacheLeaseChanged(key))
+				}
+			}
+		})
+	}
+	if err == nil {
+		for _, c := range cmds {
+			if err = c.Err(); err != nil {
+				break
+			}
+		}
+	}
 	if err != nil {
 		return 0, classify("delete cache", err)
 	}
 	var n int64
 	for _, c := range cmds {
-		n += c.Val()
+		d, _ := c.Int64()
+		n += d
 	}
 	return n, nil
 }

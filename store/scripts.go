@@ -64,3 +64,18 @@ var (
 	lockReleaseSrc    string
 	scriptLockRelease = redis.NewScript(lockReleaseSrc)
 )
+
+// Cache leases (leasecache.go).
+var (
+	//go:embed scripts/cache_lease_get.lua
+	cacheLeaseGetSrc    string
+	scriptCacheLeaseGet = redis.NewScript(cacheLeaseGetSrc)
+
+	//go:embed scripts/cache_delete.lua
+	cacheDeleteSrc    string
+	scriptCacheDelete = redis.NewScript(cacheDeleteSrc)
+
+	//go:embed scripts/cache_lease_put.lua
+	cacheLeasePutSrc    string
+	scriptCacheLeasePut = redis.NewScript(cacheLeasePutSrc)
+)

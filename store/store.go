@@ -93,6 +93,8 @@ type Store struct {
 	errs     batchErrors          // counts the failures of batched commands
 	spans    batchSpans           // traces batched commands
 
+	leaseMetrics leaseMetrics // cache leases (leasecache.go)
+
 	updating keyedMutex             // sessions being patched by this process
 	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
 	maxReply int64                  // MAX_REPLY_BYTES (replybudget.go)
@@ -116,6 +118,9 @@ func New(opts Options) (*Store, error) {
 		if opts.URL != "" {
 			return nil, errors.New("REDIS_URL and REDIS_CLUSTER_NODES are both set: set REDIS_URL for one server, " +
 				"REDIS_CLUSTER_NODES for a cluster (with REDIS_TLS_ENABLED=true for TLS)")
+		}
+		if err := checkClusterPrefix(opts.KeyPrefix); err != nil {
+			return nil, err
 		}
 		for _, n := range opts.ClusterNodes {
 			if _, _, err := net.SplitHostPort(n); err != nil {
@@ -259,6 +264,10 @@ func New(opts Options) (*Store, error) {
 			return nil, err
 		}
 		s.spans = newBatchSpans(opts.TracerProvider)
+	}
+	if err := s.initLeases(opts.Registry); err != nil {
+		s.Close()
+		return nil, err
 	}
 	if len(opts.ClusterNodes) > 0 {
 		if !opts.NoAutoPipeline || opts.NearCache != nil {
