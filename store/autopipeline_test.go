@@ -190,8 +190,11 @@ func TestCommandErrorsAreCounted(t *testing.T) {
 			refused := newTestStore(t, Options{URL: "redis://127.0.0.1:" + fmt.Sprint(redistest.FreePort(t)), Registry: down,
 				NoAutoPipeline: !batched, MaxRetries: -1})
 			_, _ = refused.GetCache(ctx, "k")
-			if got, want := commandErrors(t, down, "get", "dial"), map[string]float64{"get": 1, "dial": 1}; !equalCounts(got, want) {
-				t.Errorf("with Redis refusing connections: redis_gateway_redis_command_errors_total = %v, want %v", got, want)
+			// The scrape itself PINGs Redis (redis_gateway_redis_up), and that
+			// PING's failed dial may be counted before or after the errors are
+			// collected: the command's own dial is the one that must be there.
+			if got := commandErrors(t, down, "get", "dial"); got["get"] != 1 || got["dial"] < 1 {
+				t.Errorf("with Redis refusing connections: redis_gateway_redis_command_errors_total = %v, want get 1 and dial at least 1", got)
 			}
 		})
 	}
