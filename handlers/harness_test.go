@@ -265,7 +265,9 @@ func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 		Registry:       prometheus.NewRegistry(),
 		Tokens:         []string{testToken, "second-token"},
 		MaxBodyBytes:   4 << 10,
-		RequestTimeout: 2 * time.Second,
+		// Generous: a busy machine must not turn a success into a 504. Tests
+		// of the deadline set their own.
+		RequestTimeout: 30 * time.Second,
 		TTLs:           handlers.TTLs{CacheDefault: time.Hour, Session: 30 * time.Minute, Max: 30 * 24 * time.Hour},
 		OpenAPI:        []byte("openapi: 3.0.3\n"),
 	}
