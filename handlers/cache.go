@@ -15,7 +15,9 @@ import (
 
 // cacheStore is what the cache routes need from Redis.
 type cacheStore interface {
-	GetCache(ctx context.Context, key string) ([]byte, error)
+	// GetCacheTagged returns a value with its ETag, kept together, so that
+	// a value the near-cache serves from memory costs no digest.
+	GetCacheTagged(ctx context.Context, key string) (value []byte, etag string, err error)
 	GetCacheMany(ctx context.Context, keys []string) ([][]byte, error)
 	PutCache(ctx context.Context, key string, value []byte, ttl time.Duration, cond store.Condition) (bool, error)
 	DeleteCache(ctx context.Context, key string) error
@@ -37,12 +39,6 @@ type TTLs struct {
 
 func etag(value []byte) string { return store.ETag(value) }
 
-// taggedCacheGetter is what a store with a near-cache offers: a value with
-// its ETag, kept together, so that a value served from memory costs no digest.
-type taggedCacheGetter interface {
-	GetCacheTagged(ctx context.Context, key string) (value []byte, etag string, err error)
-}
-
 // handleCacheGet serves GET and HEAD /cache/{key}: the stored bytes as they
 // were sent, with a strong ETag.
 func handleCacheGet(s cacheStore) http.Handler {
@@ -51,13 +47,7 @@ func handleCacheGet(s cacheStore) http.Handler {
 		if err != nil {
 			return err
 		}
-		var value []byte
-		var tag string
-		if tg, ok := s.(taggedCacheGetter); ok {
-			value, tag, err = tg.GetCacheTagged(r.Context(), key)
-		} else if value, err = s.GetCache(r.Context(), key); err == nil {
-			tag = etag(value)
-		}
+		value, tag, err := s.GetCacheTagged(r.Context(), key)
 		if err != nil {
 			return err
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/handlers"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 	"github.com/redis-gateway/redis-gateway/store"
@@ -242,6 +243,12 @@ func withConfig(f func(*handlers.Config)) option {
 	return func(s *setup) { f(&s.cfg) }
 }
 
+// staticTokens admits secrets, each with full access, as TOKENS does.
+func staticTokens(secrets ...string) func() *access.Set {
+	set := access.EnvSet(secrets)
+	return func() *access.Set { return set }
+}
+
 // withStore puts wrap around the real store, to inject a fault Redis cannot.
 func withStore(wrap func(handlers.Store) handlers.Store) option {
 	return func(s *setup) { s.wrap = wrap }
@@ -263,7 +270,7 @@ func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 	s.cfg = handlers.Config{
 		Logger:         logger,
 		Registry:       prometheus.NewRegistry(),
-		Tokens:         []string{testToken, "second-token"},
+		TokenSet:       staticTokens(testToken, "second-token"),
 		MaxBodyBytes:   4 << 10,
 		RequestTimeout: 2 * time.Second,
 		TTLs:           handlers.TTLs{CacheDefault: time.Hour, Session: 30 * time.Minute, Max: 30 * 24 * time.Hour},

@@ -40,11 +40,9 @@ type Config struct {
 
 	// TokenSet returns the tokens admitted on data routes, with their
 	// scopes; it is asked for every request, so a reloaded set applies at
-	// once. When nil, Tokens are admitted, each with full access. No tokens
-	// and AuthDisabled false admits nobody: data routes are never open by
-	// accident.
+	// once. No tokens (or a nil TokenSet) and AuthDisabled false admits
+	// nobody: data routes are never open by accident.
 	TokenSet     func() *access.Set
-	Tokens       []string
 	AuthDisabled bool
 	// MetricsToken, when set, is the bearer token /metrics requires; the
 	// data routes' tokens do not open it.
@@ -139,8 +137,8 @@ func New(cfg Config) http.Handler {
 	}
 	tokens := cfg.TokenSet
 	if tokens == nil {
-		set := access.EnvSet(cfg.Tokens)
-		tokens = func() *access.Set { return set }
+		none := access.EnvSet(nil)
+		tokens = func() *access.Set { return none }
 	}
 
 	lim := bodyLimits{maxBytes: cfg.MaxBodyBytes, maxDepth: cfg.MaxJSONDepth}
