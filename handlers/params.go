@@ -120,16 +120,27 @@ func readJSON(r *http.Request, maxDepth int) ([]byte, error) {
 		return nil, &httpError{Status: http.StatusUnsupportedMediaType, Slug: "unsupported-media-type",
 			Message: "Content-Type must be application/json"}
 	}
+	b, err := readBody(r, badRequest)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkJSON(b, maxDepth); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	return b, nil
+}
+
+// readBody reads the whole body. A body past the limit of the BodyLimit
+// middleware keeps its *http.MaxBytesError, which writeError turns into 413;
+// any other failure is a 400 built by bad, in the route's own envelope.
+func readBody(r *http.Request, bad func(format string, args ...any) error) ([]byte, error) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return nil, err
 		}
-		return nil, badRequest("reading the body: %v", err)
-	}
-	if err := checkJSON(b, maxDepth); err != nil {
-		return nil, badRequest("%v", err)
+		return nil, bad("reading the body: %v", err)
 	}
 	return b, nil
 }

@@ -177,8 +177,8 @@ func New(cfg Config) http.Handler {
 		r.With(write).Method(http.MethodDelete, "/session/{id}", handleSessionDelete(s))
 
 		read, write = need(access.RateLimit, access.Read), need(access.RateLimit, access.Write)
-		r.With(write).Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimitIncr(rl))
-		r.With(read).Method(http.MethodGet, "/ratelimit/{key}", handleRateLimitPeek(rl))
+		r.With(write).Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimit(rl, true))
+		r.With(read).Method(http.MethodGet, "/ratelimit/{key}", handleRateLimit(rl, false))
 		r.With(write).Method(http.MethodDelete, "/ratelimit/{key}", handleRateLimitReset(s))
 
 		read, write = need(access.Lock, access.Read), need(access.Lock, access.Write)
@@ -261,15 +261,20 @@ func sentPath(r *http.Request) string {
 // methodNotAllowed answers 405 with the Allow header listing what the path
 // does take.
 func methodNotAllowed(routes chi.Routes) http.HandlerFunc {
-	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 	return func(w http.ResponseWriter, r *http.Request) {
-		var allowed []string
-		for _, m := range methods {
-			if routes.Match(chi.NewRouteContext(), m, sentPath(r)) {
-				allowed = append(allowed, m)
-			}
-		}
-		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		w.Header().Set("Allow", allowedMethods(routes, sentPath(r)))
 		problem.Write(w, http.StatusMethodNotAllowed, "method-not-allowed", r.Method+" is not allowed here")
 	}
+}
+
+// allowedMethods lists, for a 405's Allow header, the methods routes serves
+// at path.
+func allowedMethods(routes chi.Routes, path string) string {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if routes.Match(chi.NewRouteContext(), m, path) {
+			allowed = append(allowed, m)
+		}
+	}
+	return strings.Join(allowed, ", ")
 }
