@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
+
+	"github.com/redis-gateway/redis-gateway/internal/logtest"
 )
 
 // Issue 10, finding 3: one 10 MB value read five times in one pipeline made
@@ -47,7 +49,7 @@ func TestE2EBoundedReplies(t *testing.T) {
 		"SHUTDOWN_DRAIN=0s",
 		"LOG_FORMAT=json",
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr logtest.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
+
+	"github.com/redis-gateway/redis-gateway/internal/logtest"
 )
 
 // runOnce calls run with env and a context that ends after timeout, and
@@ -22,7 +24,7 @@ func runOnce(t *testing.T, timeout time.Duration, env map[string]string, args ..
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut logtest.Buffer
 	start := time.Now()
 	err = run(ctx, append([]string{"redis-gateway"}, args...), envFunc(env), &out, &errOut)
 	return out.String(), errOut.String(), time.Since(start), err

@@ -29,6 +29,8 @@ import (
 	"github.com/redis-gateway/redis-gateway/handlers"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 	"github.com/redis-gateway/redis-gateway/store"
+
+	"github.com/redis-gateway/redis-gateway/internal/logtest"
 )
 
 const testToken = "test-token"
@@ -217,7 +219,7 @@ type gateway struct {
 	t      *testing.T
 	url    string
 	client *http.Client
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 }
 
 // setup is what options may change before the gateway starts.
@@ -264,7 +266,7 @@ func withServer(f func(*http.Server)) option {
 func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 	t.Helper()
 	redistest.LogClient(t)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	s := setup{store: store.Options{URL: b.url, ClusterNodes: b.nodes, TLS: b.tls, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}
 	s.cfg = handlers.Config{
@@ -449,23 +451,6 @@ func (s *specCheck) RoundTrip(req *http.Request) (*http.Response, error) {
 		s.t.Errorf("%s %s: no X-Request-Id on the response", req.Method, req.URL.Path)
 	}
 	return resp, nil
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
