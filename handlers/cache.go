@@ -37,8 +37,6 @@ type TTLs struct {
 	Max          time.Duration // MAX_TTL
 }
 
-func etag(value []byte) string { return store.ETag(value) }
-
 // handleCacheGet serves GET and HEAD /cache/{key}: the stored bytes as they
 // were sent, with a strong ETag.
 func handleCacheGet(s cacheStore) http.Handler {
@@ -87,7 +85,7 @@ func handleCachePut(s cacheStore, ttls TTLs, lim bodyLimits) http.Handler {
 		if err != nil {
 			return err
 		}
-		w.Header().Set("ETag", etag(value))
+		w.Header().Set("ETag", store.ETag(value))
 		if created {
 			w.WriteHeader(http.StatusCreated)
 		} else {
