@@ -65,11 +65,7 @@ func handleCachePut(s cacheStore, ttls TTLs, lim bodyLimits) http.Handler {
 		if err != nil {
 			return err
 		}
-		q, err := query(r)
-		if err != nil {
-			return err
-		}
-		ttl, err := ttlParam(q, "ttl", ttls.CacheDefault, ttls.Max)
+		ttl, err := ttlQuery(r, ttls.CacheDefault, ttls.Max)
 		if err != nil {
 			return err
 		}
@@ -86,11 +82,7 @@ func handleCachePut(s cacheStore, ttls TTLs, lim bodyLimits) http.Handler {
 			return err
 		}
 		w.Header().Set("ETag", store.ETag(value))
-		if created {
-			w.WriteHeader(http.StatusCreated)
-		} else {
-			w.WriteHeader(http.StatusNoContent)
-		}
+		writeStored(w, created)
 		return nil
 	})
 }

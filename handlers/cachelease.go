@@ -169,11 +169,7 @@ func handleCacheLeasePut(s cacheLeaseStore, ttls TTLs, lim bodyLimits) http.Hand
 		if err != nil {
 			return err
 		}
-		q, err := query(r)
-		if err != nil {
-			return err
-		}
-		ttl, err := ttlParam(q, "ttl", ttls.CacheDefault, ttls.Max)
+		ttl, err := ttlQuery(r, ttls.CacheDefault, ttls.Max)
 		if err != nil {
 			return err
 		}

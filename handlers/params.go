@@ -45,6 +45,16 @@ func query(r *http.Request) (url.Values, error) {
 	return q, nil
 }
 
+// ttlQuery reads ?ttl, the only query parameter of a write that stores a
+// value: def when absent, at most maxTTL.
+func ttlQuery(r *http.Request, def, maxTTL time.Duration) (time.Duration, error) {
+	q, err := query(r)
+	if err != nil {
+		return 0, err
+	}
+	return ttlParam(q, "ttl", def, maxTTL)
+}
+
 // single returns the one value of a query parameter, or ok=false when absent.
 func single(q url.Values, name string) (string, bool, error) {
 	vs, ok := q[name]
@@ -163,6 +173,16 @@ func isJSON(contentType string) bool {
 		return false
 	}
 	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+// writeStored answers a PUT that stored a value: 201 when it created the
+// key, 204 when it replaced one.
+func writeStored(w http.ResponseWriter, created bool) {
+	if created {
+		w.WriteHeader(http.StatusCreated)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // writeJSON answers with v encoded as JSON.
