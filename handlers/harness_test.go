@@ -334,20 +334,9 @@ func (g *gateway) do(req request) response {
 	return resp
 }
 
-// call is do for goroutines other than the test's: it returns its error.
-func (g *gateway) call(req request) (response, error) {
-	var body io.Reader
-	if req.body != "" {
-		body = strings.NewReader(req.body)
-	}
-	hr, err := http.NewRequest(req.method, g.url+req.path, body)
-	if err != nil {
-		return response{}, fmt.Errorf("%s %s: %v", req.method, req.path, err)
-	}
-	sendAsWritten(hr, req.path)
-	if req.body != "" {
-		hr.Header.Set("Content-Type", "application/json")
-	}
+// setHeaders puts the request's token on hr (testToken when it names none,
+// none for "-"), then its headers; a header given as "" is removed.
+func (req request) setHeaders(hr *http.Request) {
 	switch req.token {
 	case "":
 		hr.Header.Set("Authorization", "Bearer "+testToken)
@@ -362,6 +351,23 @@ func (g *gateway) call(req request) (response, error) {
 			hr.Header.Set(k, v)
 		}
 	}
+}
+
+// call is do for goroutines other than the test's: it returns its error.
+func (g *gateway) call(req request) (response, error) {
+	var body io.Reader
+	if req.body != "" {
+		body = strings.NewReader(req.body)
+	}
+	hr, err := http.NewRequest(req.method, g.url+req.path, body)
+	if err != nil {
+		return response{}, fmt.Errorf("%s %s: %v", req.method, req.path, err)
+	}
+	sendAsWritten(hr, req.path)
+	if req.body != "" {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	req.setHeaders(hr)
 	resp, err := g.client.Do(hr)
 	if err != nil {
 		return response{}, fmt.Errorf("%s %s: %v", req.method, req.path, err)

@@ -47,16 +47,7 @@ func (g *gateway) tryOpenStream(req request) (*stream, error) {
 		return nil, fmt.Errorf("%s %s: %w", req.method, req.path, err)
 	}
 	sendAsWritten(hr, req.path)
-	switch req.token {
-	case "":
-		hr.Header.Set("Authorization", "Bearer "+testToken)
-	case "-":
-	default:
-		hr.Header.Set("Authorization", "Bearer "+req.token)
-	}
-	for k, v := range req.header {
-		hr.Header.Set(k, v)
-	}
+	req.setHeaders(hr)
 	// A transport of its own: closing the stream closes its connection.
 	tr := &http.Transport{DisableKeepAlives: true}
 	resp, err := (&http.Client{Transport: tr}).Do(hr)
