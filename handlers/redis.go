@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/internal/commandapi"
+	"github.com/redis-gateway/redis-gateway/internal/echo"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -403,24 +404,12 @@ func writeCommandJSON(w http.ResponseWriter, status int, v any) {
 func syncToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := r.Header.Get("Upstash-Sync-Token")
-		if !validSyncToken(token) {
+		if !echo.Verbatim(token) {
 			token = "0"
 		}
 		w.Header().Set("Upstash-Sync-Token", token)
 		next.ServeHTTP(w, r)
 	})
-}
-
-func validSyncToken(t string) bool {
-	if t == "" || len(t) > 128 {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		if t[i] < 0x21 || t[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // commandNotFound and commandMethodNotAllowed keep the protocol's envelope
