@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis-gateway/redis-gateway/internal/redistest"
-
 	"github.com/redis-gateway/redis-gateway/internal/logtest"
+	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
 
 // Issue 10, finding 3: one 10 MB value read five times in one pipeline made

@@ -25,9 +25,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/redis-gateway/redis-gateway/internal/redistest"
-
 	"github.com/redis-gateway/redis-gateway/internal/logtest"
+	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
 
 func TestE2ECacheTTL(t *testing.T) {

@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis-gateway/redis-gateway/internal/redistest"
-
 	"github.com/redis-gateway/redis-gateway/internal/logtest"
+	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
 
 const (

@@ -5,9 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis-gateway/redis-gateway/middleware"
-
 	"github.com/redis-gateway/redis-gateway/internal/logtest"
+	"github.com/redis-gateway/redis-gateway/middleware"
 )
 
 // Buffered log lines are all written, one per record: access log lines

@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis-gateway/redis-gateway/internal/redistest"
-
 	"github.com/redis-gateway/redis-gateway/internal/logtest"
+	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
 
 // runOnce calls run with env and a context that ends after timeout, and

@@ -27,10 +27,9 @@ import (
 
 	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/handlers"
+	"github.com/redis-gateway/redis-gateway/internal/logtest"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 	"github.com/redis-gateway/redis-gateway/store"
-
-	"github.com/redis-gateway/redis-gateway/internal/logtest"
 )
 
 const testToken = "test-token"
