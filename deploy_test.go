@@ -216,7 +216,10 @@ type ecsTaskDefinition struct {
 	ContainerDefinitions    []ecsContainer                                          `json:"containerDefinitions"`
 }
 
-func TestECSTaskDefinition(t *testing.T) {
+// readECSTaskDefinition decodes deploy/ecs/task-definition.json, refusing
+// fields ecsTaskDefinition does not know.
+func readECSTaskDefinition(t *testing.T) ecsTaskDefinition {
+	t.Helper()
 	b, err := os.ReadFile("deploy/ecs/task-definition.json")
 	if err != nil {
 		t.Fatal(err)
@@ -225,6 +228,11 @@ func TestECSTaskDefinition(t *testing.T) {
 	if err := decodeStrict(b, &td); err != nil {
 		t.Fatalf("task-definition.json: %v", err)
 	}
+	return td
+}
+
+func TestECSTaskDefinition(t *testing.T) {
+	td := readECSTaskDefinition(t)
 	containers := map[string]ecsContainer{}
 	for _, c := range td.ContainerDefinitions {
 		containers[c.Name] = c
@@ -944,14 +952,7 @@ func TestDockerCompose(t *testing.T) {
 // port, and drains a task for longer than a request may take: ECS waits out
 // the deregistration delay before it sends SIGTERM.
 func TestECSTargetGroup(t *testing.T) {
-	b, err := os.ReadFile("deploy/ecs/task-definition.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var td ecsTaskDefinition
-	if err := decodeStrict(b, &td); err != nil {
-		t.Fatalf("task-definition.json: %v", err)
-	}
+	td := readECSTaskDefinition(t)
 	env := map[string]string{"GATEWAY_TOKENS": aSecret}
 	for _, c := range td.ContainerDefinitions {
 		if c.Name != "redis-gateway" {
@@ -979,7 +980,8 @@ func TestECSTargetGroup(t *testing.T) {
 		HealthyThresholdCount, UnhealthyThresholdCount     int
 		Matcher                                            struct{ HttpCode string }
 	}
-	if b, err = os.ReadFile("deploy/ecs/target-group.json"); err != nil {
+	b, err := os.ReadFile("deploy/ecs/target-group.json")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := decodeStrict(b, &tg); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,29 +11,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis-gateway/redis-gateway/internal/logtest"
 )
 
 // testToken is the bearer token every test gateway admits.
 const testToken = "test-token-4f9c2e7b1d6a"
-
-// syncBuffer is an io.Writer that run may write to from several goroutines
-// while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // envFunc turns a map into a getenv; an empty value is the same as unset.
 func envFunc(env map[string]string) func(string) string {
@@ -45,8 +27,8 @@ func envFunc(env map[string]string) func(string) string {
 type gateway struct {
 	URL    string // http://127.0.0.1:PORT
 	Addr   string // 127.0.0.1:PORT
-	Stdout *syncBuffer
-	Stderr *syncBuffer
+	Stdout *logtest.Buffer
+	Stderr *logtest.Buffer
 	Client *http.Client
 
 	cancel context.CancelFunc
@@ -84,8 +66,8 @@ func startGateway(t testing.TB, env map[string]string, args ...string) *gateway 
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &gateway{
-		Stdout: &syncBuffer{},
-		Stderr: &syncBuffer{},
+		Stdout: &logtest.Buffer{},
+		Stderr: &logtest.Buffer{},
 		Client: &http.Client{Timeout: 10 * time.Second},
 		cancel: cancel,
 		done:   make(chan error, 1),

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis-gateway/redis-gateway/internal/logtest"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
 
@@ -47,7 +48,7 @@ func TestE2EBoundedReplies(t *testing.T) {
 		"SHUTDOWN_DRAIN=0s",
 		"LOG_FORMAT=json",
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr logtest.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)

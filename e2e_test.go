@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/redis-gateway/redis-gateway/internal/logtest"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
 
@@ -293,7 +294,7 @@ func TestE2ESIGTERMDuringLoad(t *testing.T) {
 		"SHUTDOWN_TIMEOUT=" + shutdownTimeout.String(),
 		"LOG_FORMAT=json",
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr logtest.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)

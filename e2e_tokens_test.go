@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis-gateway/redis-gateway/internal/logtest"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
 
@@ -174,7 +175,7 @@ func TestE2ETokensFileBadAndSIGHUP(t *testing.T) {
 	cmd := exec.Command(bin)
 	cmd.Dir = t.TempDir()
 	cmd.Env = []string{"REDIS_URL=memory://", "HTTP_ADDR=" + addr, "GATEWAY_TOKENS_FILE=" + path, "LOG_FORMAT=json", "SHUTDOWN_DELAY=0s"}
-	var stdout, stderr syncBuffer
+	var stdout, stderr logtest.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis-gateway/redis-gateway/internal/logtest"
 	"github.com/redis-gateway/redis-gateway/middleware"
 )
 
@@ -12,7 +13,7 @@ import (
 // within the interval; every other line, and any warning, at once, with what
 // came before it; the rest on close.
 func TestLogBuffer(t *testing.T) {
-	var out syncBuffer
+	var out logtest.Buffer
 	logger, closeLog := newLogger(config{LogFormat: "json", LogBuffer: time.Hour}, &out)
 	logger.Info(middleware.AccessLogMessage, "n", 1)
 	if got := out.String(); got != "" {
@@ -33,7 +34,7 @@ func TestLogBuffer(t *testing.T) {
 		t.Errorf("after close the log holds %q, want five lines", got)
 	}
 
-	var ticked syncBuffer
+	var ticked logtest.Buffer
 	logger, closeLog = newLogger(config{LogFormat: "json", LogBuffer: 20 * time.Millisecond}, &ticked)
 	defer closeLog()
 	logger.Info(middleware.AccessLogMessage, "n", 5)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis-gateway/redis-gateway/internal/logtest"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
 
@@ -22,7 +23,7 @@ func runOnce(t *testing.T, timeout time.Duration, env map[string]string, args ..
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut logtest.Buffer
 	start := time.Now()
 	err = run(ctx, append([]string{"redis-gateway"}, args...), envFunc(env), &out, &errOut)
 	return out.String(), errOut.String(), time.Since(start), err

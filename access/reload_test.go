@@ -1,34 +1,17 @@
 package access
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis-gateway/redis-gateway/internal/logtest"
 )
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func tokensFile(name, secret string) string {
 	return `{"tokens": [{"name": "` + name + `", "secret": "` + secret + `"}]}`
@@ -51,7 +34,7 @@ func names(tk *Tokens) string { return strings.Join(tk.Current().Names(), ",") }
 func TestReload(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokens.json")
 	write(t, path, tokensFile("old", secretA))
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	tk, err := LoadTokens([]string{"env-secret"}, path, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatalf("LoadTokens: %v", err)
@@ -110,7 +93,7 @@ func TestReload(t *testing.T) {
 func TestWatch(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokens.json")
 	write(t, path, tokensFile("first", secretA))
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	tk, err := LoadTokens(nil, path, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)

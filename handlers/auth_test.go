@@ -70,7 +70,7 @@ func TestAuth(t *testing.T) {
 
 // No tokens and auth not switched off: nobody gets in.
 func TestNoTokensAdmitsNobody(t *testing.T) {
-	g := startGateway(t, miniBackend(t), withConfig(func(c *handlers.Config) { c.Tokens = nil }))
+	g := startGateway(t, miniBackend(t), withConfig(func(c *handlers.Config) { c.TokenSet = nil }))
 	g.must(request{method: "GET", path: "/cache/k"}, http.StatusUnauthorized)
 	g.must(request{method: "GET", path: "/cache/k", token: "-", header: map[string]string{"Authorization": "Bearer "}}, http.StatusUnauthorized)
 }

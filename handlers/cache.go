@@ -15,7 +15,9 @@ import (
 
 // cacheStore is what the cache routes need from Redis.
 type cacheStore interface {
-	GetCache(ctx context.Context, key string) ([]byte, error)
+	// GetCacheTagged returns a value with its ETag, kept together, so that
+	// a value the near-cache serves from memory costs no digest.
+	GetCacheTagged(ctx context.Context, key string) (value []byte, etag string, err error)
 	GetCacheMany(ctx context.Context, keys []string) ([][]byte, error)
 	PutCache(ctx context.Context, key string, value []byte, ttl time.Duration, cond store.Condition) (bool, error)
 	DeleteCache(ctx context.Context, key string) error
@@ -35,14 +37,6 @@ type TTLs struct {
 	Max          time.Duration // MAX_TTL
 }
 
-func etag(value []byte) string { return store.ETag(value) }
-
-// taggedCacheGetter is what a store with a near-cache offers: a value with
-// its ETag, kept together, so that a value served from memory costs no digest.
-type taggedCacheGetter interface {
-	GetCacheTagged(ctx context.Context, key string) (value []byte, etag string, err error)
-}
-
 // handleCacheGet serves GET and HEAD /cache/{key}: the stored bytes as they
 // were sent, with a strong ETag.
 func handleCacheGet(s cacheStore) http.Handler {
@@ -51,13 +45,7 @@ func handleCacheGet(s cacheStore) http.Handler {
 		if err != nil {
 			return err
 		}
-		var value []byte
-		var tag string
-		if tg, ok := s.(taggedCacheGetter); ok {
-			value, tag, err = tg.GetCacheTagged(r.Context(), key)
-		} else if value, err = s.GetCache(r.Context(), key); err == nil {
-			tag = etag(value)
-		}
+		value, tag, err := s.GetCacheTagged(r.Context(), key)
 		if err != nil {
 			return err
 		}
@@ -77,11 +65,7 @@ func handleCachePut(s cacheStore, ttls TTLs, lim bodyLimits) http.Handler {
 		if err != nil {
 			return err
 		}
-		q, err := query(r)
-		if err != nil {
-			return err
-		}
-		ttl, err := ttlParam(q, "ttl", ttls.CacheDefault, ttls.Max)
+		ttl, err := ttlQuery(r, ttls.CacheDefault, ttls.Max)
 		if err != nil {
 			return err
 		}
@@ -97,12 +81,8 @@ func handleCachePut(s cacheStore, ttls TTLs, lim bodyLimits) http.Handler {
 		if err != nil {
 			return err
 		}
-		w.Header().Set("ETag", etag(value))
-		if created {
-			w.WriteHeader(http.StatusCreated)
-		} else {
-			w.WriteHeader(http.StatusNoContent)
-		}
+		w.Header().Set("ETag", store.ETag(value))
+		writeStored(w, created)
 		return nil
 	})
 }

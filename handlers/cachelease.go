@@ -101,7 +101,7 @@ func handleCacheLeaseGet(s cacheLeaseStore, maxWait, requestTimeout time.Duratio
 		}
 		switch {
 		case read.Value != nil:
-			tag := etag(read.Value)
+			tag := store.ETag(read.Value)
 			w.Header().Set("ETag", tag)
 			if inm := r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, tag, true) {
 				w.WriteHeader(http.StatusNotModified)
@@ -169,11 +169,7 @@ func handleCacheLeasePut(s cacheLeaseStore, ttls TTLs, lim bodyLimits) http.Hand
 		if err != nil {
 			return err
 		}
-		q, err := query(r)
-		if err != nil {
-			return err
-		}
-		ttl, err := ttlParam(q, "ttl", ttls.CacheDefault, ttls.Max)
+		ttl, err := ttlQuery(r, ttls.CacheDefault, ttls.Max)
 		if err != nil {
 			return err
 		}
@@ -191,7 +187,7 @@ func handleCacheLeasePut(s cacheLeaseStore, ttls TTLs, lim bodyLimits) http.Hand
 		if err := s.PutCacheLeased(r.Context(), key, token, value, ttl); err != nil {
 			return err
 		}
-		w.Header().Set("ETag", etag(value))
+		w.Header().Set("ETag", store.ETag(value))
 		w.WriteHeader(http.StatusCreated)
 		return nil
 	})

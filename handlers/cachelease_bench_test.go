@@ -119,7 +119,7 @@ func herdGateway(b *testing.B, redisURL string) string {
 		Store:          st,
 		Logger:         logger,
 		Registry:       reg,
-		Tokens:         []string{testToken},
+		TokenSet:       staticTokens(testToken),
 		MaxBodyBytes:   1 << 20,
 		RequestTimeout: 5 * time.Second,
 		TTLs:           handlers.TTLs{CacheDefault: time.Hour, Session: 30 * time.Minute, Max: 30 * 24 * time.Hour},

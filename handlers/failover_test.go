@@ -293,19 +293,6 @@ func TestFailoverSingleNode(t *testing.T) {
 	}
 }
 
-// keysOn returns how many of n keys made like traffic's live on primary.
-func primaryOfTraffic(t *testing.T, c *redistest.Cluster, p *redistest.Server, prefix string) string {
-	t.Helper()
-	for i := 0; i < 1000; i++ {
-		k := prefix + strconv.Itoa(i)
-		if q, _ := c.PrimaryOf(t, "cache:"+k); q == p {
-			return k
-		}
-	}
-	t.Fatalf("no key on %s", p.Addr())
-	return ""
-}
-
 // A planned cluster failover: CLUSTER FAILOVER on a replica, which waits for
 // the replica to catch up before it takes over, while writers run.
 func TestFailoverCluster(t *testing.T) {

@@ -25,7 +25,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/handlers"
+	"github.com/redis-gateway/redis-gateway/internal/logtest"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 	"github.com/redis-gateway/redis-gateway/store"
 )
@@ -216,7 +218,7 @@ type gateway struct {
 	t      *testing.T
 	url    string
 	client *http.Client
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 }
 
 // setup is what options may change before the gateway starts.
@@ -242,6 +244,12 @@ func withConfig(f func(*handlers.Config)) option {
 	return func(s *setup) { f(&s.cfg) }
 }
 
+// staticTokens admits secrets, each with full access, as TOKENS does.
+func staticTokens(secrets ...string) func() *access.Set {
+	set := access.EnvSet(secrets)
+	return func() *access.Set { return set }
+}
+
 // withStore puts wrap around the real store, to inject a fault Redis cannot.
 func withStore(wrap func(handlers.Store) handlers.Store) option {
 	return func(s *setup) { s.wrap = wrap }
@@ -257,13 +265,13 @@ func withServer(f func(*http.Server)) option {
 func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 	t.Helper()
 	redistest.LogClient(t)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	s := setup{store: store.Options{URL: b.url, ClusterNodes: b.nodes, TLS: b.tls, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}
 	s.cfg = handlers.Config{
 		Logger:         logger,
 		Registry:       prometheus.NewRegistry(),
-		Tokens:         []string{testToken, "second-token"},
+		TokenSet:       staticTokens(testToken, "second-token"),
 		MaxBodyBytes:   4 << 10,
 		// Generous: a busy machine must not turn a success into a 504. Tests
 		// of the deadline set their own.
@@ -327,20 +335,9 @@ func (g *gateway) do(req request) response {
 	return resp
 }
 
-// call is do for goroutines other than the test's: it returns its error.
-func (g *gateway) call(req request) (response, error) {
-	var body io.Reader
-	if req.body != "" {
-		body = strings.NewReader(req.body)
-	}
-	hr, err := http.NewRequest(req.method, g.url+req.path, body)
-	if err != nil {
-		return response{}, fmt.Errorf("%s %s: %v", req.method, req.path, err)
-	}
-	sendAsWritten(hr, req.path)
-	if req.body != "" {
-		hr.Header.Set("Content-Type", "application/json")
-	}
+// setHeaders puts the request's token on hr (testToken when it names none,
+// none for "-"), then its headers; a header given as "" is removed.
+func (req request) setHeaders(hr *http.Request) {
 	switch req.token {
 	case "":
 		hr.Header.Set("Authorization", "Bearer "+testToken)
@@ -355,6 +352,23 @@ func (g *gateway) call(req request) (response, error) {
 			hr.Header.Set(k, v)
 		}
 	}
+}
+
+// call is do for goroutines other than the test's: it returns its error.
+func (g *gateway) call(req request) (response, error) {
+	var body io.Reader
+	if req.body != "" {
+		body = strings.NewReader(req.body)
+	}
+	hr, err := http.NewRequest(req.method, g.url+req.path, body)
+	if err != nil {
+		return response{}, fmt.Errorf("%s %s: %v", req.method, req.path, err)
+	}
+	sendAsWritten(hr, req.path)
+	if req.body != "" {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	req.setHeaders(hr)
 	resp, err := g.client.Do(hr)
 	if err != nil {
 		return response{}, fmt.Errorf("%s %s: %v", req.method, req.path, err)
@@ -444,23 +458,6 @@ func (s *specCheck) RoundTrip(req *http.Request) (*http.Response, error) {
 		s.t.Errorf("%s %s: no X-Request-Id on the response", req.Method, req.URL.Path)
 	}
 	return resp, nil
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -132,13 +132,9 @@ func hex4(b []byte, i int) (rune, bool) {
 func commandJSONBody(maxDepth int) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return commandHandler(func(w http.ResponseWriter, r *http.Request) error {
-			b, err := io.ReadAll(r.Body)
+			b, err := readBody(r, commandBadRequest)
 			if err != nil {
-				var tooLarge *http.MaxBytesError
-				if errors.As(err, &tooLarge) {
-					return err
-				}
-				return commandBadRequest("reading the body: %v", err)
+				return err
 			}
 			if err := checkJSONLimits(b, maxDepth); err != nil {
 				return commandBadRequest("%v", err)

@@ -127,7 +127,9 @@ func TestRequestID(t *testing.T) {
 // panicStore panics where a bug would, to prove the process survives it.
 type panicStore struct{ handlers.Store }
 
-func (panicStore) GetCache(context.Context, string) ([]byte, error) { panic("boom") }
+func (panicStore) GetCacheTagged(context.Context, string) ([]byte, string, error) {
+	panic("boom")
+}
 
 func TestPanicIsRecovered(t *testing.T) {
 	g := startGateway(t, miniBackend(t), withStore(func(s handlers.Store) handlers.Store { return panicStore{s} }))

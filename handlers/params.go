@@ -45,6 +45,16 @@ func query(r *http.Request) (url.Values, error) {
 	return q, nil
 }
 
+// ttlQuery reads ?ttl, the only query parameter of a write that stores a
+// value: def when absent, at most maxTTL.
+func ttlQuery(r *http.Request, def, maxTTL time.Duration) (time.Duration, error) {
+	q, err := query(r)
+	if err != nil {
+		return 0, err
+	}
+	return ttlParam(q, "ttl", def, maxTTL)
+}
+
 // single returns the one value of a query parameter, or ok=false when absent.
 func single(q url.Values, name string) (string, bool, error) {
 	vs, ok := q[name]
@@ -120,16 +130,27 @@ func readJSON(r *http.Request, maxDepth int) ([]byte, error) {
 		return nil, &httpError{Status: http.StatusUnsupportedMediaType, Slug: "unsupported-media-type",
 			Message: "Content-Type must be application/json"}
 	}
+	b, err := readBody(r, badRequest)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkJSON(b, maxDepth); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	return b, nil
+}
+
+// readBody reads the whole body. A body past the limit of the BodyLimit
+// middleware keeps its *http.MaxBytesError, which writeError turns into 413;
+// any other failure is a 400 built by bad, in the route's own envelope.
+func readBody(r *http.Request, bad func(format string, args ...any) error) ([]byte, error) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return nil, err
 		}
-		return nil, badRequest("reading the body: %v", err)
-	}
-	if err := checkJSON(b, maxDepth); err != nil {
-		return nil, badRequest("%v", err)
+		return nil, bad("reading the body: %v", err)
 	}
 	return b, nil
 }
@@ -152,6 +173,16 @@ func isJSON(contentType string) bool {
 		return false
 	}
 	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+// writeStored answers a PUT that stored a value: 201 when it created the
+// key, 204 when it replaced one.
+func writeStored(w http.ResponseWriter, created bool) {
+	if created {
+		w.WriteHeader(http.StatusCreated)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // writeJSON answers with v encoded as JSON.

@@ -47,16 +47,7 @@ func (g *gateway) tryOpenStream(req request) (*stream, error) {
 		return nil, fmt.Errorf("%s %s: %w", req.method, req.path, err)
 	}
 	sendAsWritten(hr, req.path)
-	switch req.token {
-	case "":
-		hr.Header.Set("Authorization", "Bearer "+testToken)
-	case "-":
-	default:
-		hr.Header.Set("Authorization", "Bearer "+req.token)
-	}
-	for k, v := range req.header {
-		hr.Header.Set(k, v)
-	}
+	req.setHeaders(hr)
 	// A transport of its own: closing the stream closes its connection.
 	tr := &http.Transport{DisableKeepAlives: true}
 	resp, err := (&http.Client{Transport: tr}).Do(hr)
@@ -98,37 +89,30 @@ func (g *gateway) tryOpenStream(req request) (*stream, error) {
 // a generous wait.
 func (s *stream) next() string {
 	s.t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case e, ok := <-s.events:
-			if !ok {
-				s.t.Fatalf("%s: the stream ended (%v) while an event was expected", s.name, s.err)
-			}
-			if !strings.HasPrefix(e, ":") {
-				return e
-			}
-		case <-deadline:
-			s.t.Fatalf("%s: no event within 10s", s.name)
-		}
-	}
+	return s.await("event", func(line string) bool { return !strings.HasPrefix(line, ":") })
 }
 
 // comment waits for a comment line such as the heartbeat.
 func (s *stream) comment() string {
+	s.t.Helper()
+	return s.await("comment", func(line string) bool { return strings.HasPrefix(line, ":") })
+}
+
+// await returns the next line want accepts, passing over the others.
+func (s *stream) await(kind string, want func(line string) bool) string {
 	s.t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
 		case e, ok := <-s.events:
 			if !ok {
-				s.t.Fatalf("%s: the stream ended (%v) while a comment was expected", s.name, s.err)
+				s.t.Fatalf("%s: the stream ended (%v) while waiting for the next %s", s.name, s.err, kind)
 			}
-			if strings.HasPrefix(e, ":") {
+			if want(e) {
 				return e
 			}
 		case <-deadline:
-			s.t.Fatalf("%s: no comment within 10s", s.name)
+			s.t.Fatalf("%s: no %s within 10s", s.name, kind)
 		}
 	}
 }

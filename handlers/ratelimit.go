@@ -182,13 +182,9 @@ type rateLimiting struct {
 // decide asks the request's algorithm about one call; consume false peeks.
 func (rl rateLimiting) decide(ctx context.Context, req rateLimitRequest, consume bool) (decisionResponse, error) {
 	if req.algorithm == algFixed {
-		var win store.Window
-		var err error
+		win, err := rl.fixedWindow(ctx, req, consume)
 		pending := int64(0)
-		if consume {
-			win, err = rl.store.CountFixed(ctx, req.key, req.cost, req.window)
-		} else {
-			win, err = rl.store.PeekFixed(ctx, req.key, req.window)
+		if !consume {
 			pending = req.cost
 		}
 		return fixedDecision(req, win, pending), err
@@ -217,6 +213,15 @@ func (rl rateLimiting) decide(ctx context.Context, req rateLimitRequest, consume
 		return denied(d, sd.RetryAfter), nil
 	}
 	return d, nil
+}
+
+// fixedWindow counts the call in its fixed window or, with consume false,
+// only reads the window.
+func (rl rateLimiting) fixedWindow(ctx context.Context, req rateLimitRequest, consume bool) (store.Window, error) {
+	if consume {
+		return rl.store.CountFixed(ctx, req.key, req.cost, req.window)
+	}
+	return rl.store.PeekFixed(ctx, req.key, req.window)
 }
 
 // degraded answers for a limiter Redis cannot be asked about, when
@@ -256,63 +261,40 @@ func redisAway(err error) bool {
 		errors.Is(err, context.DeadlineExceeded)
 }
 
-// handleRateLimitIncr counts a call. Without ?limit it is a plain windowed
-// counter; with one, a limiter answering 429 once the algorithm says no.
-func handleRateLimitIncr(rl rateLimiting) http.Handler {
+// handleRateLimit counts a call when consume is set, answering 429 once the
+// algorithm says no; otherwise it reports the limiter's state without
+// counting, allowed saying whether a call of ?cost would pass now. Without
+// ?limit the limiter is a plain windowed counter.
+func handleRateLimit(rl rateLimiting, consume bool) http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := parseRateLimit(r, rl.maxTTL)
 		if err != nil {
 			return err
 		}
 		if req.limit == 0 {
-			win, err := rl.store.CountFixed(r.Context(), req.key, req.cost, req.window)
+			win, err := rl.fixedWindow(r.Context(), req, consume)
 			if err != nil {
 				return err
 			}
 			writeJSON(w, http.StatusOK, counterResponse{Count: win.Count, Reset: seconds(win.Reset)})
 			return nil
 		}
-		d, err := rl.decide(r.Context(), req, true)
+		d, err := rl.decide(r.Context(), req, consume)
 		if err != nil {
-			if rl.degraded(w, r, req, true, err) {
+			if rl.degraded(w, r, req, consume, err) {
 				return nil
 			}
 			return err
 		}
-		status, result := http.StatusOK, "allowed"
-		if !d.Allowed {
-			status, result = http.StatusTooManyRequests, "denied"
+		status := http.StatusOK
+		if consume {
+			result := "allowed"
+			if !d.Allowed {
+				status, result = http.StatusTooManyRequests, "denied"
+			}
+			rl.metrics.decisions.WithLabelValues(req.algorithm, result).Inc()
 		}
-		rl.metrics.decisions.WithLabelValues(req.algorithm, result).Inc()
 		writeDecision(w, status, req, d)
-		return nil
-	})
-}
-
-// handleRateLimitPeek reports the limiter's state without counting; allowed
-// says whether a call of ?cost would pass now.
-func handleRateLimitPeek(rl rateLimiting) http.Handler {
-	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		req, err := parseRateLimit(r, rl.maxTTL)
-		if err != nil {
-			return err
-		}
-		if req.limit == 0 {
-			win, err := rl.store.PeekFixed(r.Context(), req.key, req.window)
-			if err != nil {
-				return err
-			}
-			writeJSON(w, http.StatusOK, counterResponse{Count: win.Count, Reset: seconds(win.Reset)})
-			return nil
-		}
-		d, err := rl.decide(r.Context(), req, false)
-		if err != nil {
-			if rl.degraded(w, r, req, false, err) {
-				return nil
-			}
-			return err
-		}
-		writeDecision(w, http.StatusOK, req, d)
 		return nil
 	})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/internal/commandapi"
+	"github.com/redis-gateway/redis-gateway/internal/echo"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -159,13 +160,9 @@ func readBatch(r *http.Request) (replyFormat, [][]string, error) {
 // Content-Type is not checked: the protocol's clients send JSON, and curl's
 // default form type must not turn a command into a 415.
 func readCommandJSON(r *http.Request, v any) error {
-	b, err := io.ReadAll(r.Body)
+	b, err := readBody(r, commandBadRequest)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return err
-		}
-		return commandBadRequest("reading the body: %v", err)
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -218,13 +215,9 @@ func pathArgs(r *http.Request) ([]string, error) {
 		}
 	}
 	if r.Method == http.MethodPost || r.Method == http.MethodPut {
-		b, err := io.ReadAll(r.Body)
+		b, err := readBody(r, commandBadRequest)
 		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				return nil, err
-			}
-			return nil, commandBadRequest("reading the body: %v", err)
+			return nil, err
 		}
 		if len(b) > 0 {
 			args = append(args, string(b))
@@ -411,24 +404,12 @@ func writeCommandJSON(w http.ResponseWriter, status int, v any) {
 func syncToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := r.Header.Get("Upstash-Sync-Token")
-		if !validSyncToken(token) {
+		if !echo.Verbatim(token) {
 			token = "0"
 		}
 		w.Header().Set("Upstash-Sync-Token", token)
 		next.ServeHTTP(w, r)
 	})
-}
-
-func validSyncToken(t string) bool {
-	if t == "" || len(t) > 128 {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		if t[i] < 0x21 || t[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // commandNotFound and commandMethodNotAllowed keep the protocol's envelope
@@ -438,19 +419,12 @@ func commandNotFound(w http.ResponseWriter, r *http.Request) {
 }
 
 func commandMethodNotAllowed(routes chi.Routes) http.HandlerFunc {
-	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 	return func(w http.ResponseWriter, r *http.Request) {
 		path := "/"
 		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePath != "" {
 			path = rctx.RoutePath
 		}
-		var allowed []string
-		for _, m := range methods {
-			if routes.Match(chi.NewRouteContext(), m, path) {
-				allowed = append(allowed, m)
-			}
-		}
-		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		w.Header().Set("Allow", allowedMethods(routes, path))
 		writeCommandJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "ERR " + r.Method + " is not allowed here"})
 	}
 }

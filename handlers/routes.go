@@ -40,11 +40,9 @@ type Config struct {
 
 	// TokenSet returns the tokens admitted on data routes, with their
 	// scopes; it is asked for every request, so a reloaded set applies at
-	// once. When nil, Tokens are admitted, each with full access. No tokens
-	// and AuthDisabled false admits nobody: data routes are never open by
-	// accident.
+	// once. No tokens (or a nil TokenSet) and AuthDisabled false admits
+	// nobody: data routes are never open by accident.
 	TokenSet     func() *access.Set
-	Tokens       []string
 	AuthDisabled bool
 	// MetricsToken, when set, is the bearer token /metrics requires; the
 	// data routes' tokens do not open it.
@@ -139,8 +137,8 @@ func New(cfg Config) http.Handler {
 	}
 	tokens := cfg.TokenSet
 	if tokens == nil {
-		set := access.EnvSet(cfg.Tokens)
-		tokens = func() *access.Set { return set }
+		none := access.EnvSet(nil)
+		tokens = func() *access.Set { return none }
 	}
 
 	lim := bodyLimits{maxBytes: cfg.MaxBodyBytes, maxDepth: cfg.MaxJSONDepth}
@@ -179,8 +177,8 @@ func New(cfg Config) http.Handler {
 		r.With(write).Method(http.MethodDelete, "/session/{id}", handleSessionDelete(s))
 
 		read, write = need(access.RateLimit, access.Read), need(access.RateLimit, access.Write)
-		r.With(write).Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimitIncr(rl))
-		r.With(read).Method(http.MethodGet, "/ratelimit/{key}", handleRateLimitPeek(rl))
+		r.With(write).Method(http.MethodPost, "/ratelimit/{key}/incr", handleRateLimit(rl, true))
+		r.With(read).Method(http.MethodGet, "/ratelimit/{key}", handleRateLimit(rl, false))
 		r.With(write).Method(http.MethodDelete, "/ratelimit/{key}", handleRateLimitReset(s))
 
 		read, write = need(access.Lock, access.Read), need(access.Lock, access.Write)
@@ -263,15 +261,20 @@ func sentPath(r *http.Request) string {
 // methodNotAllowed answers 405 with the Allow header listing what the path
 // does take.
 func methodNotAllowed(routes chi.Routes) http.HandlerFunc {
-	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 	return func(w http.ResponseWriter, r *http.Request) {
-		var allowed []string
-		for _, m := range methods {
-			if routes.Match(chi.NewRouteContext(), m, sentPath(r)) {
-				allowed = append(allowed, m)
-			}
-		}
-		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		w.Header().Set("Allow", allowedMethods(routes, sentPath(r)))
 		problem.Write(w, http.StatusMethodNotAllowed, "method-not-allowed", r.Method+" is not allowed here")
 	}
+}
+
+// allowedMethods lists, for a 405's Allow header, the methods routes serves
+// at path.
+func allowedMethods(routes chi.Routes, path string) string {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if routes.Match(chi.NewRouteContext(), m, path) {
+			allowed = append(allowed, m)
+		}
+	}
+	return strings.Join(allowed, ", ")
 }

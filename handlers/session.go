@@ -31,11 +31,7 @@ func handleSessionCreate(s sessionStore, ttls TTLs, lim bodyLimits) http.Handler
 			return &access.Denied{Scope: access.ScopeKeys, Detail: "a key-restricted token cannot create a session under a " +
 				"generated id, which its keys would not admit: PUT /session/{id} with an id within them"}
 		}
-		q, err := query(r)
-		if err != nil {
-			return err
-		}
-		ttl, err := ttlParam(q, "ttl", ttls.Session, ttls.Max)
+		ttl, err := ttlQuery(r, ttls.Session, ttls.Max)
 		if err != nil {
 			return err
 		}
@@ -60,11 +56,7 @@ func handleSessionPut(s sessionStore, ttls TTLs, lim bodyLimits) http.Handler {
 		if err != nil {
 			return err
 		}
-		q, err := query(r)
-		if err != nil {
-			return err
-		}
-		ttl, err := ttlParam(q, "ttl", ttls.Session, ttls.Max)
+		ttl, err := ttlQuery(r, ttls.Session, ttls.Max)
 		if err != nil {
 			return err
 		}
@@ -76,11 +68,7 @@ func handleSessionPut(s sessionStore, ttls TTLs, lim bodyLimits) http.Handler {
 		if err != nil {
 			return err
 		}
-		if created {
-			w.WriteHeader(http.StatusCreated)
-		} else {
-			w.WriteHeader(http.StatusNoContent)
-		}
+		writeStored(w, created)
 		return nil
 	})
 }

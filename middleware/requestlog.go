@@ -42,7 +42,7 @@ type request struct {
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(RequestIDHeader)
-		if !validRequestID(id) {
+		if !echo.Verbatim(id) {
 			id = rand.Text()
 		}
 		w.Header().Set(RequestIDHeader, id)
@@ -56,19 +56,6 @@ func GetRequestID(ctx context.Context) string {
 		return req.id
 	}
 	return ""
-}
-
-// validRequestID bounds what a client may put into our logs and headers.
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] < 0x21 || id[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // NoteError attaches err to the request's access log line.

@@ -44,3 +44,22 @@ func prefix(s string, n int) string {
 	}
 	return s[:cut]
 }
+
+// MaxVerbatim bounds an opaque value a client sends for the gateway to repeat
+// unquoted, in a response header and in log lines: a request id, a sync
+// token.
+const MaxVerbatim = 128
+
+// Verbatim reports whether s may be repeated as it is: 1 to MaxVerbatim bytes
+// of visible ASCII, nothing that could split a header or a log line.
+func Verbatim(s string) bool {
+	if s == "" || len(s) > MaxVerbatim {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -33,3 +33,25 @@ func TestMessage(t *testing.T) {
 		t.Errorf("Message(2048 bytes) = %d bytes ending %q, want at most %d bytes of valid UTF-8 and the length", len(got), got[len(got)-20:], MaxMessage+20)
 	}
 }
+
+func TestVerbatim(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"abc-123", true},
+		{"!~", true},
+		{strings.Repeat("x", MaxVerbatim), true},
+		{"", false},
+		{strings.Repeat("x", MaxVerbatim+1), false},
+		{"a b", false},
+		{"a\r\nb", false},
+		{"a\x7f", false},
+		{"é", false},
+	}
+	for _, tt := range tests {
+		if got := Verbatim(tt.in); got != tt.want {
+			t.Errorf("Verbatim(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// getValue is what the GET scenarios read: 50 bytes of JSON, the size of the
+// ceiling's answer, so both servers send bodies of the same length.
+const getValue = `{"ok":true,"value":"gateway-gateway-gateway-gate"}`
+
+// sessionDoc is the document of every benchmark session.
+const sessionDoc = `{"user_id":9007199254740993,"roles":["reader"]}`
+
+// scenario is one row of the table.
+type scenario struct {
+	name      string
+	method    string // of the probe request, which checks the route first
+	path      string // wrk's URL path; a script may override it
+	script    string // file in wrk/, or "" for a plain GET of path
+	body      string // of the probe request
+	nearCache bool
+	optional  bool // a 404 means "not served by this build", not a failure
+}
+
+var scenarios = []scenario{
+	{name: "GET hot key", method: "GET", path: "/cache/hot", nearCache: true},
+	{name: "GET 100k keys", method: "GET", path: "/cache/u0", script: "get_uniform.lua", nearCache: true},
+	{name: "PUT 200 B", method: "PUT", path: "/cache/p0", script: "put.lua", nearCache: true,
+		body: `{"probe":true}`},
+	{name: "rate-limit incr", method: "POST", path: "/ratelimit/r0/incr?limit=1000000000&window=60", script: "ratelimit.lua", nearCache: true},
+	{name: "GET session (sliding)", method: "GET", path: "/session/s0", script: "session.lua", nearCache: true},
+	{name: "pipeline 10 cmds", method: "POST", path: "/redis/pipeline", script: "pipeline.lua", nearCache: true,
+		body: `[["PING"]]`, optional: true},
+	{name: "GET hot key, near-cache off", method: "GET", path: "/cache/hot"},
+	{name: "GET 100k keys, near-cache off", method: "GET", path: "/cache/u0", script: "get_uniform.lua"},
+}
+
+// runOnce measures every scenario between two runs of the ceiling server, so
+// each ratio compares runs seconds apart: the ratio of a scenario is to the
+// mean of the ceiling runs just before and just after it.
+func (b *bench) runOnce(ctx context.Context, n int) ([]result, error) {
+	var selected []scenario
+	for _, sc := range scenarios {
+		if b.o.only == nil || b.o.only.MatchString(sc.name) {
+			selected = append(selected, sc)
+		}
+	}
+	step(fmt.Sprintf("run %d: ceiling", n))
+	last, err := b.measureCeiling(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ceilings := []result{last}
+	var rows []result
+	for _, sc := range selected {
+		step(fmt.Sprintf("run %d: %s", n, sc.name))
+		r, err := b.measureGateway(ctx, sc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", sc.name, err)
+		}
+		if !r.measured {
+			rows = append(rows, r)
+			continue
+		}
+		step(fmt.Sprintf("run %d: ceiling", n))
+		next, err := b.measureCeiling(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.ratio = r.rps / ((last.rps + next.rps) / 2)
+		r.note = strings.TrimSpace(fmt.Sprintf("%s (ceiling %.0f / %.0f)", r.note, last.rps, next.rps))
+		rows = append(rows, r)
+		ceilings = append(ceilings, next)
+		last = next
+	}
+	var rps, p50, p99, cpu []float64
+	for _, c := range ceilings {
+		rps = append(rps, c.rps)
+		p50 = append(p50, float64(c.p50))
+		p99 = append(p99, float64(c.p99))
+		cpu = append(cpu, float64(c.cpu))
+	}
+	ceiling := result{
+		name:     "ceiling (net/http, fixed 50 B)",
+		rps:      median(rps),
+		p50:      time.Duration(median(p50)),
+		p99:      time.Duration(median(p99)),
+		cpu:      time.Duration(median(cpu)),
+		ratio:    1,
+		measured: true,
+		note:     fmt.Sprintf("median of %d runs, %.0f–%.0f", len(ceilings), slices.Min(rps), slices.Max(rps)),
+	}
+	return append([]result{ceiling}, rows...), nil
+}
+
+func (b *bench) measureCeiling(ctx context.Context) (result, error) {
+	cmd := exec.CommandContext(ctx, b.ceilingBin)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return result{}, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return result{}, err
+	}
+	defer stopProcess(cmd)
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return result{}, fmt.Errorf("ceiling: no address: %w", err)
+	}
+	url := "http://" + strings.TrimSpace(addr) + "/"
+	if b.o.warmup > 0 {
+		if _, err := b.wrk(ctx, url, "", b.o.warmup, false); err != nil {
+			return result{}, err
+		}
+	}
+	cpu := processCPU(cmd.Process.Pid)
+	r, err := b.wrk(ctx, url, "", b.o.duration, false)
+	if err != nil {
+		return result{}, err
+	}
+	r.rssKiB = vmHWM(cmd.Process.Pid)
+	r.cpu = perRequest(processCPU(cmd.Process.Pid)-cpu, r.requests)
+	return r, nil
+}
+
+func (b *bench) measureGateway(ctx context.Context, sc scenario) (result, error) {
+	env := []string{"NEAR_CACHE=on"}
+	if !sc.nearCache {
+		env = []string{"NEAR_CACHE=off"}
+	}
+	pprofAddr := ""
+	if b.o.profileDir != "" {
+		var err error
+		if pprofAddr, err = freeAddr(); err != nil {
+			return result{}, err
+		}
+		env = append(env, "PPROF_ADDR="+pprofAddr)
+	}
+	g, err := b.startGateway(ctx, env...)
+	if err != nil {
+		return result{}, err
+	}
+	defer g.stop()
+
+	status, err := b.probe(ctx, g.url, sc)
+	if err != nil {
+		return result{}, err
+	}
+	switch {
+	case status == http.StatusNotFound && sc.optional:
+		return result{name: sc.name, note: "n/a (route not served)"}, nil
+	case status >= 300:
+		return result{}, fmt.Errorf("probe %s %s: status %d", sc.method, sc.path, status)
+	}
+
+	script, path := "", sc.path
+	if sc.script != "" {
+		script = filepath.Join(b.scriptDir, sc.script)
+		// Should the script fail, wrk would send plain GETs of the URL's path:
+		// make those fail loudly rather than measure the wrong route.
+		path = "/bench-script-not-loaded"
+	}
+	if b.o.warmup > 0 {
+		if _, err := b.wrk(ctx, g.url+path, script, b.o.warmup, true); err != nil {
+			return result{}, err
+		}
+	}
+	var profiled sync.WaitGroup
+	if pprofAddr != "" {
+		seconds := max(1, int((b.o.duration-time.Second)/time.Second))
+		profiled.Go(func() {
+			b.saveProfile(ctx, pprofAddr, sc.name, "cpu", fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds))
+		})
+	}
+	logged := g.lines.Load()
+	cpu, redisCPU := processCPU(g.cmd.Process.Pid), processCPU(b.redisPid)
+	r, err := b.wrk(ctx, g.url+path, script, b.o.duration, true)
+	if err != nil {
+		return result{}, err
+	}
+	r.cpu = perRequest(processCPU(g.cmd.Process.Pid)-cpu, r.requests)
+	r.redisCPU = perRequest(processCPU(b.redisPid)-redisCPU, r.requests)
+	profiled.Wait()
+	if pprofAddr != "" {
+		b.saveProfile(ctx, pprofAddr, sc.name, "allocs", "/debug/pprof/allocs")
+	}
+	r.name = sc.name
+	r.rssKiB = vmHWM(g.cmd.Process.Pid)
+	// Let the log pipe catch up before counting the lines of the run.
+	time.Sleep(200 * time.Millisecond)
+	r.logLines = g.lines.Load() - logged
+	switch {
+	case r.non2xx > 0:
+		r.note = fmt.Sprintf("%d non-2xx answers", r.non2xx)
+	case r.socketErr != "":
+		r.note = "socket errors: " + r.socketErr
+	}
+	if r.requests > 0 {
+		fmt.Printf("    %.0f requests/s, %d requests, %d access log lines\n", r.rps, r.requests, r.logLines)
+	}
+	return r, nil
+}
+
+// probe sends one request of the scenario, so a route that is not served is
+// reported as such rather than measured as 404s.
+func (b *bench) probe(ctx context.Context, base string, sc scenario) (int, error) {
+	var body io.Reader
+	if sc.body != "" {
+		body = strings.NewReader(sc.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, sc.method, base+sc.path, body)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	if sc.body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+// populate stores the keys and sessions the scenarios read, through a
+// gateway, so the benchmark never needs to know how keys are named in Redis.
+func (b *bench) populate(ctx context.Context) error {
+	g, err := b.startGateway(ctx, "NEAR_CACHE=off", "CACHE_DEFAULT_TTL=86400", "SESSION_TTL=86400")
+	if err != nil {
+		return err
+	}
+	defer g.stop()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	put := func(path, body string) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, g.url+path, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+b.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			return fmt.Errorf("PUT %s: status %d", path, resp.StatusCode)
+		}
+		return nil
+	}
+	if err := put("/cache/hot", getValue); err != nil {
+		return err
+	}
+	paths := make(chan [2]string)
+	errs := make(chan error, 32)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for p := range paths {
+				if err := put(p[0], p[1]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	var failed error
+feed:
+	for i := range b.o.keys + b.o.sessions {
+		p := [2]string{"/cache/u" + strconv.Itoa(i), getValue}
+		if i >= b.o.keys {
+			p = [2]string{"/session/s" + strconv.Itoa(i-b.o.keys), sessionDoc}
+		}
+		select {
+		case paths <- p:
+		case failed = <-errs:
+			break feed
+		case <-ctx.Done():
+			failed = ctx.Err()
+			break feed
+		}
+	}
+	close(paths)
+	wg.Wait()
+	close(errs)
+	if failed == nil {
+		failed = <-errs
+	}
+	return failed
+}
+
+func (b *bench) saveProfile(ctx context.Context, addr, scenario, kind, path string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "    profile %s: %v\n", kind, err)
+		return
+	}
+	defer resp.Body.Close()
+	name := strings.NewReplacer(" ", "-", ",", "", "(", "", ")", "").Replace(strings.ToLower(scenario))
+	file := filepath.Join(b.o.profileDir, name+"."+kind+".pprof")
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "    profile %s: %v\n", kind, err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err == nil {
+		fmt.Printf("    saved %s\n", file)
+	}
+}
