@@ -269,10 +269,10 @@ func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	s := setup{store: store.Options{URL: b.url, ClusterNodes: b.nodes, TLS: b.tls, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}
 	s.cfg = handlers.Config{
-		Logger:         logger,
-		Registry:       prometheus.NewRegistry(),
-		TokenSet:       staticTokens(testToken, "second-token"),
-		MaxBodyBytes:   4 << 10,
+		Logger:       logger,
+		Registry:     prometheus.NewRegistry(),
+		TokenSet:     staticTokens(testToken, "second-token"),
+		MaxBodyBytes: 4 << 10,
 		// Generous: a busy machine must not turn a success into a 504. Tests
 		// of the deadline set their own.
 		RequestTimeout: 30 * time.Second,
