@@ -275,3 +275,30 @@ func TestConfigTracing(t *testing.T) {
 		}
 	}
 }
+
+// REDIS_MAX_RETRIES=0 means no retries however it is spelled; go-redis reads
+// a 0 as "its default", 3.
+func TestConfigNoRetries(t *testing.T) {
+	for _, v := range []string{"0", " 0", "0 "} {
+		cfg, err := loadConfig(env(map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": testToken, "REDIS_MAX_RETRIES": v}), false)
+		if err != nil || cfg.Redis.MaxRetries != -1 {
+			t.Errorf("REDIS_MAX_RETRIES=%q: MaxRetries = %d, %v; want -1 (none)", v, cfg.Redis.MaxRetries, err)
+		}
+	}
+	if cfg, err := loadConfig(env(map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": testToken}), false); err != nil || cfg.Redis.MaxRetries != 3 {
+		t.Errorf("default: MaxRetries = %d, %v; want 3", cfg.Redis.MaxRetries, err)
+	}
+}
+
+// A new user who sets nothing learns every missing setting at once.
+func TestConfigReportsEveryMissingSetting(t *testing.T) {
+	_, err := loadConfig(env(map[string]string{}), false)
+	if err == nil {
+		t.Fatal("loadConfig of an empty environment succeeded")
+	}
+	for _, want := range []string{"REDIS_URL is not defined", "no GATEWAY_TOKENS or GATEWAY_TOKENS_FILE"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("loadConfig: %v; want it to say %q", err, want)
+		}
+	}
+}
