@@ -45,7 +45,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args, os.Getenv, os.Environ, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "redis-gateway: %v\n", err)
 		stop()
 		os.Exit(1)
@@ -53,8 +53,9 @@ func main() {
 }
 
 // run is the whole program: main only supplies the process's context,
-// arguments, environment and output.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// arguments, environment (getenv reads a variable, environ lists them all)
+// and output.
+func run(ctx context.Context, args []string, getenv func(string) string, environ func() []string, stdout, stderr io.Writer) error {
 	if len(args) > 1 {
 		switch args[1] {
 		case "healthcheck":
@@ -99,6 +100,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// go-redis has one logger per process (held atomically); the process runs
 	// one gateway, so its lines join ours.
 	store.LogClientTo(logger)
+	for _, l := range lookalikes(environ()) {
+		logger.Warn("variable not read by the gateway: is it misspelt?", "variable", l.name, "did_you_mean", l.known)
+	}
 	return serve(ctx, cfg, *dev, logger, stdout)
 }
 
