@@ -151,7 +151,8 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	if cfg.AuthDisabled {
 		tokensFile = ""
 	}
-	tokens, err := access.LoadTokens(cfg.Tokens, tokensFile, logger)
+	// loadConfig read and checked the file; the watcher reads it from now on.
+	tokens, err := access.NewTokens(cfg.Tokens, tokensFile, cfg.tokensFileData, logger)
 	if err != nil {
 		return fmt.Errorf("GATEWAY_TOKENS_FILE: %w", err)
 	}
