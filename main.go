@@ -307,14 +307,24 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, func()) {
 		w = buf
 	}
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	var h slog.Handler = slog.NewJSONHandler(w, opts)
-	if cfg.LogFormat == "text" {
-		h = slog.NewTextHandler(w, opts)
+	var h slog.Handler = slog.NewTextHandler(w, opts) // durations as 1.5s
+	if cfg.LogFormat == "json" {
+		// JSON writes a time.Duration as bare nanoseconds: write the text
+		// form, which says its unit, as the text handler does.
+		opts.ReplaceAttr = durationText
+		h = slog.NewJSONHandler(w, opts)
 	}
 	if buf == nil {
 		return slog.New(h), func() {}
 	}
 	return slog.New(accessBatches{h, buf}), func() { _ = buf.Close() }
+}
+
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 func buildVersion() string {
