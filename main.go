@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -145,7 +144,10 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	// gs.Shutdown closes the store after the last request; a return before
+	// a shutdown closes it here.
+	gs := newGatewayServer(st.Close, cfg.ShutdownDelay, cfg.ShutdownTimeout, logger)
+	defer gs.closeStore()
 
 	tokensFile := cfg.TokensFile
 	if cfg.AuthDisabled {
@@ -165,8 +167,6 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	defer stopWatching()
 	go tokens.Watch(watchCtx, tokensPollInterval, hup)
 
-	var draining atomic.Bool
-	stop := make(chan struct{}) // closed when shutdown begins, ending event streams
 	h := handlers.New(handlers.Config{
 		Store:          st,
 		Logger:         logger,
@@ -185,7 +185,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 			Max:          cfg.MaxTTL,
 		},
 		RateLimitFailOpen: cfg.RateLimitFailOpen,
-		Draining:          draining.Load,
+		Draining:          gs.Draining,
 		ReadyWithoutRedis: cfg.Readiness == "process",
 		OpenAPI:           openAPISpec,
 		MaxSubscribers:    cfg.MaxSubscribers,
@@ -193,7 +193,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		LockMaxWait:       cfg.LockMaxWait,
 		LockMaxWaiters:    cfg.LockMaxWaiters,
 		CacheLeaseMaxWait: cfg.CacheLeaseMaxWait,
-		Stop:              stop,
+		Stop:              gs.stop, // closed when shutdown begins, ending event streams
 	})
 
 	if cfg.PprofAddr != "" {
@@ -230,8 +230,6 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	// Shutdown waits for handlers to return, and an event stream returns only
-	// when told to.
 	if dev {
 		fmt.Fprintf(stdout, "\n  redis-gateway DEVELOPMENT MODE on %s://%s\n"+
 			"  embedded in-memory Redis (data is lost on exit), authentication OFF.\n"+
@@ -240,12 +238,9 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	if cfg.AuthDisabled && !dev {
 		logger.Warn("authentication is off (GATEWAY_AUTH=none): every data route is open")
 	}
-	conns := newConnTracker()
-	srv.ConnState = conns.track
 
 	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "redis", st.Addr(), "version", buildVersion())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	served := gs.Serve(srv, ln)
 	// Serve first: probes must answer while Redis is slow or down.
 	go func() {
 		pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -265,30 +260,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-
-	// Readiness fails first so load balancers stop sending: they take a few
-	// probe intervals (and kube-proxy its endpoint update) to notice, and
-	// traffic that still arrives during SHUTDOWN_DELAY is served.
-	draining.Store(true)
-	logger.Info("shutting down", "delay", cfg.ShutdownDelay, "timeout", cfg.ShutdownTimeout)
-	time.Sleep(cfg.ShutdownDelay)
-
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	// Stop accepting, then let every accepted request be read and answered
-	// before Shutdown: net/http closes a request it reads after Shutdown began
-	// without answering it (golang/go#75591), and the client cannot tell
-	// whether its write was applied.
-	_ = ln.Close()
-	<-served
-	close(stop) // end event streams and lock waits: they stay active until told, and would hold the wait below
-	conns.waitQuiet(shutdownCtx)
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("shutdown: in-flight requests did not finish within SHUTDOWN_TIMEOUT (%s): %w", cfg.ShutdownTimeout, err)
-	}
-	logger.Info("stopped")
-	return nil
+	return gs.Shutdown(context.Background())
 }
 
 // readHeaderTimeout bounds how long a client may take to send its headers.
