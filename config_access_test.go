@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis-gateway/redis-gateway/access"
+	"github.com/redis-gateway/redis-gateway/internal/logtest"
 )
 
 func TestTokensFileConfig(t *testing.T) {
@@ -228,5 +234,53 @@ func TestWeakTokensRefused(t *testing.T) {
 				t.Errorf("-dev: %v", err)
 			}
 		})
+	}
+}
+
+// The tokens file is read once at start: the gateway serves the tokens
+// loadConfig checked, even when the file turns bad before serve begins, and
+// the watcher refuses the new contents rather than failing start-up late.
+func TestTokensFileReadOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	if err := os.WriteFile(path, []byte(tokensJSON("svc", staySecret)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(envFunc(map[string]string{
+		"REDIS_URL": "memory://", "GATEWAY_TOKENS_FILE": path, "HTTP_ADDR": "127.0.0.1:0", "SHUTDOWN_DELAY": "0s",
+	}), false)
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	if err := os.WriteFile(path, []byte(`{"tokens": [`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	logs := &logtest.Buffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, false, slog.New(slog.NewJSONHandler(logs, nil)), io.Discard) }()
+	var addr string
+	for addr == "" {
+		select {
+		case err := <-done:
+			t.Fatalf("serve returned before listening: %v", err)
+		case <-time.After(10 * time.Millisecond):
+			addr, _ = listenAddr(logs.String())
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/cache/k", nil)
+	req.Header.Set("Authorization", "Bearer "+staySecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /cache/k with the checked file's token: status = %d, want 404", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
 	}
 }

@@ -275,3 +275,72 @@ func TestConfigTracing(t *testing.T) {
 		}
 	}
 }
+
+// REDIS_MAX_RETRIES=0 means no retries however it is spelled; go-redis reads
+// a 0 as "its default", 3.
+func TestConfigNoRetries(t *testing.T) {
+	for _, v := range []string{"0", " 0", "0 "} {
+		cfg, err := loadConfig(env(map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": testToken, "REDIS_MAX_RETRIES": v}), false)
+		if err != nil || cfg.Redis.MaxRetries != -1 {
+			t.Errorf("REDIS_MAX_RETRIES=%q: MaxRetries = %d, %v; want -1 (none)", v, cfg.Redis.MaxRetries, err)
+		}
+	}
+	if cfg, err := loadConfig(env(map[string]string{"REDIS_URL": "memory://", "GATEWAY_TOKENS": testToken}), false); err != nil || cfg.Redis.MaxRetries != 3 {
+		t.Errorf("default: MaxRetries = %d, %v; want 3", cfg.Redis.MaxRetries, err)
+	}
+}
+
+// A new user who sets nothing learns every missing setting at once.
+func TestConfigReportsEveryMissingSetting(t *testing.T) {
+	_, err := loadConfig(env(map[string]string{}), false)
+	if err == nil {
+		t.Fatal("loadConfig of an empty environment succeeded")
+	}
+	for _, want := range []string{"REDIS_URL is not defined", "no GATEWAY_TOKENS or GATEWAY_TOKENS_FILE"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("loadConfig: %v; want it to say %q", err, want)
+		}
+	}
+}
+
+// knownVars, the list the documentation tests and the lookalike warnings
+// read, is what loadConfig reads, with and without -dev.
+func TestKnownVarsAreRead(t *testing.T) {
+	for _, dev := range []bool{false, true} {
+		read := map[string]bool{}
+		_, _ = loadConfig(func(k string) string { read[k] = true; return "" }, dev)
+		for _, k := range knownVars {
+			if !read[k] {
+				t.Errorf("dev %v: knownVars lists %s, which loadConfig does not read", dev, k)
+			}
+			delete(read, k)
+		}
+		for k := range read {
+			t.Errorf("dev %v: loadConfig reads %s, which knownVars does not list", dev, k)
+		}
+	}
+}
+
+func TestLookalikes(t *testing.T) {
+	environ := []string{
+		"REDIS_ULR=redis://r:6379", "CACHE_DEFUALT_TTL=60", "RDIS_URL=x", "GATEWAY_TOKEN=x", "LOG_LEVLE=debug",
+		// Not ours, or ours and known: no warning.
+		"PATH=/usr/bin", "HOME=/root", "HOSTNAME=gw-1", "SSL_CERT_FILE=/ca.pem", "OTEL_SERVICE_NAME=gw",
+		"OTEL_EXPORTER_OTLP_HEADERS=a=b", "GOMAXPROCS=2", "REDIS_PORT=tcp://10.0.0.1:6379",
+		"REDIS_SERVICE_HOST=10.0.0.1", "REDIS_EXPOSED_PORT=6379", "PUBLISH_ADDR=127.0.0.1", "REDIS_URL=memory://",
+		"PORT=8080", "HOST=0.0.0.0", "=C:=C:\\", "NO_EQUALS",
+	}
+	want := []lookalike{
+		{"REDIS_ULR", "REDIS_URL"}, {"CACHE_DEFUALT_TTL", "CACHE_DEFAULT_TTL"}, {"RDIS_URL", "REDIS_URL"},
+		{"GATEWAY_TOKEN", "GATEWAY_TOKENS"}, {"LOG_LEVLE", "LOG_LEVEL"},
+	}
+	got := lookalikes(environ)
+	if len(got) != len(want) {
+		t.Fatalf("lookalikes = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("lookalikes[%d] = %v, want %v", i, got[i], want[i])
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,18 @@ const testToken = "test-token-4f9c2e7b1d6a"
 // envFunc turns a map into a getenv; an empty value is the same as unset.
 func envFunc(env map[string]string) func(string) string {
 	return func(name string) string { return env[name] }
+}
+
+// environFunc lists env as os.Environ does.
+func environFunc(env map[string]string) func() []string {
+	return func() []string {
+		var kv []string
+		for k, v := range env {
+			kv = append(kv, k+"="+v)
+		}
+		slices.Sort(kv)
+		return kv
+	}
 }
 
 // gateway is one in-process run() of the program, serving on a loopback port.
@@ -72,7 +85,7 @@ func startGateway(t testing.TB, env map[string]string, args ...string) *gateway 
 		cancel: cancel,
 		done:   make(chan error, 1),
 	}
-	go func() { g.done <- run(ctx, args, envFunc(env), g.Stdout, g.Stderr) }()
+	go func() { g.done <- run(ctx, args, envFunc(env), environFunc(env), g.Stdout, g.Stderr) }()
 	t.Cleanup(func() {
 		if err := g.stop(); err != nil {
 			t.Errorf("gateway stopped with error: %v", err)

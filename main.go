@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,7 +44,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args, os.Getenv, os.Environ, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "redis-gateway: %v\n", err)
 		stop()
 		os.Exit(1)
@@ -53,8 +52,9 @@ func main() {
 }
 
 // run is the whole program: main only supplies the process's context,
-// arguments, environment and output.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// arguments, environment (getenv reads a variable, environ lists them all)
+// and output.
+func run(ctx context.Context, args []string, getenv func(string) string, environ func() []string, stdout, stderr io.Writer) error {
 	if len(args) > 1 {
 		switch args[1] {
 		case "healthcheck":
@@ -99,6 +99,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// go-redis has one logger per process (held atomically); the process runs
 	// one gateway, so its lines join ours.
 	store.LogClientTo(logger)
+	for _, l := range lookalikes(environ()) {
+		logger.Warn("variable not read by the gateway: is it misspelt?", "variable", l.name, "did_you_mean", l.known)
+	}
 	return serve(ctx, cfg, *dev, logger, stdout)
 }
 
@@ -141,13 +144,17 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	// gs.Shutdown closes the store after the last request; a return before
+	// a shutdown closes it here.
+	gs := newGatewayServer(st.Close, cfg.ShutdownDelay, cfg.ShutdownTimeout, logger)
+	defer gs.closeStore()
 
 	tokensFile := cfg.TokensFile
 	if cfg.AuthDisabled {
 		tokensFile = ""
 	}
-	tokens, err := access.LoadTokens(cfg.Tokens, tokensFile, logger)
+	// loadConfig read and checked the file; the watcher reads it from now on.
+	tokens, err := access.NewTokens(cfg.Tokens, tokensFile, cfg.tokensFileData, logger)
 	if err != nil {
 		return fmt.Errorf("GATEWAY_TOKENS_FILE: %w", err)
 	}
@@ -160,8 +167,6 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	defer stopWatching()
 	go tokens.Watch(watchCtx, tokensPollInterval, hup)
 
-	var draining atomic.Bool
-	stop := make(chan struct{}) // closed when shutdown begins, ending event streams
 	h := handlers.New(handlers.Config{
 		Store:          st,
 		Logger:         logger,
@@ -180,7 +185,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 			Max:          cfg.MaxTTL,
 		},
 		RateLimitFailOpen: cfg.RateLimitFailOpen,
-		Draining:          draining.Load,
+		Draining:          gs.Draining,
 		ReadyWithoutRedis: cfg.Readiness == "process",
 		OpenAPI:           openAPISpec,
 		MaxSubscribers:    cfg.MaxSubscribers,
@@ -188,7 +193,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		LockMaxWait:       cfg.LockMaxWait,
 		LockMaxWaiters:    cfg.LockMaxWaiters,
 		CacheLeaseMaxWait: cfg.CacheLeaseMaxWait,
-		Stop:              stop,
+		Stop:              gs.stop, // closed when shutdown begins, ending event streams
 	})
 
 	if cfg.PprofAddr != "" {
@@ -225,8 +230,6 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	// Shutdown waits for handlers to return, and an event stream returns only
-	// when told to.
 	if dev {
 		fmt.Fprintf(stdout, "\n  redis-gateway DEVELOPMENT MODE on %s://%s\n"+
 			"  embedded in-memory Redis (data is lost on exit), authentication OFF.\n"+
@@ -235,12 +238,9 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	if cfg.AuthDisabled && !dev {
 		logger.Warn("authentication is off (GATEWAY_AUTH=none): every data route is open")
 	}
-	conns := newConnTracker()
-	srv.ConnState = conns.track
 
 	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "redis", st.Addr(), "version", buildVersion())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	served := gs.Serve(srv, ln)
 	// Serve first: probes must answer while Redis is slow or down.
 	go func() {
 		pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -260,30 +260,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-
-	// Readiness fails first so load balancers stop sending: they take a few
-	// probe intervals (and kube-proxy its endpoint update) to notice, and
-	// traffic that still arrives during SHUTDOWN_DELAY is served.
-	draining.Store(true)
-	logger.Info("shutting down", "delay", cfg.ShutdownDelay, "timeout", cfg.ShutdownTimeout)
-	time.Sleep(cfg.ShutdownDelay)
-
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	// Stop accepting, then let every accepted request be read and answered
-	// before Shutdown: net/http closes a request it reads after Shutdown began
-	// without answering it (golang/go#75591), and the client cannot tell
-	// whether its write was applied.
-	_ = ln.Close()
-	<-served
-	close(stop) // end event streams and lock waits: they stay active until told, and would hold the wait below
-	conns.waitQuiet(shutdownCtx)
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("shutdown: in-flight requests did not finish within SHUTDOWN_TIMEOUT (%s): %w", cfg.ShutdownTimeout, err)
-	}
-	logger.Info("stopped")
-	return nil
+	return gs.Shutdown(context.Background())
 }
 
 // readHeaderTimeout bounds how long a client may take to send its headers.
@@ -302,14 +279,24 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, func()) {
 		w = buf
 	}
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	var h slog.Handler = slog.NewJSONHandler(w, opts)
-	if cfg.LogFormat == "text" {
-		h = slog.NewTextHandler(w, opts)
+	var h slog.Handler = slog.NewTextHandler(w, opts) // durations as 1.5s
+	if cfg.LogFormat == "json" {
+		// JSON writes a time.Duration as bare nanoseconds: write the text
+		// form, which says its unit, as the text handler does.
+		opts.ReplaceAttr = durationText
+		h = slog.NewJSONHandler(w, opts)
 	}
 	if buf == nil {
 		return slog.New(h), func() {}
 	}
 	return slog.New(accessBatches{h, buf}), func() { _ = buf.Close() }
+}
+
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 func buildVersion() string {

@@ -25,7 +25,7 @@ func runOnce(t *testing.T, timeout time.Duration, env map[string]string, args ..
 	defer cancel()
 	var out, errOut logtest.Buffer
 	start := time.Now()
-	err = run(ctx, append([]string{"redis-gateway"}, args...), envFunc(env), &out, &errOut)
+	err = run(ctx, append([]string{"redis-gateway"}, args...), envFunc(env), environFunc(env), &out, &errOut)
 	return out.String(), errOut.String(), time.Since(start), err
 }
 
@@ -234,7 +234,7 @@ func TestRunAddrFlag(t *testing.T) {
 		t.Errorf("-addr 127.0.0.1:0: listening on %s", g.Addr)
 	}
 	var stderr bytes.Buffer
-	err := run(context.Background(), []string{"redis-gateway", "-dev", "-addr", "8080"}, envFunc(map[string]string{}), io.Discard, &stderr)
+	err := run(context.Background(), []string{"redis-gateway", "-dev", "-addr", "8080"}, envFunc(map[string]string{}), environFunc(nil), io.Discard, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "-addr") {
 		t.Errorf("-addr 8080: %v, want an error naming -addr", err)
 	}
@@ -347,5 +347,23 @@ func TestRunServesProbesWhileRedisIsDown(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A misspelt variable is otherwise silently ignored: start-up names the
+// setting it probably meant.
+func TestRunWarnsOfLookalikeVariables(t *testing.T) {
+	g := mustStartGateway(t, "memory://", "REDIS_ULR=redis://127.0.0.1:1", "CACHE_DEFUALT_TTL=60", "HOME=/root")
+	var warned []string
+	for _, line := range strings.Split(g.Stdout.String(), "\n") {
+		if strings.Contains(line, "not read by the gateway") {
+			warned = append(warned, line)
+		}
+	}
+	if len(warned) != 2 ||
+		!strings.Contains(warned[0]+warned[1], `"variable":"REDIS_ULR","did_you_mean":"REDIS_URL"`) ||
+		!strings.Contains(warned[0]+warned[1], `"variable":"CACHE_DEFUALT_TTL","did_you_mean":"CACHE_DEFAULT_TTL"`) ||
+		!strings.Contains(warned[0], `"level":"WARN"`) {
+		t.Errorf("warnings %q, want one for REDIS_ULR and one for CACHE_DEFUALT_TTL, each naming the known variable", warned)
 	}
 }

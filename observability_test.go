@@ -167,3 +167,41 @@ func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 		}
 	}
 }
+
+// Log lines say the unit of a duration, and the normal outcomes of a cache,
+// a lock or a condition (404, 409, 412) read as outcomes, not errors.
+func TestLogDurationsAndOutcomes(t *testing.T) {
+	g := mustStartGateway(t, "memory://", "LOG_BUFFER=0", "SHUTDOWN_TIMEOUT=2s")
+	g.mustStatus(t, http.StatusNotFound, http.MethodGet, "/cache/missing", "")
+	g.mustStatus(t, http.StatusCreated, http.MethodPost, "/lock/l?ttl=10", "")
+	g.mustStatus(t, http.StatusConflict, http.MethodPost, "/lock/l?ttl=10", "")
+	g.mustStatus(t, http.StatusPreconditionFailed, http.MethodPut, "/cache/k", `"v"`, "If-Match", `"nope"`)
+	if err := g.stop(); err != nil {
+		t.Fatal(err)
+	}
+	var requests, shutdowns int
+	for _, line := range strings.Split(strings.TrimSpace(g.Stdout.String()), "\n") {
+		var l map[string]any
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		switch l["msg"] {
+		case "request":
+			requests++
+			if _, ok := l["duration_ms"].(float64); !ok || l["duration"] != nil {
+				t.Errorf("access log line %s: want duration_ms, a number of milliseconds, and no bare duration", line)
+			}
+			if l["level"] != "INFO" || l["error"] != nil {
+				t.Errorf("access log line %s: want INFO and no error for a normal outcome", line)
+			}
+		case "shutting down":
+			shutdowns++
+			if l["delay"] != "0s" || l["timeout"] != "2s" {
+				t.Errorf("shutdown line %s: want delay 0s and timeout 2s, in words", line)
+			}
+		}
+	}
+	if requests != 4 || shutdowns != 1 {
+		t.Errorf("%d access log lines and %d shutdown lines, want 4 and 1:\n%s", requests, shutdowns, g.Stdout)
+	}
+}

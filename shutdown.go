@@ -2,11 +2,88 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// gatewayServer is the gateway's HTTP server with what it serves from, and
+// the one order in which they stop: Shutdown.
+type gatewayServer struct {
+	srv        *http.Server
+	ln         net.Listener
+	conns      *connTracker
+	draining   atomic.Bool   // /readyz fails once set
+	stop       chan struct{} // closed to end event streams and lock waits
+	served     chan error    // what srv.Serve returned
+	closeStore func() error  // once only: serve also closes the store on its way out
+	delay      time.Duration // SHUTDOWN_DELAY
+	timeout    time.Duration // SHUTDOWN_TIMEOUT
+	logger     *slog.Logger
+}
+
+// newGatewayServer returns the server before it serves: the handlers are
+// built from its draining flag and stop channel.
+func newGatewayServer(closeStore func() error, delay, timeout time.Duration, logger *slog.Logger) *gatewayServer {
+	return &gatewayServer{
+		conns: newConnTracker(), stop: make(chan struct{}), served: make(chan error, 1),
+		closeStore: sync.OnceValue(closeStore), delay: delay, timeout: timeout, logger: logger,
+	}
+}
+
+// Draining says whether shutdown has begun: /readyz fails.
+func (g *gatewayServer) Draining() bool { return g.draining.Load() }
+
+// Serve serves srv on ln in the background; the channel it returns delivers
+// the error that ended serving before a shutdown.
+func (g *gatewayServer) Serve(srv *http.Server, ln net.Listener) <-chan error {
+	g.srv, g.ln = srv, ln
+	srv.ConnState = g.conns.track
+	go func() { g.served <- srv.Serve(ln) }()
+	return g.served
+}
+
+// Shutdown stops the gateway. ctx is a fresh context (the one that asked for
+// the shutdown is already done); SHUTDOWN_TIMEOUT bounds the wait for
+// requests under it.
+func (g *gatewayServer) Shutdown(ctx context.Context) error {
+	// Readiness fails first so load balancers stop sending: they take a few
+	// probe intervals (and kube-proxy its endpoint update) to notice, and
+	// traffic that still arrives during SHUTDOWN_DELAY is served.
+	g.draining.Store(true)
+	g.logger.Info("shutting down", "delay", g.delay, "timeout", g.timeout)
+	select {
+	case <-time.After(g.delay):
+	case <-ctx.Done():
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	// Stop accepting, then let every accepted request be read and answered
+	// before Shutdown: net/http closes a request it reads after Shutdown began
+	// without answering it (golang/go#75591), and the client cannot tell
+	// whether its write was applied.
+	_ = g.ln.Close()
+	<-g.served
+	// End event streams and lock waits: they stay active until told, and
+	// would hold the waits below.
+	close(g.stop)
+	g.conns.waitQuiet(ctx)
+	if err := g.srv.Shutdown(ctx); err != nil {
+		_ = g.srv.Close()
+		_ = g.closeStore()
+		return fmt.Errorf("shutdown: in-flight requests did not finish within SHUTDOWN_TIMEOUT (%s): %w", g.timeout, err)
+	}
+	if err := g.closeStore(); err != nil {
+		g.logger.Warn("closing the connections to redis", "error", err)
+	}
+	g.logger.Info("stopped")
+	return nil
+}
 
 // newConnGrace is how long shutdown waits for a fresh connection to send its
 // request; one that sends nothing for that long is not a request in flight.

@@ -25,20 +25,15 @@ type Tokens struct {
 	refused string // why the last refused contents were refused, so each is logged once
 }
 
-// LoadTokens builds the token set from the GATEWAY_TOKENS secrets and the
-// tokens file at path ("" for none).
-func LoadTokens(env []string, path string, logger *slog.Logger) (*Tokens, error) {
+// NewTokens builds the token set from the GATEWAY_TOKENS secrets and data,
+// the contents of the tokens file at path as read at start-up (path "" and
+// data nil for none). Reload and Watch read the file again when asked; a
+// change since data was read is applied by the first of them.
+func NewTokens(env []string, path string, data []byte, logger *slog.Logger) (*Tokens, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	t := &Tokens{env: env, file: path, logger: logger}
-	var data []byte
-	if path != "" {
-		var err error
-		if data, err = os.ReadFile(path); err != nil {
-			return nil, err
-		}
-	}
 	set, err := NewSet(env, data)
 	if err != nil {
 		return nil, err

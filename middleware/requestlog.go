@@ -81,7 +81,7 @@ func notedError(ctx context.Context) error {
 }
 
 // AccessLog writes one line per request: method, route pattern, status,
-// bytes, duration, request id, the trace id (see Trace), the token's name and
+// bytes, duration_ms, request id, the trace id (see Trace), the token's name and
 // the error noted by the handler, if any. It never logs headers or bodies, so secrets and data stay
 // out of the logs.
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
@@ -117,7 +117,9 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				slog.String("route", routePattern(r)),
 				slog.Int("status", status),
 				slog.Int("bytes", ww.BytesWritten()),
-				slog.Duration("duration", time.Since(start)),
+				// Milliseconds, with microseconds: a bare time.Duration is
+				// nanoseconds in JSON, and nothing in the line says so.
+				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 				slog.String("request_id", req.id),
 			}
 			if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
@@ -126,7 +128,7 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 			if req.token != "" {
 				attrs = append(attrs, slog.String("token", req.token))
 			}
-			if req.err != nil {
+			if req.err != nil && !outcome(status) {
 				attrs = append(attrs, slog.String("error", echo.Message(req.err.Error())))
 			}
 			// The request's own context: the handlers of log/slog never look at
@@ -134,6 +136,17 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 			logger.LogAttrs(r.Context(), level, AccessLogMessage, attrs...)
 		})
 	}
+}
+
+// outcome says whether a status is a normal answer about the data, not a
+// failure: a key that is not there, a lock that is held, a condition that
+// does not hold. Its line carries no error; the status says it all.
+func outcome(status int) bool {
+	switch status {
+	case http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed:
+		return true
+	}
+	return false
 }
 
 // routePattern is the matched route, such as /cache/{key}: a bounded label,
