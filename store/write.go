@@ -307,3 +307,16 @@ func (s *Store) send(ctx context.Context, p processor, c command) *redis.Cmd {
 		}
 	}
 }
+
+// sendOnce runs the command newCmd builds on p, sent again only when it
+// provably never ran, and not confirmed by replicas: for what stores
+// nothing, a publish.
+func (s *Store) sendOnce(ctx context.Context, p processor, newCmd func(context.Context) redis.Cmder) redis.Cmder {
+	for attempt := 0; ; attempt++ {
+		cmd := newCmd(ctx)
+		_ = p.Process(ctx, once{cmd})
+		if !s.retry(ctx, writing, attempt, cmd.Err()) {
+			return cmd
+		}
+	}
+}
