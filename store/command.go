@@ -73,8 +73,8 @@ func newClusterCommandClient(o redis.ClusterOptions, maxReply int64) *redis.Clus
 type command struct {
 	args    []any
 	label   string // for metrics
-	write   bool   // not read-only: sent once (write.go)
-	changes bool   // may change data: confirmed by replicas (write.go)
+	write   bool   // not read-only: sent once (retry.go)
+	changes bool   // may change data: confirmed by replicas (durable.go)
 	refused error
 	// answer replaces the reply to SCRIPT LOAD of a script compatScript
 	// changed: the client expects the SHA of the text it sent.
@@ -113,7 +113,7 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 		return c
 	}
 	name := strings.ToLower(args[0])
-	if _, cluster := s.cmd.(*redis.ClusterClient); cluster {
+	if _, cluster := s.cmdAPI.(*redis.ClusterClient); cluster {
 		if name == "scan" {
 			c.refused = &CommandError{Refused: true,
 				Msg: "ERR command 'scan' is not supported on Redis Cluster: its cursor belongs to one node; use KEYS or per-key commands"}
@@ -325,10 +325,10 @@ func (s *Store) Command(ctx context.Context, p Policy, args []string) (Reply, er
 // run runs a prepared command on its own: on the node go-redis routes it to,
 // the node of its channel, or every primary when it has a merge.
 func (s *Store) run(ctx context.Context, c command) (Reply, error) {
-	cluster, ok := s.cmd.(*redis.ClusterClient)
+	cluster, ok := s.cmdAPI.(*redis.ClusterClient)
 	switch {
 	case !ok || c.merge == nil && c.channel == "":
-		return c.result(s.send(ctx, s.cmd, c))
+		return c.result(s.send(ctx, s.cmdAPI, c))
 	case c.channel != "":
 		node, err := cluster.MasterForKey(ctx, c.channel)
 		if err != nil {
@@ -382,7 +382,7 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 	}
 	ctx, conf := s.confirming(ctx, write)
 	sent := make([]*redis.Cmd, len(cmds))
-	pipe := s.cmd.Pipeline()
+	pipe := s.cmdAPI.Pipeline()
 	for i, c := range prepared {
 		if c.refused == nil && c.merge == nil && c.channel == "" {
 			sent[i] = c.newCmd(ctx)
@@ -457,7 +457,7 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 		}
 		write = write || prepared[i].changes
 	}
-	tx := s.cmd.TxPipeline()
+	tx := s.cmdAPI.TxPipeline()
 	var conn *redis.Conn // the transaction's own connection, to WAIT on after EXEC
 	if write && s.durable.replicas > 0 {
 		if conn, err = s.txConn(ctx, prepared); err != nil {
@@ -510,7 +510,7 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 // refuses keys of other slots itself (CROSSSLOT, or MOVED during a
 // resharding).
 func (s *Store) txConn(ctx context.Context, prepared []command) (*redis.Conn, error) {
-	switch c := s.cmd.(type) {
+	switch c := s.cmdAPI.(type) {
 	case *redis.Client:
 		return c.Conn(), nil
 	case *redis.ClusterClient:
@@ -527,7 +527,7 @@ func (s *Store) txConn(ctx context.Context, prepared []command) (*redis.Conn, er
 		}
 		return node.Conn(), nil
 	}
-	return nil, fmt.Errorf("redis transaction: unexpected client %T", s.cmd)
+	return nil, fmt.Errorf("redis transaction: unexpected client %T", s.cmdAPI)
 }
 
 // execAbort is the rejection of a whole transaction because of command i,
@@ -564,9 +564,9 @@ func (s *Store) registerCommandMetrics(reg prometheus.Registerer, cmdErrors *pro
 	if err := reg.Register(s.commands); err != nil {
 		return err
 	}
-	if err := reg.Register(newPoolCollector("command_api", s.cmd)); err != nil {
+	if err := reg.Register(newPoolCollector("command_api", s.cmdAPI)); err != nil {
 		return err
 	}
-	s.cmd.AddHook(errorHook{errors: cmdErrors})
+	s.cmdAPI.AddHook(errorHook{errors: cmdErrors})
 	return nil
 }

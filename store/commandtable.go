@@ -63,7 +63,7 @@ func (s *Store) getKeys(ctx context.Context, args []string) ([]string, bool, err
 	for _, a := range args {
 		cmd = append(cmd, a)
 	}
-	v, err := s.cmd.Do(ctx, cmd...).Result()
+	v, err := s.cmdAPI.Do(ctx, cmd...).Result()
 	var rerr redis.Error
 	switch {
 	case errors.As(err, &rerr) && strings.Contains(rerr.Error(), "no key arguments"):
