@@ -382,16 +382,14 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 	}
 	ctx, conf := s.confirming(ctx, write)
 	sent := make([]*redis.Cmd, len(cmds))
-	pipe := s.cmdAPI.Pipeline()
-	for i, c := range prepared {
-		if c.refused == nil && c.merge == nil && c.channel == "" {
-			sent[i] = c.newCmd(ctx)
-			_ = pipe.Process(ctx, guard(sent[i], c.write))
+	s.sendPipeline(ctx, func(pipe redis.Pipeliner) {
+		for i, c := range prepared {
+			if c.refused == nil && c.merge == nil && c.channel == "" {
+				sent[i] = c.newCmd(ctx)
+				_ = pipe.Process(ctx, guard(sent[i], c.write))
+			}
 		}
-	}
-	if pipe.Len() > 0 {
-		_, _ = pipe.Exec(ctx) // each command carries its own error
-	}
+	})
 	results := make([]Result, len(cmds))
 	var failure error
 	answered := false
@@ -457,7 +455,6 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 		}
 		write = write || prepared[i].changes
 	}
-	tx := s.cmdAPI.TxPipeline()
 	var conn *redis.Conn // the transaction's own connection, to WAIT on after EXEC
 	if write && s.durable.replicas > 0 {
 		if conn, err = s.txConn(ctx, prepared); err != nil {
@@ -465,14 +462,14 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 			return nil, err
 		}
 		defer conn.Close()
-		tx = conn.TxPipeline()
 	}
 	sent := make([]*redis.Cmd, len(cmds))
-	for i, c := range prepared {
-		sent[i] = c.newCmd(ctx)
-		_ = tx.Process(ctx, guard(sent[i], c.write))
-	}
-	_, err = tx.Exec(ctx)
+	err = s.sendTx(ctx, conn, func(tx redis.Pipeliner) {
+		for i, c := range prepared {
+			sent[i] = c.newCmd(ctx)
+			_ = tx.Process(ctx, guard(sent[i], c.write))
+		}
+	})
 	var rerr redis.Error
 	switch {
 	case err == nil || errors.Is(err, redis.Nil):
@@ -502,32 +499,6 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 		}
 	}
 	return results, nil
-}
-
-// txConn is a connection of its own for a transaction whose writes must be
-// confirmed: WAIT counts the writes of the connection it runs on. On Redis
-// Cluster it is a connection to the primary of the first key's slot; Redis
-// refuses keys of other slots itself (CROSSSLOT, or MOVED during a
-// resharding).
-func (s *Store) txConn(ctx context.Context, prepared []command) (*redis.Conn, error) {
-	switch c := s.cmdAPI.(type) {
-	case *redis.Client:
-		return c.Conn(), nil
-	case *redis.ClusterClient:
-		key := ""
-		for _, p := range prepared {
-			if p.firstKey > 0 {
-				key, _ = p.args[p.firstKey].(string)
-				break
-			}
-		}
-		node, err := c.MasterForKey(ctx, key)
-		if err != nil {
-			return nil, classify("redis transaction", err)
-		}
-		return node.Conn(), nil
-	}
-	return nil, fmt.Errorf("redis transaction: unexpected client %T", s.cmdAPI)
 }
 
 // execAbort is the rejection of a whole transaction because of command i,

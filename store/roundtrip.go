@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,14 +13,14 @@ import (
 // store that sends an operation's commands to a go-redis client; the
 // operations (cache.go, session.go, …) build commands and call them:
 //
-//   - runCmd, runPair and scripts(reading) read: sent again after a lost
-//     reply (see retry.go).
+//   - runCmd(reading), runPair, readPipeline and scripts(reading) read: sent
+//     again after a lost reply (see retry.go).
 //   - runCmd(writing), write and runScript write: sent once, again only when
 //     the error proves they never ran, and confirmed by REDIS_WRITE_REPLICAS
 //     replicas (see durable.go).
 //   - send, sendPipeline and sendTx run the command API's commands, reads or
 //     writes by the command table, under the same two rules, on its RESP2
-//     client (s.cmdAPI).
+//     client (s.cmdAPI); readCommandAPI asks that client COMMAND GETKEYS.
 //   - sendOnce runs a publish: sent once, and not confirmed, since it stores
 //     nothing a failover could lose.
 //
@@ -29,13 +30,13 @@ import (
 //   - subscriptions (pubsub.go) and the hub's subscriber connection
 //     (hub.go): a subscribed connection runs no other command, and a
 //     message is not a write;
-//   - the near-cache's tracking connection (nearcache.go): it receives
-//     invalidations, and its reads are the near-cache's own, checked
-//     against them;
+//   - the near-cache's tracking connection (tracker.go): it runs no
+//     operation, only turns tracking on for itself and receives the
+//     invalidations; the values it keeps are read through runCmd;
 //   - the auto-pipeliner and its client (autopipeline.go): runCmd and
 //     runPair batch through it, under the rules above;
-//   - the command API's dedicated connection for a durable transaction
-//     (txConn): WAIT must follow EXEC on it, which sendTx does;
+//   - the WAIT that confirms a durable transaction (durability.wait): it
+//     must follow EXEC on the transaction's own connection (txConn);
 //   - Ping, the readiness probe, which checks each node, not the data.
 
 // processor is a client, or one node of a cluster.
@@ -215,6 +216,77 @@ func (s *Store) send(ctx context.Context, p processor, c command) *redis.Cmd {
 		case <-time.After(s.backoff(attempt)):
 		}
 	}
+}
+
+// sendPipeline runs the command API's commands queue adds, each guarded by
+// its retry policy (guard), in one round trip per node. Each command
+// carries its own error.
+func (s *Store) sendPipeline(ctx context.Context, queue func(p redis.Pipeliner)) {
+	pipe := s.cmdAPI.Pipeline()
+	queue(pipe)
+	if pipe.Len() > 0 {
+		_, _ = pipe.Exec(ctx)
+	}
+}
+
+// sendTx runs the command API's commands queue adds in MULTI and EXEC: on
+// conn when the transaction must be confirmed (see txConn and
+// durability.wait), else on a connection of the command API's client.
+func (s *Store) sendTx(ctx context.Context, conn *redis.Conn, queue func(tx redis.Pipeliner)) error {
+	var tx redis.Pipeliner
+	if conn != nil {
+		tx = conn.TxPipeline()
+	} else {
+		tx = s.cmdAPI.TxPipeline()
+	}
+	queue(tx)
+	_, err := tx.Exec(ctx)
+	return err
+}
+
+// txConn is a connection of its own for a transaction whose writes must be
+// confirmed: WAIT counts the writes of the connection it runs on. On Redis
+// Cluster it is a connection to the primary of the first key's slot; Redis
+// refuses keys of other slots itself (CROSSSLOT, or MOVED during a
+// resharding).
+func (s *Store) txConn(ctx context.Context, prepared []command) (*redis.Conn, error) {
+	switch c := s.cmdAPI.(type) {
+	case *redis.Client:
+		return c.Conn(), nil
+	case *redis.ClusterClient:
+		key := ""
+		for _, p := range prepared {
+			if p.firstKey > 0 {
+				key, _ = p.args[p.firstKey].(string)
+				break
+			}
+		}
+		node, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return nil, classify("redis transaction", err)
+		}
+		return node.Conn(), nil
+	}
+	return nil, fmt.Errorf("redis transaction: unexpected client %T", s.cmdAPI)
+}
+
+// readCommandAPI runs a read of the command API's own (COMMAND GETKEYS) on
+// its client, retried by go-redis like any read.
+func (s *Store) readCommandAPI(ctx context.Context, args ...any) *redis.Cmd {
+	cmd := redis.NewCmd(ctx, args...)
+	_ = s.cmdAPI.Process(ctx, cmd)
+	return cmd
+}
+
+// readPipeline runs the reads queue adds in one round trip per node, on the
+// main client, retried by go-redis like any read. Each command carries its
+// own error; the one returned is the first.
+func (s *Store) readPipeline(ctx context.Context, queue func(p redis.Pipeliner)) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		queue(p)
+		return nil
+	})
+	return err
 }
 
 // sendOnce runs the command newCmd builds on p, sent again only when it

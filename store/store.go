@@ -216,6 +216,24 @@ func New(opts Options) (*Store, error) {
 		maxReply = DefaultMaxReplyBytes
 	}
 	s.maxReply = maxReply
+	// The clients, and the hooks each one gets. The functions of
+	// roundtrip.go are the only ones that send operations on them.
+	//
+	//   - s.rdb, the main client: writeHook, so a write's pipeline is sent
+	//     once (retry.go); with REDIS_WRITE_REPLICAS, confirmHook on it or on
+	//     each cluster node (durable.go); on a cluster, reloadHook; with
+	//     metrics, errorHook and latencyHook; with tracing, its spans.
+	//   - s.cmdAPI, the command API's RESP2 client with the reply budget on
+	//     its connections: confirmHook and reloadHook as s.rdb; errorHook and
+	//     latencyHook (registerCommandMetrics); tracing. No writeHook: send
+	//     marks each write itself (guard), since the command table, not the
+	//     call, says which commands write.
+	//   - s.apClient, the auto-pipeliner's (enableAutoPipeline): none.
+	//     runCmd counts and traces its commands one by one (batchErrors,
+	//     batchSpans), and durable writes do not go through it (batched).
+	//   - the near-cache's tracking client (tracker.go): none. It runs no
+	//     operation: it turns tracking on for itself and receives the
+	//     invalidations.
 	var base redis.Options // the single server's options before go-redis fills in its defaults
 	if len(opts.ClusterNodes) > 0 {
 		co := clusterOptions(opts.ClusterNodes, ro)
