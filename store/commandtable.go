@@ -36,8 +36,9 @@ func (s *Store) commandTable(ctx context.Context) (*commandapi.Table, error) {
 	if ct.table != nil {
 		return ct.table, nil
 	}
-	// The main client asks: the command API's connections hold replies to
-	// MAX_REPLY_BYTES, and COMMAND's reply is about 90 KB on Redis 7.0.
+	// Asked as the operations read, not on the command API's client: its
+	// connections hold replies to MAX_REPLY_BYTES, and COMMAND's reply is
+	// about 90 KB on Redis 7.0.
 	v, err := runCmd(ctx, s, reading, redis.NewCmd, "command").Result()
 	var rerr redis.Error
 	switch {
