@@ -187,8 +187,23 @@ func TestDurableWritesEveryRoute(t *testing.T) {
 	primary := redistest.Start(t, "--repl-diskless-sync-delay", "0")
 	replica := redistest.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
 	replica.WaitInSync(10 * time.Second)
-	prep := newTestStore(t, Options{URL: primary.URL()})
+	checkDurableRoutes(t, Options{URL: primary.URL()})
+}
 
+// The same on Redis Cluster, where each node's client confirms its share;
+// each primary has one replica.
+func TestDurableWritesEveryRouteCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := redistest.StartCluster(t, redistest.ClusterOptions{})
+	checkDurableRoutes(t, Options{ClusterNodes: c.Addrs()[:1]})
+}
+
+// checkDurableRoutes runs every write route against the deployment of
+// base, which has one replica per primary.
+func checkDurableRoutes(t *testing.T, base Options) {
+	prep := newTestStore(t, base)
 	for _, tt := range []struct {
 		replicas int
 		timeout  time.Duration
@@ -198,7 +213,9 @@ func TestDurableWritesEveryRoute(t *testing.T) {
 		// the short timeout only keeps the test quick.
 		{2, 50 * time.Millisecond},
 	} {
-		s := newTestStore(t, Options{URL: primary.URL(), WriteReplicas: tt.replicas, WriteReplicasTimeout: tt.timeout, ReadTimeout: 2 * confirmWithin})
+		opts := base
+		opts.WriteReplicas, opts.WriteReplicasTimeout, opts.ReadTimeout = tt.replicas, tt.timeout, 2*confirmWithin
+		s := newTestStore(t, opts)
 		for _, r := range writeRoutes {
 			t.Run(strconv.Itoa(tt.replicas)+" replicas/"+r.name, func(t *testing.T) {
 				err := r.setup(t, prep, "durable-"+strconv.Itoa(tt.replicas)+"-"+r.name)(s)
