@@ -44,9 +44,7 @@ func (s *Store) Publish(ctx context.Context, channel string, message []byte) (in
 		}
 		node = n
 	}
-	n, err := s.sendOnce(ctx, node, func(ctx context.Context) redis.Cmder {
-		return redis.NewIntCmd(ctx, "publish", channel, message)
-	}).(*redis.IntCmd).Result()
+	n, err := sendOnce(ctx, s, node, redis.NewIntCmd, "publish", channel, message).Result()
 	return n, classify("publish", err)
 }
 

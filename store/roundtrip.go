@@ -292,9 +292,9 @@ func (s *Store) readPipeline(ctx context.Context, queue func(p redis.Pipeliner))
 // sendOnce runs the command newCmd builds on p, sent again only when it
 // provably never ran, and not confirmed by replicas: for what stores
 // nothing, a publish.
-func (s *Store) sendOnce(ctx context.Context, p processor, newCmd func(context.Context) redis.Cmder) redis.Cmder {
+func sendOnce[C redis.Cmder](ctx context.Context, s *Store, p processor, newCmd func(context.Context, ...any) C, args ...any) C {
 	for attempt := 0; ; attempt++ {
-		cmd := newCmd(ctx)
+		cmd := newCmd(ctx, args...)
 		_ = p.Process(ctx, once{cmd})
 		if !s.retry(ctx, writing, attempt, cmd.Err()) {
 			return cmd
