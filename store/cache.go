@@ -120,11 +120,10 @@ func (s *Store) forget(key string) {
 // may live in different cluster slots.
 func (s *Store) GetCacheMany(ctx context.Context, keys []string) ([][]byte, error) {
 	cmds := make([]*redis.StringCmd, len(keys))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	err := s.readPipeline(ctx, func(p redis.Pipeliner) {
 		for i, k := range keys {
 			cmds[i] = p.Get(ctx, s.keys.cache(k))
 		}
-		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, classify("get cache", err)

@@ -73,8 +73,8 @@ func newClusterCommandClient(o redis.ClusterOptions, maxReply int64) *redis.Clus
 type command struct {
 	args    []any
 	label   string // for metrics
-	write   bool   // not read-only: sent once (write.go)
-	changes bool   // may change data: confirmed by replicas (write.go)
+	write   bool   // not read-only: sent once (retry.go)
+	changes bool   // may change data: confirmed by replicas (durable.go)
 	refused error
 	// answer replaces the reply to SCRIPT LOAD of a script compatScript
 	// changed: the client expects the SHA of the text it sent.
@@ -113,7 +113,7 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 		return c
 	}
 	name := strings.ToLower(args[0])
-	if _, cluster := s.cmd.(*redis.ClusterClient); cluster {
+	if _, cluster := s.cmdAPI.(*redis.ClusterClient); cluster {
 		if name == "scan" {
 			c.refused = &CommandError{Refused: true,
 				Msg: "ERR command 'scan' is not supported on Redis Cluster: its cursor belongs to one node; use KEYS or per-key commands"}
@@ -325,10 +325,10 @@ func (s *Store) Command(ctx context.Context, p Policy, args []string) (Reply, er
 // run runs a prepared command on its own: on the node go-redis routes it to,
 // the node of its channel, or every primary when it has a merge.
 func (s *Store) run(ctx context.Context, c command) (Reply, error) {
-	cluster, ok := s.cmd.(*redis.ClusterClient)
+	cluster, ok := s.cmdAPI.(*redis.ClusterClient)
 	switch {
 	case !ok || c.merge == nil && c.channel == "":
-		return c.result(s.send(ctx, s.cmd, c))
+		return c.result(s.send(ctx, s.cmdAPI, c))
 	case c.channel != "":
 		node, err := cluster.MasterForKey(ctx, c.channel)
 		if err != nil {
@@ -382,16 +382,14 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 	}
 	ctx, conf := s.confirming(ctx, write)
 	sent := make([]*redis.Cmd, len(cmds))
-	pipe := s.cmd.Pipeline()
-	for i, c := range prepared {
-		if c.refused == nil && c.merge == nil && c.channel == "" {
-			sent[i] = c.newCmd(ctx)
-			_ = pipe.Process(ctx, guard(sent[i], c.write))
+	s.sendPipeline(ctx, func(pipe redis.Pipeliner) {
+		for i, c := range prepared {
+			if c.refused == nil && c.merge == nil && c.channel == "" {
+				sent[i] = c.newCmd(ctx)
+				_ = pipe.Process(ctx, guard(sent[i], c.write))
+			}
 		}
-	}
-	if pipe.Len() > 0 {
-		_, _ = pipe.Exec(ctx) // each command carries its own error
-	}
+	})
 	results := make([]Result, len(cmds))
 	var failure error
 	answered := false
@@ -457,7 +455,6 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 		}
 		write = write || prepared[i].changes
 	}
-	tx := s.cmd.TxPipeline()
 	var conn *redis.Conn // the transaction's own connection, to WAIT on after EXEC
 	if write && s.durable.replicas > 0 {
 		if conn, err = s.txConn(ctx, prepared); err != nil {
@@ -465,14 +462,14 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 			return nil, err
 		}
 		defer conn.Close()
-		tx = conn.TxPipeline()
 	}
 	sent := make([]*redis.Cmd, len(cmds))
-	for i, c := range prepared {
-		sent[i] = c.newCmd(ctx)
-		_ = tx.Process(ctx, guard(sent[i], c.write))
-	}
-	_, err = tx.Exec(ctx)
+	err = s.sendTx(ctx, conn, func(tx redis.Pipeliner) {
+		for i, c := range prepared {
+			sent[i] = c.newCmd(ctx)
+			_ = tx.Process(ctx, guard(sent[i], c.write))
+		}
+	})
 	var rerr redis.Error
 	switch {
 	case err == nil || errors.Is(err, redis.Nil):
@@ -502,32 +499,6 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 		}
 	}
 	return results, nil
-}
-
-// txConn is a connection of its own for a transaction whose writes must be
-// confirmed: WAIT counts the writes of the connection it runs on. On Redis
-// Cluster it is a connection to the primary of the first key's slot; Redis
-// refuses keys of other slots itself (CROSSSLOT, or MOVED during a
-// resharding).
-func (s *Store) txConn(ctx context.Context, prepared []command) (*redis.Conn, error) {
-	switch c := s.cmd.(type) {
-	case *redis.Client:
-		return c.Conn(), nil
-	case *redis.ClusterClient:
-		key := ""
-		for _, p := range prepared {
-			if p.firstKey > 0 {
-				key, _ = p.args[p.firstKey].(string)
-				break
-			}
-		}
-		node, err := c.MasterForKey(ctx, key)
-		if err != nil {
-			return nil, classify("redis transaction", err)
-		}
-		return node.Conn(), nil
-	}
-	return nil, fmt.Errorf("redis transaction: unexpected client %T", s.cmd)
 }
 
 // execAbort is the rejection of a whole transaction because of command i,
@@ -564,9 +535,9 @@ func (s *Store) registerCommandMetrics(reg prometheus.Registerer, cmdErrors *pro
 	if err := reg.Register(s.commands); err != nil {
 		return err
 	}
-	if err := reg.Register(newPoolCollector("command_api", s.cmd)); err != nil {
+	if err := reg.Register(newPoolCollector("command_api", s.cmdAPI)); err != nil {
 		return err
 	}
-	s.cmd.AddHook(errorHook{errors: cmdErrors})
+	s.cmdAPI.AddHook(errorHook{errors: cmdErrors})
 	return nil
 }

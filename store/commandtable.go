@@ -36,9 +36,10 @@ func (s *Store) commandTable(ctx context.Context) (*commandapi.Table, error) {
 	if ct.table != nil {
 		return ct.table, nil
 	}
-	// The main client asks: the command API's connections hold replies to
-	// MAX_REPLY_BYTES, and COMMAND's reply is about 90 KB on Redis 7.0.
-	v, err := s.rdb.Do(ctx, "COMMAND").Result()
+	// Asked as the operations read, not on the command API's client: its
+	// connections hold replies to MAX_REPLY_BYTES, and COMMAND's reply is
+	// about 90 KB on Redis 7.0.
+	v, err := runCmd(ctx, s, reading, redis.NewCmd, "command").Result()
 	var rerr redis.Error
 	switch {
 	case errors.As(err, &rerr) && (strings.HasPrefix(rerr.Error(), "NOPERM") || !isUnavailableReply(rerr.Error())):
@@ -63,7 +64,7 @@ func (s *Store) getKeys(ctx context.Context, args []string) ([]string, bool, err
 	for _, a := range args {
 		cmd = append(cmd, a)
 	}
-	v, err := s.cmd.Do(ctx, cmd...).Result()
+	v, err := s.readCommandAPI(ctx, cmd...).Result()
 	var rerr redis.Error
 	switch {
 	case errors.As(err, &rerr) && strings.Contains(rerr.Error(), "no key arguments"):

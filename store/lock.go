@@ -142,7 +142,7 @@ func (s *Store) ReleaseLock(ctx context.Context, name, token string) error {
 // LockTTL returns how long the lock's current lease has left; ErrNotFound
 // when nobody holds it.
 func (s *Store) LockTTL(ctx context.Context, name string) (time.Duration, error) {
-	d, err := s.rdb.PTTL(ctx, s.keys.lock(name, "")).Result()
+	d, err := runCmd(ctx, s, reading, newMsCmd, "pttl", s.keys.lock(name, "")).Result()
 	if err == nil && d == -2 { // go-redis returns the reply as a Duration of nanoseconds
 		err = ErrNotFound
 	}

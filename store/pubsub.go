@@ -31,16 +31,20 @@ type Subscription struct {
 // On Redis Cluster every node delivers the message but counts only its own
 // subscribers; go-redis subscribes on the primary of the channel's slot, so
 // the message goes there, and the count includes the gateway's streams.
+//
+// A publish is sent once, as a write is: sent again after a lost reply, it
+// would be delivered twice. It stores nothing a failover could lose, so
+// durable writes do not wait for replicas to have it.
 func (s *Store) Publish(ctx context.Context, channel string, message []byte) (int64, error) {
-	var rdb redis.Cmdable = s.rdb
+	var node processor = s.rdb
 	if cluster, ok := s.rdb.(*redis.ClusterClient); ok {
-		node, err := cluster.MasterForKey(ctx, channel)
+		n, err := cluster.MasterForKey(ctx, channel)
 		if err != nil {
 			return 0, classify("publish", err)
 		}
-		rdb = node
+		node = n
 	}
-	n, err := rdb.Publish(ctx, channel, message).Result()
+	n, err := sendOnce(ctx, s, node, redis.NewIntCmd, "publish", channel, message).Result()
 	return n, classify("publish", err)
 }
 

@@ -185,7 +185,7 @@ func (s *Store) UpdateSession(ctx context.Context, id string, update func(doc []
 // sessionVersion reads a session's document and version ("" for a session
 // written before sessions had versions).
 func (s *Store) sessionVersion(ctx context.Context, k string) ([]byte, string, error) {
-	fields, err := s.rdb.HMGet(ctx, k, "doc", "ver").Result()
+	fields, err := runCmd(ctx, s, reading, redis.NewSliceCmd, "hmget", k, "doc", "ver").Result()
 	if err != nil {
 		return nil, "", classify("update session", err)
 	}

@@ -74,14 +74,14 @@ type Store struct {
 	commandInfo commandTable // the command API's table, read once (commandtable.go)
 
 	rdb     redis.UniversalClient
-	cmd     redis.UniversalClient // the command API's RESP2 client, to the same deployment
+	cmdAPI  redis.UniversalClient // the command API's RESP2 client, to the same deployment
 	aliases *scriptAliases
 	keys    keys
 	addr    string // redacted, for logs and errors
 	closers []func() error
 
 	// How write retries commands that never ran, and waits for replicas
-	// (see write.go).
+	// (see retry.go and durable.go).
 	retries                int
 	minBackoff, maxBackoff time.Duration
 	durable                durability
@@ -216,35 +216,53 @@ func New(opts Options) (*Store, error) {
 		maxReply = DefaultMaxReplyBytes
 	}
 	s.maxReply = maxReply
+	// The clients, and the hooks each one gets. The functions of
+	// roundtrip.go are the only ones that send operations on them.
+	//
+	//   - s.rdb, the main client: writeHook, so a write's pipeline is sent
+	//     once (retry.go); with REDIS_WRITE_REPLICAS, confirmHook on it or on
+	//     each cluster node (durable.go); on a cluster, reloadHook; with
+	//     metrics, errorHook and latencyHook; with tracing, its spans.
+	//   - s.cmdAPI, the command API's RESP2 client with the reply budget on
+	//     its connections: confirmHook and reloadHook as s.rdb; errorHook and
+	//     latencyHook (registerCommandMetrics); tracing. No writeHook: send
+	//     marks each write itself (guard), since the command table, not the
+	//     call, says which commands write.
+	//   - s.apClient, the auto-pipeliner's (enableAutoPipeline): none.
+	//     runCmd counts and traces its commands one by one (batchErrors,
+	//     batchSpans), and durable writes do not go through it (batched).
+	//   - the near-cache's tracking client (tracker.go): none. It runs no
+	//     operation: it turns tracking on for itself and receives the
+	//     invalidations.
 	var base redis.Options // the single server's options before go-redis fills in its defaults
 	if len(opts.ClusterNodes) > 0 {
 		co := clusterOptions(opts.ClusterNodes, ro)
-		s.cmd = newClusterCommandClient(*co, maxReply)
+		s.cmdAPI = newClusterCommandClient(*co, maxReply)
 		cc := redis.NewClusterClient(co)
 		cc.AddHook(reloadHook{cc})
 		if s.durable.replicas > 0 {
 			hook := func(node *redis.Client) { node.AddHook(confirmHook{s.durable}) }
 			cc.OnNewNode(hook)
-			s.cmd.(*redis.ClusterClient).OnNewNode(hook)
+			s.cmdAPI.(*redis.ClusterClient).OnNewNode(hook)
 		}
 		s.rdb = cc
 	} else {
-		s.cmd = newCommandClient(*ro, maxReply)
+		s.cmdAPI = newCommandClient(*ro, maxReply)
 		base = *ro
 		c := redis.NewClient(ro)
 		if s.durable.replicas > 0 {
 			c.AddHook(confirmHook{s.durable})
-			s.cmd.AddHook(confirmHook{s.durable})
+			s.cmdAPI.AddHook(confirmHook{s.durable})
 		}
 		s.rdb = c
 	}
 	s.rdb.AddHook(writeHook{})
-	if cc, ok := s.cmd.(*redis.ClusterClient); ok {
+	if cc, ok := s.cmdAPI.(*redis.ClusterClient); ok {
 		cc.AddHook(reloadHook{cc})
 	}
 	s.aliases = newScriptAliases(maxScriptAliases)
 	s.hub = newHub(s.rdb)
-	s.closers = append([]func() error{s.hub.stop, s.rdb.Close, s.cmd.Close}, s.closers...)
+	s.closers = append([]func() error{s.hub.stop, s.rdb.Close, s.cmdAPI.Close}, s.closers...)
 
 	if opts.Registry != nil {
 		if err := registerAll(opts.Registry, newPoolCollector("main", s.rdb), newUpCollector(s.Ping, upTimeout)); err != nil {
@@ -255,11 +273,11 @@ func New(opts Options) (*Store, error) {
 		if err := s.registerCommandMetrics(opts.Registry, cmdErrors); err != nil {
 			return nil, fmt.Errorf("register redis metrics: %w", err)
 		}
-		s.cmd.AddHook(latencyHook{seconds: cmdLatency})
+		s.cmdAPI.AddHook(latencyHook{seconds: cmdLatency})
 	}
 	s.errs = batchErrors{vec: cmdErrors, latency: cmdLatency}
 	if opts.TracerProvider != nil {
-		if err := instrumentTracing(opts.TracerProvider, s.rdb, s.cmd); err != nil {
+		if err := instrumentTracing(opts.TracerProvider, s.rdb, s.cmdAPI); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -356,7 +374,7 @@ func configure(ro *redis.Options, opts Options, d *dialer) error {
 	// No CLIENT MAINT_NOTIFICATIONS either: Redis before 8 answers it with an
 	// error on every new connection, which counted as a failed command.
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	// Every write is a pipeline (see write.go): one pool for all commands, so
+	// Every write is a pipeline (see roundtrip.go): one pool for all commands, so
 	// REDIS_POOL_SIZE and REDIS_MIN_IDLE_CONNS cover them all.
 	ro.PipelinePoolSize = -1
 	return nil

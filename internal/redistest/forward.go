@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"bytes"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -16,7 +17,7 @@ type Forwarder struct {
 	t      testing.TB
 	ln     net.Listener
 	target atomic.Pointer[string]
-	cut    atomic.Bool
+	cut    atomic.Pointer[[]byte] // what the request to cut contains; empty = any
 	mu     sync.Mutex
 	conns  []net.Conn
 	wg     sync.WaitGroup
@@ -46,7 +47,14 @@ func (f *Forwarder) To(target string) { f.target.Store(&target) }
 // CutNextReply makes the forwarder deliver the next request it sees on any
 // connection, give Redis a moment to run it, and then close that connection
 // without passing the reply on: the command ran, and the client cannot know.
-func (f *Forwarder) CutNextReply() { f.cut.Store(true) }
+func (f *Forwarder) CutNextReply() { f.cut.Store(&[]byte{}) }
+
+// CutReplyTo is CutNextReply for the next request naming command (as go-redis
+// sends it, in lower case): the requests before it pass untouched.
+func (f *Forwarder) CutReplyTo(command string) {
+	b := []byte("\r\n" + command + "\r\n")
+	f.cut.Store(&b)
+}
 
 // Close stops accepting and closes every connection.
 func (f *Forwarder) Close() {
@@ -117,7 +125,8 @@ func (f *Forwarder) requests(p *pipe) {
 	for {
 		n, err := p.client.Read(buf)
 		if n > 0 {
-			cut := f.cut.CompareAndSwap(true, false)
+			want := f.cut.Load()
+			cut := want != nil && bytes.Contains(buf[:n], *want) && f.cut.CompareAndSwap(want, nil)
 			if cut {
 				p.swallow.Store(true)
 			}
