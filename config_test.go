@@ -14,16 +14,7 @@ func env(vars map[string]string) func(string) string {
 
 func TestConfigRedisSettings(t *testing.T) {
 	base := map[string]string{"REDIS_URL": "rediss://cache.example.com:6379", "GATEWAY_TOKENS": testToken}
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{}
-		for k, v := range base {
-			m[k] = v
-		}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
+	with := func(kv ...string) map[string]string { return withPairs(base, kv...) }
 
 	cfg, err := loadConfig(env(with(
 		"REDIS_TLS_ENABLED", "true",
@@ -189,16 +180,7 @@ func TestConfigListenAddr(t *testing.T) {
 
 func TestConfigShutdownDelayAndReadiness(t *testing.T) {
 	base := map[string]string{"REDIS_URL": "redis://127.0.0.1:6379", "GATEWAY_TOKENS": "3f9a6c1e8b2d4f7a9c0e1b3d5f7a9c2e"}
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{}
-		for k, v := range base {
-			m[k] = v
-		}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
+	with := func(kv ...string) map[string]string { return withPairs(base, kv...) }
 	tests := []struct {
 		name      string
 		env       map[string]string
@@ -235,16 +217,7 @@ func TestConfigShutdownDelayAndReadiness(t *testing.T) {
 
 func TestConfigTracing(t *testing.T) {
 	base := map[string]string{"REDIS_URL": "redis://127.0.0.1:6379", "GATEWAY_TOKENS": "3f9a6c1e8b2d4f7a9c0e1b3d5f7a9c2e"}
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{}
-		for k, v := range base {
-			m[k] = v
-		}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
+	with := func(kv ...string) map[string]string { return withPairs(base, kv...) }
 	tests := []struct {
 		name string
 		env  map[string]string

@@ -41,6 +41,16 @@ func withEnv(base map[string]string, changes map[string]string) map[string]strin
 	return env
 }
 
+// withPairs is base with the variables of kv (name, value, name, value...)
+// set.
+func withPairs(base map[string]string, kv ...string) map[string]string {
+	changes := make(map[string]string, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		changes[kv[i]] = kv[i+1]
+	}
+	return withEnv(base, changes)
+}
+
 func TestRunRejectsBadConfig(t *testing.T) {
 	// A configuration that would otherwise start: every case changes one thing.
 	valid := map[string]string{
