@@ -41,7 +41,7 @@ type fanoutResult struct {
 	p50, p99     time.Duration
 	maxLatency   time.Duration
 	redisConns   int // Redis connections the open streams added, at the peak
-	pubsubConns  int // connections subscribed to a channel or pattern
+	pubsubConns  int // of them, subscribed to a channel or pattern, once all are open
 	rssKiB       int64
 	cpu          time.Duration // of the gateway per delivery
 }
@@ -73,7 +73,13 @@ func (b *bench) measureFanout(ctx context.Context) (fanoutResult, error) {
 	if err != nil {
 		return res, err
 	}
+	// What the gateway holds before any stream, such as the near-cache's
+	// invalidation subscription, is not the streams'.
 	baseline, err := b.redisClients()
+	if err != nil {
+		return res, err
+	}
+	subscribed, err := b.pubsubClients()
 	if err != nil {
 		return res, err
 	}
@@ -82,7 +88,7 @@ func (b *bench) measureFanout(ctx context.Context) (fanoutResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	streams := make([]*stream, b.o.subscribers)
-	due := int(float64(b.o.publishRate)*b.o.duration.Seconds()) + 1
+	due := b.o.messages()
 	var reasons sync.Map
 	sem := make(chan struct{}, fanoutDials)
 	started := time.Now()
@@ -127,10 +133,10 @@ func (b *bench) measureFanout(ctx context.Context) (fanoutResult, error) {
 	if err != nil {
 		return res, err
 	}
-	res.pubsubConns, err = b.pubsubClients()
-	if err != nil {
+	if res.pubsubConns, err = b.pubsubClients(); err != nil {
 		return res, err
 	}
+	res.pubsubConns -= subscribed
 
 	var profiled sync.WaitGroup
 	if pprofAddr != "" {
@@ -185,9 +191,14 @@ func (b *bench) measureFanout(ctx context.Context) (fanoutResult, error) {
 	return res, nil
 }
 
+// messages is how many the fan-out scenario publishes.
+func (o options) messages() int {
+	return max(1, int(float64(o.publishRate)*o.duration.Seconds()))
+}
+
 // publish sends -publish-rate messages a second for -duration, each in its
 // own request so a slow answer does not delay the next message, and calls
-// sample once a second.
+// sample once a second meanwhile, on a goroutine of its own.
 func (b *bench) publish(ctx context.Context, base string, sample func()) (published, failed int) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
@@ -196,9 +207,23 @@ func (b *bench) publish(ctx context.Context, base string, sample func()) (publis
 	interval := time.Second / time.Duration(b.o.publishRate)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	end := time.Now().Add(b.o.duration)
-	lastSample := time.Now()
-	for seq := 1; time.Now().Before(end); seq++ {
+	sampling := make(chan struct{})
+	var sampled sync.WaitGroup
+	sampled.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				sample()
+			case <-sampling:
+				return
+			}
+		}
+	})
+	defer sampled.Wait()
+	defer close(sampling)
+	for seq := 1; seq <= b.o.messages(); seq++ {
 		sent.Go(func() {
 			body := fmt.Sprintf(`{"seq":%d,"sent":%d}`, seq, time.Now().UnixNano())
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/publish/"+url.PathEscape(fanoutChannel), strings.NewReader(body))
@@ -221,10 +246,6 @@ func (b *bench) publish(ctx context.Context, base string, sample func()) (publis
 			}
 			ok.Add(1)
 		})
-		if time.Since(lastSample) >= time.Second {
-			sample()
-			lastSample = time.Now()
-		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -239,11 +260,13 @@ func (b *bench) publish(ctx context.Context, base string, sample func()) (publis
 // stream is one subscriber: an HTTP/1.1 connection of its own reading
 // server-sent events.
 type stream struct {
-	conn       net.Conn
-	body       *bufio.Reader
-	delivered  atomic.Int64
-	latencies  []time.Duration
-	lastSeq    int64
+	conn      net.Conn
+	body      *bufio.Reader
+	delivered atomic.Int64
+	latencies []time.Duration
+	// seen marks the messages received: concurrent publishes may arrive out
+	// of order, and a message twice is delivered once.
+	seen       []bool
 	closing    atomic.Bool
 	endedEarly bool
 }
@@ -276,7 +299,8 @@ func openStream(ctx context.Context, host, token string, due int) (*stream, erro
 		return nil, fmt.Errorf("status %d", resp.StatusCode)
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return &stream{conn: conn, body: bufio.NewReaderSize(resp.Body, 1024), latencies: make([]time.Duration, 0, due)}, nil
+	return &stream{conn: conn, body: bufio.NewReaderSize(resp.Body, 1024),
+		latencies: make([]time.Duration, 0, due), seen: make([]bool, due+1)}, nil
 }
 
 // simpleErr keeps the kind of a failure, not its addresses, so the failures
@@ -337,8 +361,14 @@ func (s *stream) read() {
 			continue
 		}
 		now := time.Now().UnixNano()
-		if seq > s.lastSeq {
-			s.lastSeq = seq
+		if seq < 1 || seq > 1<<24 {
+			continue
+		}
+		for int64(len(s.seen)) <= seq {
+			s.seen = append(s.seen, false)
+		}
+		if !s.seen[seq] {
+			s.seen[seq] = true
 			s.latencies = append(s.latencies, time.Duration(now-sent))
 			s.delivered.Add(1)
 		}

@@ -179,7 +179,7 @@ func benchmark(ctx context.Context, o options) error {
 			return err
 		}
 		runs = append(runs, r)
-		fmt.Printf("\nrun %d of %d, wrk -t%d -c%d -d%s, load average now %s\n\n", i, o.runs, o.threads, o.connections, o.duration, loadavg())
+		fmt.Printf("\n## Run %d of %d (load average now %s)\n\n", i, o.runs, loadavg())
 		printRun(os.Stdout, r, o)
 	}
 	if o.runs > 1 {
