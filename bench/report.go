@@ -152,7 +152,7 @@ func spread(xs []float64, format string) string {
 		return "–"
 	}
 	m := fmt.Sprintf(format, median(xs))
-	if len(xs) == 1 {
+	if slices.Min(xs) == slices.Max(xs) {
 		return m
 	}
 	return fmt.Sprintf("%s ("+format+"–"+format+")", m, slices.Min(xs), slices.Max(xs))
@@ -211,16 +211,16 @@ func printFanout(w io.Writer, fs []fanoutResult, o options) {
 			xs = append(xs, float64(f(r)))
 		}
 		s := fmtLatency(time.Duration(median(xs)))
-		if len(xs) > 1 {
+		if slices.Min(xs) != slices.Max(xs) {
 			s += fmt.Sprintf(" (%s–%s)", fmtLatency(time.Duration(slices.Min(xs))), fmtLatency(time.Duration(slices.Max(xs))))
 		}
 		return s
 	}
 	fmt.Fprintf(w, "Fan-out: %d SSE streams on one channel, %d messages/s published through the gateway for %s:\n\n",
 		o.subscribers, o.publishRate, o.duration)
-	fmt.Fprintln(w, "| streams open | deliveries (of expected) | publish-to-delivery p50 | p99 | max | Redis connections added (pub/sub) | gateway RSS (peak) | gateway CPU µs/delivery |")
-	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|")
-	fmt.Fprintf(w, "| %s of %d | %s (of %s) | %s | %s | %s | %s (%s) | %s MiB | %s |\n",
+	fmt.Fprintln(w, "| streams open | deliveries | expected | publish-to-delivery p50 | p99 | max | Redis connections added | of them subscribed | gateway RSS (peak) | gateway CPU µs/delivery |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintf(w, "| %s of %d | %s | %s | %s | %s | %s | %s | %s | %s MiB | %s |\n",
 		col(func(r fanoutResult) float64 { return float64(r.opened) }, "%.0f"), o.subscribers,
 		col(func(r fanoutResult) float64 { return float64(r.delivered) }, "%.0f"),
 		col(func(r fanoutResult) float64 { return float64(r.expected) }, "%.0f"),

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -226,7 +227,7 @@ func (b *bench) measure(ctx context.Context, sc scenario) (result, error) {
 		if status, err := b.probe(ctx, url, scenario{method: "PUT", path: "/SET/" + webdisKey, body: getValue}); err != nil || status != http.StatusOK {
 			return result{}, fmt.Errorf("storing %s through webdis: status %d, %v", webdisKey, status, err)
 		}
-		return b.drive(ctx, sc, cmd.Process.Pid, url, "", false)
+		return b.drive(ctx, sc, cmd.Process.Pid, url, "", false, nil)
 	}
 
 	env := []string{"NEAR_CACHE=on"}
@@ -246,14 +247,10 @@ func (b *bench) measure(ctx context.Context, sc scenario) (result, error) {
 		return result{}, err
 	}
 	defer g.stop()
-	logged := g.lines.Load()
-	r, err := b.drive(ctx, sc, g.cmd.Process.Pid, g.url, pprofAddr, true)
+	r, err := b.drive(ctx, sc, g.cmd.Process.Pid, g.url, pprofAddr, true, &g.lines)
 	if err != nil || !r.measured {
 		return r, err
 	}
-	// Let the log pipe catch up before counting the lines of the run.
-	time.Sleep(200 * time.Millisecond)
-	r.logLines = g.lines.Load() - logged
 	if r.requests > 0 {
 		fmt.Printf("    %.0f requests/s, %d requests, %d access log lines\n", r.rps, r.requests, r.logLines)
 	}
@@ -261,8 +258,9 @@ func (b *bench) measure(ctx context.Context, sc scenario) (result, error) {
 }
 
 // drive runs wrk against the server with pid at url, after a probe and a
-// warm-up, and notes what the server and Redis spent.
-func (b *bench) drive(ctx context.Context, sc scenario, pid int, url, pprofAddr string, auth bool) (result, error) {
+// warm-up, and notes what the server and Redis spent, and how many lines
+// the server wrote meanwhile when it counts them in lines.
+func (b *bench) drive(ctx context.Context, sc scenario, pid int, url, pprofAddr string, auth bool, lines *atomic.Int64) (result, error) {
 	status, err := b.probe(ctx, url, sc)
 	if err != nil {
 		return result{}, err
@@ -293,11 +291,20 @@ func (b *bench) drive(ctx context.Context, sc scenario, pid int, url, pprofAddr 
 			b.saveProfile(ctx, pprofAddr, sc.name, "cpu", fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds))
 		})
 	}
+	var logged int64
+	if lines != nil {
+		logged = lines.Load()
+	}
 	redisPids := b.redisPids(sc.server == onCluster)
 	cpu, redisCPU := processCPU(pid), processCPU(redisPids...)
 	r, err := b.wrk(ctx, url+path, script, b.o.duration, auth)
 	if err != nil {
 		return result{}, err
+	}
+	if lines != nil {
+		// Let the log pipe catch up before counting the lines of the run.
+		time.Sleep(200 * time.Millisecond)
+		r.logLines = lines.Load() - logged
 	}
 	r.cpu = perRequest(processCPU(pid)-cpu, r.requests)
 	r.redisCPU = perRequest(processCPU(redisPids...)-redisCPU, r.requests)
