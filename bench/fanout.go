@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +45,7 @@ type fanoutResult struct {
 	pubsubConns  int // of them, subscribed to a channel or pattern, once all are open
 	rssKiB       int64
 	cpu          time.Duration // of the gateway per delivery
+	benchCPU     time.Duration // of the bench's own subscribers and publisher, per delivery
 }
 
 func (o options) fanout() bool {
@@ -145,7 +147,7 @@ func (b *bench) measureFanout(ctx context.Context) (fanoutResult, error) {
 			b.saveProfile(ctx, pprofAddr, fanoutName, "cpu", fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds))
 		})
 	}
-	cpu := processCPU(g.cmd.Process.Pid)
+	cpu, own := processCPU(g.cmd.Process.Pid), processCPU(os.Getpid())
 	published, failed := b.publish(ctx, g.url, func() {
 		if n, err := b.redisClients(); err == nil {
 			peak = max(peak, n)
@@ -160,6 +162,7 @@ func (b *bench) measureFanout(ctx context.Context) (fanoutResult, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	res.cpu = perRequest(processCPU(g.cmd.Process.Pid)-cpu, delivered(streams))
+	res.benchCPU = perRequest(processCPU(os.Getpid())-own, delivered(streams))
 	profiled.Wait()
 	if pprofAddr != "" {
 		b.saveProfile(ctx, pprofAddr, fanoutName, "allocs", "/debug/pprof/allocs")

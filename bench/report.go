@@ -218,9 +218,9 @@ func printFanout(w io.Writer, fs []fanoutResult, o options) {
 	}
 	fmt.Fprintf(w, "Fan-out: %d SSE streams on one channel, %d messages/s published through the gateway for %s:\n\n",
 		o.subscribers, o.publishRate, o.duration)
-	fmt.Fprintln(w, "| streams open | deliveries | expected | publish-to-delivery p50 | p99 | max | Redis connections added | of them subscribed | gateway RSS (peak) | gateway CPU µs/delivery |")
+	fmt.Fprintln(w, "| streams open | deliveries | expected | publish-to-delivery p50 | p99 | max | Redis connections added | of them subscribed | gateway RSS (peak) | CPU µs/delivery: gateway, bench |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	fmt.Fprintf(w, "| %s of %d | %s | %s | %s | %s | %s | %s | %s | %s MiB | %s |\n",
+	fmt.Fprintf(w, "| %s of %d | %s | %s | %s | %s | %s | %s | %s | %s MiB | %s, %s |\n",
 		col(func(r fanoutResult) float64 { return float64(r.opened) }, "%.0f"), o.subscribers,
 		col(func(r fanoutResult) float64 { return float64(r.delivered) }, "%.0f"),
 		col(func(r fanoutResult) float64 { return float64(r.expected) }, "%.0f"),
@@ -230,7 +230,8 @@ func printFanout(w io.Writer, fs []fanoutResult, o options) {
 		col(func(r fanoutResult) float64 { return float64(r.redisConns) }, "%.0f"),
 		col(func(r fanoutResult) float64 { return float64(r.pubsubConns) }, "%.0f"),
 		col(func(r fanoutResult) float64 { return float64(r.rssKiB) / 1024 }, "%.0f"),
-		col(func(r fanoutResult) float64 { return float64(r.cpu) / 1e3 }, "%.1f"))
+		col(func(r fanoutResult) float64 { return float64(r.cpu) / 1e3 }, "%.1f"),
+		col(func(r fanoutResult) float64 { return float64(r.benchCPU) / 1e3 }, "%.1f"))
 	for i, r := range fs {
 		var notes []string
 		for why, n := range r.refused {

@@ -466,7 +466,7 @@ func (b *bench) saveProfile(ctx context.Context, addr, scenario, kind, path stri
 		return
 	}
 	defer resp.Body.Close()
-	name := strings.NewReplacer(" ", "-", ",", "", "(", "", ")", "").Replace(strings.ToLower(scenario))
+	name := strings.NewReplacer(" ", "-", ",", "", "(", "", ")", "", "/", "", ":", "").Replace(strings.ToLower(scenario))
 	file := filepath.Join(b.o.profileDir, name+"."+kind+".pprof")
 	f, err := os.Create(file)
 	if err != nil {
