@@ -249,7 +249,7 @@ func printFanout(w io.Writer, fs []fanoutResult, o options) {
 		if len(fs) > 1 {
 			prefix = fmt.Sprintf("run %d: ", i+1)
 		}
-		fmt.Fprintf(w, "\n%s%s; %d messages published.\n", prefix, strings.Join(notes, ", "), r.published)
+		fmt.Fprintf(w, "\n%s%s; %d of %d messages published.\n", prefix, strings.Join(notes, ", "), r.published, o.messages())
 	}
 }
 
