@@ -96,11 +96,10 @@ func (b *bench) measureFanout(ctx context.Context) (fanoutResult, error) {
 	started := time.Now()
 	var opening sync.WaitGroup
 	for i := range streams {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return res, ctx.Err()
+		if ctx.Err() != nil {
+			break
 		}
+		sem <- struct{}{}
 		opening.Go(func() {
 			defer func() { <-sem }()
 			s, err := openStream(ctx, u.Host, b.token, due)
@@ -119,13 +118,16 @@ func (b *bench) measureFanout(ctx context.Context) (fanoutResult, error) {
 		return true
 	})
 	streams = slices.DeleteFunc(streams, func(s *stream) bool { return s == nil })
-	res.opened = len(streams)
-	fmt.Printf("    %d of %d streams open after %s\n", res.opened, res.want, res.openTime.Round(time.Millisecond))
 	defer func() {
 		for _, s := range streams {
 			s.conn.Close()
 		}
 	}()
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	res.opened = len(streams)
+	fmt.Printf("    %d of %d streams open after %s\n", res.opened, res.want, res.openTime.Round(time.Millisecond))
 	var reading sync.WaitGroup
 	for _, s := range streams {
 		reading.Go(s.read)
