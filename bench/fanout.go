@@ -1,0 +1,435 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+const (
+	fanoutName    = "fan-out"
+	fanoutChannel = "bench:fanout"
+	// fanoutDials is how many streams are being opened at once.
+	fanoutDials = 200
+	// fanoutDrain is how long, after the last publish, the subscribers have
+	// to receive what is still on its way.
+	fanoutDrain = 10 * time.Second
+)
+
+// fanoutResult is what the fan-out scenario measured.
+type fanoutResult struct {
+	want, opened int
+	refused      map[string]int // why streams did not open, and how many
+	openTime     time.Duration
+	endedEarly   int // streams the gateway ended while messages were due
+	published    int
+	failed       int // publishes that were not answered 200
+	expected     int64
+	delivered    int64
+	p50, p99     time.Duration
+	maxLatency   time.Duration
+	redisConns   int // Redis connections the open streams added, at the peak
+	pubsubConns  int // of them, subscribed to a channel or pattern, once all are open
+	rssKiB       int64
+	cpu          time.Duration // of the gateway per delivery
+	benchCPU     time.Duration // of the bench's own subscribers and publisher, per delivery
+}
+
+func (o options) fanout() bool {
+	return o.subscribers > 0 && (o.only == nil || o.only.MatchString(fanoutName))
+}
+
+// measureFanout opens the subscriber streams on one channel through a fresh
+// gateway, publishes through it at -publish-rate for -duration, each message
+// carrying the time it was sent, and counts what every stream received.
+func (b *bench) measureFanout(ctx context.Context) (fanoutResult, error) {
+	res := fanoutResult{want: b.o.subscribers, refused: map[string]int{}}
+	env := []string{"MAX_SUBSCRIBERS=" + strconv.Itoa(b.o.subscribers)}
+	pprofAddr := ""
+	if b.o.profileDir != "" {
+		var err error
+		if pprofAddr, err = freeAddr(); err != nil {
+			return res, err
+		}
+		env = append(env, "PPROF_ADDR="+pprofAddr)
+	}
+	g, err := b.startGateway(ctx, false, env...)
+	if err != nil {
+		return res, err
+	}
+	defer g.stop()
+	u, err := url.Parse(g.url)
+	if err != nil {
+		return res, err
+	}
+	// What the gateway holds before any stream, such as the near-cache's
+	// invalidation subscription, is not the streams'.
+	baseline, err := b.redisClients()
+	if err != nil {
+		return res, err
+	}
+	subscribed, err := b.pubsubClients()
+	if err != nil {
+		return res, err
+	}
+
+	// Open every stream before the first publish, so each is due every message.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	streams := make([]*stream, b.o.subscribers)
+	due := b.o.messages()
+	var reasons sync.Map
+	sem := make(chan struct{}, fanoutDials)
+	started := time.Now()
+	var opening sync.WaitGroup
+	for i := range streams {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		opening.Go(func() {
+			defer func() { <-sem }()
+			s, err := openStream(ctx, u.Host, b.token, due)
+			if err != nil {
+				n, _ := reasons.LoadOrStore(err.Error(), new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
+				return
+			}
+			streams[i] = s
+		})
+	}
+	opening.Wait()
+	res.openTime = time.Since(started)
+	reasons.Range(func(k, v any) bool {
+		res.refused[k.(string)] = int(v.(*atomic.Int64).Load())
+		return true
+	})
+	streams = slices.DeleteFunc(streams, func(s *stream) bool { return s == nil })
+	defer func() {
+		for _, s := range streams {
+			s.conn.Close()
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	res.opened = len(streams)
+	fmt.Printf("    %d of %d streams open after %s\n", res.opened, res.want, res.openTime.Round(time.Millisecond))
+	var reading sync.WaitGroup
+	for _, s := range streams {
+		reading.Go(s.read)
+	}
+
+	peak, err := b.redisClients()
+	if err != nil {
+		return res, err
+	}
+	if res.pubsubConns, err = b.pubsubClients(); err != nil {
+		return res, err
+	}
+	res.pubsubConns -= subscribed
+
+	var profiled sync.WaitGroup
+	if pprofAddr != "" {
+		seconds := max(1, int((b.o.duration-time.Second)/time.Second))
+		profiled.Go(func() {
+			b.saveProfile(ctx, pprofAddr, fanoutName, "cpu", fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds))
+		})
+	}
+	cpu, own := processCPU(g.cmd.Process.Pid), processCPU(os.Getpid())
+	published, failed := b.publish(ctx, g.url, func() {
+		if n, err := b.redisClients(); err == nil {
+			peak = max(peak, n)
+		}
+	})
+	res.published, res.failed = published, failed
+	res.expected = int64(res.opened) * int64(published)
+
+	// Wait for the messages on their way, then end the streams.
+	drain := time.Now().Add(fanoutDrain)
+	for time.Now().Before(drain) && delivered(streams) < res.expected {
+		time.Sleep(50 * time.Millisecond)
+	}
+	res.cpu = perRequest(processCPU(g.cmd.Process.Pid)-cpu, delivered(streams))
+	res.benchCPU = perRequest(processCPU(os.Getpid())-own, delivered(streams))
+	profiled.Wait()
+	if pprofAddr != "" {
+		b.saveProfile(ctx, pprofAddr, fanoutName, "allocs", "/debug/pprof/allocs")
+	}
+	res.rssKiB = vmHWM(g.cmd.Process.Pid)
+	res.redisConns = peak - baseline
+	for _, s := range streams {
+		s.closing.Store(true)
+		s.conn.Close()
+	}
+	reading.Wait()
+
+	var latencies []time.Duration
+	for _, s := range streams {
+		res.delivered += s.delivered.Load()
+		if s.endedEarly {
+			res.endedEarly++
+		}
+		latencies = append(latencies, s.latencies...)
+	}
+	if len(latencies) > 0 {
+		slices.Sort(latencies)
+		res.p50 = latencies[len(latencies)/2]
+		res.p99 = latencies[len(latencies)*99/100]
+		res.maxLatency = latencies[len(latencies)-1]
+	}
+	fmt.Printf("    %d messages published, %d of %d deliveries, p99 %s\n",
+		res.published, res.delivered, res.expected, fmtLatency(res.p99))
+	return res, nil
+}
+
+// messages is how many the fan-out scenario publishes.
+func (o options) messages() int {
+	return max(1, int(float64(o.publishRate)*o.duration.Seconds()))
+}
+
+// publish sends -publish-rate messages a second for -duration, each in its
+// own request so a slow answer does not delay the next message, and calls
+// sample once a second meanwhile, on a goroutine of its own.
+func (b *bench) publish(ctx context.Context, base string, sample func()) (published, failed int) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	var ok, bad atomic.Int64
+	var sent sync.WaitGroup
+	interval := time.Second / time.Duration(b.o.publishRate)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	sampling := make(chan struct{})
+	var sampled sync.WaitGroup
+	sampled.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				sample()
+			case <-sampling:
+				return
+			}
+		}
+	})
+	defer sampled.Wait()
+	defer close(sampling)
+	for seq := 1; seq <= b.o.messages(); seq++ {
+		sent.Go(func() {
+			body := fmt.Sprintf(`{"seq":%d,"sent":%d}`, seq, time.Now().UnixNano())
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/publish/"+url.PathEscape(fanoutChannel), strings.NewReader(body))
+			if err != nil {
+				bad.Add(1)
+				return
+			}
+			req.Header.Set("Authorization", "Bearer "+b.token)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				bad.Add(1)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				bad.Add(1)
+				return
+			}
+			ok.Add(1)
+		})
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			sent.Wait()
+			return int(ok.Load()), int(bad.Load())
+		}
+	}
+	sent.Wait()
+	return int(ok.Load()), int(bad.Load())
+}
+
+// stream is one subscriber: an HTTP/1.1 connection of its own reading
+// server-sent events.
+type stream struct {
+	conn      net.Conn
+	body      *bufio.Reader
+	delivered atomic.Int64
+	latencies []time.Duration
+	// seen marks the messages received: concurrent publishes may arrive out
+	// of order, and a message twice is delivered once.
+	seen       []bool
+	closing    atomic.Bool
+	endedEarly bool
+}
+
+// openStream subscribes over a connection of its own, without net/http's
+// transport, which would add two goroutines and two buffers to each of
+// thousands of streams; http.ReadResponse still decodes the chunked body.
+func openStream(ctx context.Context, host, token string, due int) (*stream, error) {
+	var d net.Dialer
+	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := d.DialContext(dialCtx, "tcp", host)
+	if err != nil {
+		return nil, simpleErr("dial", err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	req := "GET /subscribe/" + url.PathEscape(fanoutChannel) + " HTTP/1.1\r\nHost: " + host +
+		"\r\nAuthorization: Bearer " + token + "\r\nAccept: text/event-stream\r\n\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		conn.Close()
+		return nil, simpleErr("write", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 1024), &http.Request{Method: http.MethodGet})
+	if err != nil {
+		conn.Close()
+		return nil, simpleErr("read", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		conn.Close()
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return &stream{conn: conn, body: bufio.NewReaderSize(resp.Body, 1024),
+		latencies: make([]time.Duration, 0, due), seen: make([]bool, due+1)}, nil
+}
+
+// simpleErr keeps the kind of a failure, not its addresses, so the failures
+// of thousands of streams group into a few lines.
+func simpleErr(op string, err error) error {
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return fmt.Errorf("%s: connection closed", op)
+	case isErrno(err, syscall.ECONNRESET):
+		return fmt.Errorf("%s: connection reset", op)
+	case isErrno(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%s: connection refused", op)
+	case isErrno(err, syscall.EMFILE):
+		return fmt.Errorf("%s: too many open files", op)
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return fmt.Errorf("%s: timeout", op)
+	}
+	return fmt.Errorf("%s: %v", op, err)
+}
+
+func isErrno(err error, errno syscall.Errno) bool {
+	for err != nil {
+		if e, ok := err.(syscall.Errno); ok {
+			return e == errno
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		err = u.Unwrap()
+	}
+	return false
+}
+
+var sentField = []byte(`"sent":`)
+var seqField = []byte(`"seq":`)
+
+// read counts the messages of the stream and when each arrived, until the
+// connection ends. It reads the two numbers the publisher wrote by hand:
+// decoding 100,000 events a second as JSON would take CPU from the gateway.
+func (s *stream) read() {
+	for {
+		line, err := s.body.ReadSlice('\n')
+		if err != nil {
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			s.endedEarly = !s.closing.Load()
+			return
+		}
+		if !bytes.HasPrefix(line, []byte("data:")) {
+			continue
+		}
+		sent, ok := numberAfter(line, sentField)
+		seq, ok2 := numberAfter(line, seqField)
+		if !ok || !ok2 {
+			continue
+		}
+		now := time.Now().UnixNano()
+		if seq < 1 || seq > 1<<24 {
+			continue
+		}
+		for int64(len(s.seen)) <= seq {
+			s.seen = append(s.seen, false)
+		}
+		if !s.seen[seq] {
+			s.seen[seq] = true
+			s.latencies = append(s.latencies, time.Duration(now-sent))
+			s.delivered.Add(1)
+		}
+	}
+}
+
+func numberAfter(line, field []byte) (int64, bool) {
+	i := bytes.Index(line, field)
+	if i < 0 {
+		return 0, false
+	}
+	var n int64
+	digits := 0
+	for _, c := range line[i+len(field):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int64(c-'0')
+		digits++
+	}
+	return n, digits > 0
+}
+
+func delivered(streams []*stream) int64 {
+	var n int64
+	for _, s := range streams {
+		n += s.delivered.Load()
+	}
+	return n
+}
+
+// redisClients is connected_clients of the single redis-server.
+func (b *bench) redisClients() (int, error) {
+	info, err := redisDo(b.redis.addr, "INFO", "clients")
+	if err != nil {
+		return 0, fmt.Errorf("INFO clients: %w", err)
+	}
+	return strconv.Atoi(infoField(info, "connected_clients"))
+}
+
+// pubsubClients counts the connections of the single redis-server that are
+// subscribed to a channel or a pattern.
+func (b *bench) pubsubClients() (int, error) {
+	list, err := redisDo(b.redis.addr, "CLIENT", "LIST")
+	if err != nil {
+		return 0, fmt.Errorf("CLIENT LIST: %w", err)
+	}
+	n := 0
+	for _, line := range strings.Split(list, "\n") {
+		for _, f := range strings.Fields(line) {
+			k, v, _ := strings.Cut(f, "=")
+			if (k == "sub" || k == "psub" || k == "ssub") && v != "0" && v != "" {
+				n++
+				break
+			}
+		}
+	}
+	return n, nil
+}
