@@ -27,6 +27,7 @@ import (
 
 	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/handlers"
+	"github.com/redis-gateway/redis-gateway/middleware"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -284,7 +285,7 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, func()) {
 		// JSON writes a time.Duration as bare nanoseconds: write the text
 		// form, which says its unit, as the text handler does.
 		opts.ReplaceAttr = durationText
-		h = slog.NewJSONHandler(w, opts)
+		h = middleware.NewJSONHandler(w, opts)
 	}
 	if buf == nil {
 		return slog.New(h), func() {}
