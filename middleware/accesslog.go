@@ -35,6 +35,9 @@ type accessLog struct {
 }
 
 func newAccessLog(logger *slog.Logger) *accessLog {
+	if logger == nil { // routes built only to be listed
+		logger = slog.New(slog.DiscardHandler)
+	}
 	l := &accessLog{logger: logger}
 	if lw, ok := logger.Handler().(LineWriter); ok {
 		if opts, ok := lw.JSONOptions(); ok && !opts.AddSource {

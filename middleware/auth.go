@@ -125,9 +125,11 @@ func (a *Auth) Bearer(tokens func() *access.Set, opts ...AuthOption) func(http.H
 			} else {
 				next.ServeHTTP(w, r.WithContext(access.NewContext(r.Context(), tok)))
 			}
-			var denied *access.Denied
-			if errors.As(notedError(r.Context()), &denied) {
-				a.denials.WithLabelValues(tok.Name, denied.Scope).Inc()
+			if err := notedError(r.Context()); err != nil {
+				var denied *access.Denied
+				if errors.As(err, &denied) {
+					a.denials.WithLabelValues(tok.Name, denied.Scope).Inc()
+				}
 			}
 		})
 	}

@@ -76,7 +76,10 @@ func (f *front) serveHTTP(next http.Handler, w http.ResponseWriter, r *http.Requ
 	if !echo.Verbatim(rq.id) {
 		rq.id = newRequestID()
 	}
-	w.Header().Set(RequestIDHeader, rq.id)
+	// The header's value lives in rq, as Header().Set would have it but
+	// for the slice it allocates.
+	rq.idHeader[0] = rq.id
+	w.Header()[RequestIDHeader] = rq.idHeader[:]
 	f.metrics.inFlight.Inc()
 	defer f.metrics.inFlight.Dec()
 
@@ -143,9 +146,10 @@ type request struct {
 	deadline time.Time // zero: none
 	timer    atomic.Pointer[timer]
 
-	id    string
-	err   error         // noted by the handler (NoteError)
-	token *access.Token // admitted by Bearer
+	id       string
+	idHeader [1]string
+	err      error         // noted by the handler (NoteError)
+	token    *access.Token // admitted by Bearer
 
 	rw responseWriter
 }
