@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -13,15 +14,15 @@ func TestConfigGC(t *testing.T) {
 		kv   []string
 		want gcSettings
 	}{
-		{nil, gcSettings{Percent: 400}},
+		{nil, gcSettings{}},
 		{[]string{"GOGC", "100"}, gcSettings{Percent: 100}},
 		{[]string{"GOGC", "off"}, gcSettings{Percent: -1}},
-		{[]string{"GOMEMLIMIT", "512MiB"}, gcSettings{Percent: 400, MemoryLimit: 512 << 20}},
-		{[]string{"GOMEMLIMIT", "2GiB"}, gcSettings{Percent: 400, MemoryLimit: 2 << 30}},
-		{[]string{"GOMEMLIMIT", "1000000"}, gcSettings{Percent: 400, MemoryLimit: 1000000}},
-		{[]string{"GOMEMLIMIT", "64KiB"}, gcSettings{Percent: 400, MemoryLimit: 64 << 10}},
-		{[]string{"GOMEMLIMIT", "1TiB"}, gcSettings{Percent: 400, MemoryLimit: 1 << 40}},
-		{[]string{"GOMEMLIMIT", "off"}, gcSettings{Percent: 400, MemoryLimit: -1}},
+		{[]string{"GOMEMLIMIT", "512MiB"}, gcSettings{MemoryLimit: 512 << 20}},
+		{[]string{"GOMEMLIMIT", "2GiB"}, gcSettings{MemoryLimit: 2 << 30}},
+		{[]string{"GOMEMLIMIT", "1000000"}, gcSettings{MemoryLimit: 1000000}},
+		{[]string{"GOMEMLIMIT", "64KiB"}, gcSettings{MemoryLimit: 64 << 10}},
+		{[]string{"GOMEMLIMIT", "1TiB"}, gcSettings{MemoryLimit: 1 << 40}},
+		{[]string{"GOMEMLIMIT", "off"}, gcSettings{MemoryLimit: -1}},
 	} {
 		cfg, err := loadConfig(env(withPairs(base, tt.kv...)), false)
 		if err != nil || cfg.GC != tt.want {
@@ -36,7 +37,8 @@ func TestConfigGC(t *testing.T) {
 	}
 }
 
-// The soft limit is the one set, or a share of the container's, or none.
+// The soft limit is the one set, or a share of the container's, or none;
+// GOGC is the one set, or paced.
 func TestApplyGC(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
@@ -44,18 +46,58 @@ func TestApplyGC(t *testing.T) {
 		name      string
 		s         gcSettings
 		container int64
-		want      int64
+		limit     int64
+		gogc      int
 	}{
-		{"default, no container limit", gcSettings{Percent: 400}, 0, math.MaxInt64},
-		{"default in a 1 GiB container", gcSettings{Percent: 400}, 1 << 30, (1 << 30) * 4 / 5},
-		{"set", gcSettings{Percent: 400, MemoryLimit: 300 << 20}, 1 << 30, 300 << 20},
-		{"off in a container", gcSettings{Percent: 400, MemoryLimit: -1}, 1 << 30, math.MaxInt64},
+		{"default, no container limit", gcSettings{}, 0, math.MaxInt64, maxGOGC},
+		{"default in a 1 GiB container", gcSettings{}, 1 << 30, (1 << 30) * 4 / 5, maxGOGC},
+		{"set", gcSettings{Percent: 150, MemoryLimit: 300 << 20}, 1 << 30, 300 << 20, 150},
+		{"off in a container", gcSettings{Percent: -1, MemoryLimit: -1}, 1 << 30, math.MaxInt64, -1},
 	} {
-		if got := applyGC(tt.s, tt.container); got != tt.want || debug.SetMemoryLimit(-1) != tt.want {
-			t.Errorf("%s: limit %d, want %d", tt.name, got, tt.want)
+		limit, stop := applyGC(tt.s, tt.container)
+		stop()
+		if limit != tt.limit || debug.SetMemoryLimit(-1) != tt.limit {
+			t.Errorf("%s: limit %d, want %d", tt.name, limit, tt.limit)
 		}
-		if got := debug.SetGCPercent(-1); got != tt.s.Percent {
-			t.Errorf("%s: GOGC %d, want %d", tt.name, got, tt.s.Percent)
+		if got := debug.SetGCPercent(100); got != tt.gogc {
+			t.Errorf("%s: GOGC %d, want %d", tt.name, got, tt.gogc)
 		}
 	}
+}
+
+// The pace lets the heap grow to the floor, within Go's pace and 400.
+func TestGCPace(t *testing.T) {
+	for _, tt := range []struct {
+		live uint64
+		want int
+	}{
+		{0, minGOGC},
+		{1 << 20, maxGOGC},
+		{8 << 20, maxGOGC},
+		{10 << 20, 300},
+		{16 << 20, 150},
+		{20 << 20, minGOGC},
+		{30 << 20, minGOGC},
+		{1 << 30, minGOGC},
+	} {
+		if got := gcPace(tt.live); got != tt.want {
+			t.Errorf("live heap %d MiB: GOGC %d, want %d", tt.live>>20, got, tt.want)
+		}
+	}
+}
+
+// Pacing follows the collections: each one sets GOGC from what it left live.
+func TestPaceGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	stop := paceGC()
+	defer stop()
+	debug.SetGCPercent(99) // below any pace
+	for range 1000 {
+		runtime.GC()
+		if debug.SetGCPercent(99) != 99 {
+			return // paced again after a collection
+		}
+		runtime.Gosched() // let the cleanup run
+	}
+	t.Error("GOGC was not paced after 1000 collections")
 }

@@ -105,11 +105,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	for _, l := range lookalikes(environ()) {
 		logger.Warn("variable not read by the gateway: is it misspelt?", "variable", l.name, "did_you_mean", l.known)
 	}
+	limit, stopPacing := applyGC(cfg.GC, containerMemoryLimit())
+	defer stopPacing()
 	gogc, gomemlimit := "off", "off"
-	if cfg.GC.Percent >= 0 {
+	switch {
+	case cfg.GC.Percent == 0:
+		gogc = fmt.Sprintf("paced, %d to %d", minGOGC, maxGOGC)
+	case cfg.GC.Percent > 0:
 		gogc = strconv.Itoa(cfg.GC.Percent)
 	}
-	if limit := applyGC(cfg.GC, containerMemoryLimit()); limit != math.MaxInt64 {
+	if limit != math.MaxInt64 {
 		gomemlimit = fmt.Sprintf("%dMiB", limit>>20)
 	}
 	logger.Info("garbage collector", "gogc", gogc, "gomemlimit", gomemlimit)

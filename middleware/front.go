@@ -308,13 +308,16 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// Flush sends what is buffered, for event streams.
-func (w *responseWriter) Flush() {
+// FlushError sends what is buffered, for event streams;
+// http.ResponseController's Flush calls it.
+func (w *responseWriter) FlushError() error {
 	if !w.wroteHeader {
 		w.status, w.wroteHeader = http.StatusOK, true
 	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }
+
+func (w *responseWriter) Flush() { _ = w.FlushError() }
 
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
