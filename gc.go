@@ -25,7 +25,7 @@ import (
 // The soft memory limit keeps any pace from growing into the container's
 // limit: the collector runs as often as it must to stay under it.
 const (
-	gcHeapFloor = 40 << 20
+	gcHeapFloor = 32 << 20
 	maxGOGC     = 400
 	minGOGC     = 100
 	// defaultMemoryLimitShare of a container's memory limit is the

@@ -73,10 +73,10 @@ func TestGCPace(t *testing.T) {
 	}{
 		{0, minGOGC},
 		{1 << 20, maxGOGC},
-		{8 << 20, maxGOGC},
-		{10 << 20, 300},
-		{16 << 20, 150},
-		{20 << 20, minGOGC},
+		{6 << 20, maxGOGC},
+		{8 << 20, 300},
+		{12 << 20, 166},
+		{16 << 20, minGOGC},
 		{30 << 20, minGOGC},
 		{1 << 30, minGOGC},
 	} {

@@ -120,8 +120,8 @@ func (f *front) serve(next http.Handler, rq *request, r *http.Request) {
 	next.ServeHTTP(&rq.rw, r)
 }
 
-// ids encodes request ids as crypto/rand.Text did before: 26 characters of
-// base32.
+// ids writes request ids as crypto/rand.Text writes its text: 26
+// characters of base32.
 var ids = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // newRequestID makes up 128 random bits for a request without an id. They
