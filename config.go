@@ -40,6 +40,8 @@ type config struct {
 
 	PprofAddr string // empty = no profiling listener
 
+	GC gcSettings // GOGC and GOMEMLIMIT, with the gateway's defaults (gc.go)
+
 	// TracesProtocol is how spans go to the OTLP endpoint: http/protobuf or
 	// grpc; empty = tracing off (see tracing.go).
 	TracesProtocol string
@@ -84,6 +86,7 @@ func loadConfig(getenv func(string) string, dev bool) (config, error) {
 	c.Redis = e.redis()
 	e.http(&c, dev)
 	e.auth(&c, dev)
+	c.GC = e.gc()
 	if dev {
 		// -dev always means the embedded Redis, even with a REDIS_URL in .env.
 		c.Redis.URL = "memory://"

@@ -91,3 +91,20 @@ func (h accessBatches) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h accessBatches) WithGroup(name string) slog.Handler {
 	return accessBatches{h.Handler.WithGroup(name), h.buf}
 }
+
+// JSONOptions and WriteLine pass the access log's own lines through (see
+// middleware.LineWriter), under the same rule as Handle.
+func (h accessBatches) JSONOptions() (slog.HandlerOptions, bool) {
+	if lw, ok := h.Handler.(middleware.LineWriter); ok {
+		return lw.JSONOptions()
+	}
+	return slog.HandlerOptions{}, false
+}
+
+func (h accessBatches) WriteLine(level slog.Level, line []byte) error {
+	err := h.Handler.(middleware.LineWriter).WriteLine(level, line)
+	if level >= slog.LevelWarn {
+		_ = h.buf.Flush()
+	}
+	return err
+}

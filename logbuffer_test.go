@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -44,5 +45,41 @@ func TestLogBuffer(t *testing.T) {
 			t.Fatal("an info line was not written within 2s with LOG_BUFFER=20ms")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The access log's own lines follow the same rule as its records: below
+// warn they wait for the batch, a warning goes out at once. A text log
+// takes no such lines.
+func TestLogBufferTakesAccessLines(t *testing.T) {
+	var out logtest.Buffer
+	logger, closeLog := newLogger(config{LogFormat: "json", LogBuffer: time.Hour}, &out)
+	lw, ok := logger.Handler().(middleware.LineWriter)
+	if !ok {
+		t.Fatalf("the JSON log's handler is %T, not a middleware.LineWriter", logger.Handler())
+	}
+	if _, ok := lw.JSONOptions(); !ok {
+		t.Fatal("the JSON log does not take access log lines")
+	}
+	if err := lw.WriteLine(slog.LevelInfo, []byte("{\"n\":1}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != "" {
+		t.Errorf("an access log line was written before the interval: %q", got)
+	}
+	if err := lw.WriteLine(slog.LevelWarn, []byte("{\"n\":2}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != "{\"n\":1}\n{\"n\":2}\n" {
+		t.Errorf("after a warning the log holds %q, want both lines", got)
+	}
+	closeLog()
+
+	text, closeText := newLogger(config{LogFormat: "text", LogBuffer: time.Hour}, &out)
+	defer closeText()
+	if lw, ok := text.Handler().(middleware.LineWriter); ok {
+		if _, ok := lw.JSONOptions(); ok {
+			t.Error("the text log takes JSON access log lines")
+		}
 	}
 }

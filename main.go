@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 
 	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/handlers"
+	"github.com/redis-gateway/redis-gateway/middleware"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -102,6 +105,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	for _, l := range lookalikes(environ()) {
 		logger.Warn("variable not read by the gateway: is it misspelt?", "variable", l.name, "did_you_mean", l.known)
 	}
+	limit, stopPacing := applyGC(cfg.GC, containerMemoryLimit())
+	defer stopPacing()
+	gogc, gomemlimit := "off", "off"
+	switch {
+	case cfg.GC.Percent == 0:
+		gogc = fmt.Sprintf("paced, %d to %d", minGOGC, maxGOGC)
+	case cfg.GC.Percent > 0:
+		gogc = strconv.Itoa(cfg.GC.Percent)
+	}
+	if limit != math.MaxInt64 {
+		gomemlimit = fmt.Sprintf("%dMiB", limit>>20)
+	}
+	logger.Info("garbage collector", "gogc", gogc, "gomemlimit", gomemlimit)
 	return serve(ctx, cfg, *dev, logger, stdout)
 }
 
@@ -210,14 +226,14 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		return fmt.Errorf("listen on %s: %w (another process may hold the port: set PORT or HTTP_ADDR)", cfg.Addr, err)
 	}
 	scheme := "http"
+	var tlsConfig *tls.Config
 	if cfg.TLSCertFile != "" {
 		certs, err := newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSCertCheckInterval, logger)
 		if err != nil {
 			_ = ln.Close()
 			return err
 		}
-		// Closing the TLS listener closes ln: the shutdown below is the same.
-		ln = tls.NewListener(ln, listenerTLS(certs))
+		tlsConfig = listenerTLS(certs)
 		scheme = "https"
 	}
 	srv := &http.Server{
@@ -240,7 +256,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 	}
 
 	logger.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "redis", st.Addr(), "version", buildVersion())
-	served := gs.Serve(srv, ln)
+	served := gs.Serve(srv, ln, tlsConfig)
 	// Serve first: probes must answer while Redis is slow or down.
 	go func() {
 		pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -284,7 +300,7 @@ func newLogger(cfg config, w io.Writer) (*slog.Logger, func()) {
 		// JSON writes a time.Duration as bare nanoseconds: write the text
 		// form, which says its unit, as the text handler does.
 		opts.ReplaceAttr = durationText
-		h = slog.NewJSONHandler(w, opts)
+		h = middleware.NewJSONHandler(w, opts)
 	}
 	if buf == nil {
 		return slog.New(h), func() {}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -38,12 +39,18 @@ func newGatewayServer(closeStore func() error, delay, timeout time.Duration, log
 // Draining says whether shutdown has begun: /readyz fails.
 func (g *gatewayServer) Draining() bool { return g.draining.Load() }
 
-// Serve serves srv on ln in the background; the channel it returns delivers
-// the error that ended serving before a shutdown.
-func (g *gatewayServer) Serve(srv *http.Server, ln net.Listener) <-chan error {
+// Serve serves srv on ln in the background, over TLS when tlsConfig is set;
+// the channel it returns delivers the error that ended serving before a
+// shutdown.
+func (g *gatewayServer) Serve(srv *http.Server, ln net.Listener, tlsConfig *tls.Config) <-chan error {
 	g.srv, g.ln = srv, ln
 	srv.ConnState = g.conns.track
-	go func() { g.served <- srv.Serve(ln) }()
+	// Below TLS: net/http must still see the *tls.Conn it serves.
+	served := net.Listener(trackingListener{ln})
+	if tlsConfig != nil {
+		served = tls.NewListener(served, tlsConfig)
+	}
+	go func() { g.served <- srv.Serve(served) }()
 	return g.served
 }
 
@@ -89,42 +96,49 @@ func (g *gatewayServer) Shutdown(ctx context.Context) error {
 // request; one that sends nothing for that long is not a request in flight.
 const newConnGrace = time.Second
 
-// connTracker knows which connections carry a request or may be about to.
+// connTracker knows how many connections carry a request or may be about
+// to. Each connection keeps its own state (trackedConn), so the ConnState
+// hook, which runs twice for every request, takes no lock.
 type connTracker struct {
-	mu    sync.Mutex
-	conns map[net.Conn]connState
+	active  atomic.Int64 // connections in StateActive
+	fresh   atomic.Int64 // connections in StateNew
+	lastNew atomic.Int64 // when the latest connection arrived, in Unix nanoseconds
 }
 
-type connState struct {
-	state http.ConnState
-	since time.Time
-}
-
-func newConnTracker() *connTracker {
-	return &connTracker{conns: map[net.Conn]connState{}}
-}
+func newConnTracker() *connTracker { return &connTracker{} }
 
 // track is the http.Server's ConnState hook.
 func (t *connTracker) track(c net.Conn, s http.ConnState) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	tc, ok := c.(*trackedConn)
+	if !ok {
+		return // not from Serve's listener
+	}
+	if s == http.StateNew {
+		t.lastNew.Store(time.Now().UnixNano())
+	}
+	t.count(http.ConnState(tc.state.Swap(int32(s))), -1)
+	t.count(s, 1)
+}
+
+func (t *connTracker) count(s http.ConnState, delta int64) {
 	switch s {
-	case http.StateNew, http.StateActive:
-		t.conns[c] = connState{state: s, since: time.Now()}
-	default:
-		delete(t.conns, c)
+	case http.StateActive:
+		t.active.Add(delta)
+	case http.StateNew:
+		t.fresh.Add(delta)
 	}
 }
 
-// busy counts active connections and new ones still within their grace.
-func (t *connTracker) busy(now time.Time) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := 0
-	for _, cs := range t.conns {
-		if cs.state == http.StateActive || now.Sub(cs.since) < newConnGrace {
-			n++
-		}
+// busy counts active connections and, while the latest to arrive is
+// within its grace, the new ones: a connection that sent nothing for
+// that long is not a request in flight, and one that did is active.
+func (t *connTracker) busy(now time.Time) int64 {
+	n := t.active.Load()
+	if now.UnixNano()-t.lastNew.Load() < int64(newConnGrace) {
+		n += t.fresh.Load()
 	}
 	return n
 }
@@ -140,4 +154,32 @@ func (t *connTracker) waitQuiet(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
+}
+
+// trackingListener hands out connections that carry their state for the
+// connTracker.
+type trackingListener struct{ net.Listener }
+
+func (l trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c}
+	tc.state.Store(-1) // before StateNew, which is 0
+	return tc, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	state atomic.Int32 // http.ConnState, or -1 before the first
+}
+
+// CloseWrite lets net/http end a response whose request body it will not
+// read with a half-close, as it does on a bare TCP connection.
+func (c *trackedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -38,7 +39,7 @@ func TestGatewayServerShutdownOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := gs.Serve(srv, ln)
+	served := gs.Serve(srv, ln, nil)
 	got := make(chan error, 1)
 	go func() {
 		resp, err := http.Get("http://" + ln.Addr().String() + "/")
@@ -69,5 +70,49 @@ func TestGatewayServerShutdownOrder(t *testing.T) {
 	}
 	if err := gs.closeStore(); err != nil || len(steps) != 2 {
 		t.Errorf("a second closeStore: %v, steps %q; want the store closed once", err, steps)
+	}
+}
+
+// The tracker counts each connection by its latest state, however it got
+// there, TLS or not, and new ones only within their grace.
+func TestConnTracker(t *testing.T) {
+	tr := newConnTracker()
+	conn := func() *trackedConn {
+		c := &trackedConn{}
+		c.state.Store(-1)
+		return c
+	}
+	a, b, c := conn(), conn(), conn()
+	overTLS := tls.Server(c, &tls.Config{})
+	tr.track(a, http.StateNew)
+	tr.track(b, http.StateNew)
+	tr.track(overTLS, http.StateNew)
+	now := time.Now()
+	if got := tr.busy(now); got != 3 {
+		t.Errorf("three new connections: busy = %d, want 3", got)
+	}
+	if got := tr.busy(now.Add(newConnGrace)); got != 0 {
+		t.Errorf("three new connections past their grace: busy = %d, want 0", got)
+	}
+	tr.track(a, http.StateActive)
+	tr.track(overTLS, http.StateActive)
+	if got := tr.busy(now.Add(newConnGrace)); got != 2 {
+		t.Errorf("two active past the grace: busy = %d, want 2", got)
+	}
+	tr.track(a, http.StateIdle)
+	tr.track(b, http.StateClosed)
+	tr.track(overTLS, http.StateHijacked)
+	tr.track(overTLS, http.StateClosed) // twice gone counts once
+	if got := tr.busy(now); got != 0 {
+		t.Errorf("one idle, two gone: busy = %d, want 0", got)
+	}
+	tr.track(a, http.StateActive)
+	tr.track(a, http.StateClosed)
+	if tr.active.Load() != 0 || tr.fresh.Load() != 0 {
+		t.Errorf("all closed: %d active, %d new; want none", tr.active.Load(), tr.fresh.Load())
+	}
+	tr.track(&net.TCPConn{}, http.StateActive) // not from Serve's listener: not counted
+	if got := tr.busy(now); got != 0 {
+		t.Errorf("a connection Serve did not accept: busy = %d, want 0", got)
 	}
 }

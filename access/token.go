@@ -222,15 +222,19 @@ func withinAny(globs []string, pattern string) bool {
 	return slices.ContainsFunc(globs, func(g string) bool { return within(pattern, g) })
 }
 
-type ctxKey struct{}
+// ContextKey is the key a request's token is found under in its context. A
+// context made for the request before the token was known may answer it
+// itself (ctx.Value(ContextKey{}) returning the *Token), which spares the
+// request a context layer and a copy for its token.
+type ContextKey struct{}
 
 // NewContext returns ctx carrying the request's token.
 func NewContext(ctx context.Context, t *Token) context.Context {
-	return context.WithValue(ctx, ctxKey{}, t)
+	return context.WithValue(ctx, ContextKey{}, t)
 }
 
 // FromContext returns the request's token: nil when authentication is off.
 func FromContext(ctx context.Context) *Token {
-	t, _ := ctx.Value(ctxKey{}).(*Token)
+	t, _ := ctx.Value(ContextKey{}).(*Token)
 	return t
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis-gateway/redis-gateway/handlers"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
+	"github.com/redis-gateway/redis-gateway/middleware"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -80,7 +81,8 @@ func benchGatewayWithMetrics(b *testing.B, opts store.Options) (http.Handler, *p
 	b.Helper()
 	srv := redistest.Start(b)
 	reg := prometheus.NewRegistry()
-	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	// The JSON log as the gateway builds it (LOG_FORMAT=json).
+	logger := slog.New(middleware.NewJSONHandler(io.Discard, nil))
 	opts.URL, opts.Logger, opts.Registry = srv.URL(), logger, reg
 	st, err := store.New(opts)
 	if err != nil {

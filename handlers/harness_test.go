@@ -29,6 +29,7 @@ import (
 	"github.com/redis-gateway/redis-gateway/handlers"
 	"github.com/redis-gateway/redis-gateway/internal/logtest"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
+	"github.com/redis-gateway/redis-gateway/middleware"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -266,7 +267,9 @@ func startGateway(t *testing.T, b backend, opts ...option) *gateway {
 	t.Helper()
 	redistest.LogClient(t)
 	logs := &logtest.Buffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	// As the gateway builds its JSON log: the access log writes its own
+	// lines into it.
+	logger := slog.New(middleware.NewJSONHandler(logs, nil))
 	s := setup{store: store.Options{URL: b.url, ClusterNodes: b.nodes, TLS: b.tls, Logger: logger, DialTimeout: time.Second, MaxRetries: -1}}
 	s.cfg = handlers.Config{
 		Logger:       logger,

@@ -195,9 +195,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	writeRawJSON(w, status, b)
 }
 
+// jsonContentType is every JSON answer's Content-Type, shared: Header.Set
+// would allocate it for each. Header's methods replace a value's slice or
+// append to it, never write into it.
+var jsonContentType = []string{"application/json"}
+
 func writeRawJSON(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = jsonContentType
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)

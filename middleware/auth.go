@@ -41,6 +41,11 @@ func Unauthorized(write func(w http.ResponseWriter, r *http.Request, msg string)
 type Auth struct {
 	denials  *prometheus.CounterVec
 	requests *prometheus.CounterVec
+	admits   seriesCache[string, prometheus.Counter] // requests' children, by token name
+}
+
+func (a *Auth) admitted(name string) prometheus.Counter {
+	return a.admits.get(name, func(name string) prometheus.Counter { return a.requests.WithLabelValues(name) })
 }
 
 // NewAuth registers the counters with reg.
@@ -65,7 +70,7 @@ func NewAuth(reg prometheus.Registerer) *Auth {
 // not been used yet still shows, and rate() sees its first request.
 func (a *Auth) zeroNames(set *access.Set) {
 	for _, name := range set.Names() {
-		a.requests.WithLabelValues(name)
+		a.admitted(name)
 	}
 }
 
@@ -113,12 +118,18 @@ func (a *Auth) Bearer(tokens func() *access.Set, opts ...AuthOption) func(http.H
 				refuse(w, r, `Bearer realm="redis-gateway", error="invalid_token"`, "invalid bearer token")
 				return
 			}
-			a.requests.WithLabelValues(tok.Name).Inc()
-			NoteToken(r.Context(), tok.Name)
-			next.ServeHTTP(w, r.WithContext(access.NewContext(r.Context(), tok)))
-			var denied *access.Denied
-			if errors.As(notedError(r.Context()), &denied) {
-				a.denials.WithLabelValues(tok.Name, denied.Scope).Inc()
+			a.admitted(tok.Name).Inc()
+			if rq := requestOf(r.Context()); rq != nil {
+				rq.token = tok // its context answers access.FromContext: no copy of the request
+				next.ServeHTTP(w, r)
+			} else {
+				next.ServeHTTP(w, r.WithContext(access.NewContext(r.Context(), tok)))
+			}
+			if err := notedError(r.Context()); err != nil {
+				var denied *access.Denied
+				if errors.As(err, &denied) {
+					a.denials.WithLabelValues(tok.Name, denied.Scope).Inc()
+				}
 			}
 		})
 	}
