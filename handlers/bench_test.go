@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,9 +28,10 @@ import (
 //	go test ./handlers -run '^$' -bench . -benchmem
 
 func BenchmarkCacheGet(b *testing.B) {
-	h := benchGateway(b, store.Options{})
+	srv := redistest.Start(b)
+	h, _ := benchGatewayOn(b, srv, store.Options{})
 	mustServe(b, h, "PUT", "/cache/hot", `{"ok":true,"value":"gateway-gateway-gateway-gate"}`, http.StatusCreated)
-	benchRoute(b, h, "GET", "/cache/hot", "", http.StatusOK)
+	withRedisCPU(b, srv, func() { benchRoute(b, h, "GET", "/cache/hot", "", http.StatusOK) })
 }
 
 // BenchmarkCacheGetNearCache reads a value the near-cache holds: no Redis.
@@ -65,9 +67,61 @@ func BenchmarkCachePut(b *testing.B) {
 	benchRoute(b, h, "PUT", "/cache/p", `{"id":123456789,"name":"benchmark document","tags":["alpha","beta","gamma"],"active":true}`, http.StatusNoContent)
 }
 
+// BenchmarkRateLimitIncr also reports what the calls cost Redis: its CPU
+// time (INFO cpu) and the time its commands ran (INFO commandstats), per
+// call.
 func BenchmarkRateLimitIncr(b *testing.B) {
-	h := benchGateway(b, store.Options{})
-	benchRoute(b, h, "POST", "/ratelimit/r/incr?limit=1000000000000&window=3600", "", http.StatusOK)
+	srv := redistest.Start(b)
+	h, _ := benchGatewayOn(b, srv, store.Options{})
+	withRedisCPU(b, srv, func() {
+		benchRoute(b, h, "POST", "/ratelimit/r/incr?limit=1000000000000&window=3600", "", http.StatusOK)
+	})
+}
+
+// withRedisCPU runs bench and reports srv's CPU time and command time per
+// operation; the setup call bench makes before its timer counts too.
+func withRedisCPU(b *testing.B, srv *redistest.Server, bench func()) {
+	b.Helper()
+	c := srv.Client()
+	ctx := context.Background()
+	if err := c.ConfigResetStat(ctx).Err(); err != nil {
+		b.Fatalf("CONFIG RESETSTAT: %v", err)
+	}
+	cpu := func() float64 {
+		info, err := c.Info(ctx, "cpu").Result()
+		if err != nil {
+			b.Fatalf("INFO cpu: %v", err)
+		}
+		return infoField(info, "used_cpu_user") + infoField(info, "used_cpu_sys")
+	}
+	before := cpu()
+	bench()
+	b.StopTimer()
+	spent := cpu() - before
+	stats, err := c.Info(ctx, "commandstats").Result()
+	if err != nil {
+		b.Fatalf("INFO commandstats: %v", err)
+	}
+	var usec float64
+	for _, line := range strings.Split(stats, "\n") {
+		if _, rest, ok := strings.Cut(line, "usec="); ok && strings.HasPrefix(line, "cmdstat_") {
+			n, _ := strconv.ParseFloat(strings.SplitN(rest, ",", 2)[0], 64)
+			usec += n
+		}
+	}
+	b.ReportMetric(spent*1e6/float64(b.N), "redis-cpu-µs/op")
+	b.ReportMetric(usec/float64(b.N), "redis-cmd-µs/op")
+}
+
+// infoField reads a number of an INFO reply.
+func infoField(info, name string) float64 {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			n, _ := strconv.ParseFloat(v, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func benchGateway(b *testing.B, opts store.Options) http.Handler {
@@ -78,7 +132,11 @@ func benchGateway(b *testing.B, opts store.Options) http.Handler {
 
 func benchGatewayWithMetrics(b *testing.B, opts store.Options) (http.Handler, *prometheus.Registry) {
 	b.Helper()
-	srv := redistest.Start(b)
+	return benchGatewayOn(b, redistest.Start(b), opts)
+}
+
+func benchGatewayOn(b *testing.B, srv *redistest.Server, opts store.Options) (http.Handler, *prometheus.Registry) {
+	b.Helper()
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	opts.URL, opts.Logger, opts.Registry = srv.URL(), logger, reg
@@ -183,3 +241,22 @@ type rewindReader struct{ bytes.Reader }
 
 func (r *rewindReader) Reset(b []byte) { r.Reader.Reset(b) }
 func (*rewindReader) Close() error     { return nil }
+
+// The command API next to BenchmarkCacheGet, the near-cache off in both:
+// one GET in the Upstash JSON body, and a pipeline of ten.
+//
+//	go test ./handlers -run '^$' -bench 'BenchmarkCacheGet$|BenchmarkCommand' -benchmem
+func BenchmarkCommandGet(b *testing.B) {
+	srv := redistest.Start(b)
+	h, _ := benchGatewayOn(b, srv, store.Options{})
+	mustServe(b, h, "POST", "/redis", `["SET","hot","gateway-gateway-gateway-gate"]`, http.StatusOK)
+	withRedisCPU(b, srv, func() { benchRoute(b, h, "POST", "/redis", `["GET","hot"]`, http.StatusOK) })
+}
+
+func BenchmarkCommandPipeline(b *testing.B) {
+	srv := redistest.Start(b)
+	h, _ := benchGatewayOn(b, srv, store.Options{})
+	mustServe(b, h, "POST", "/redis", `["SET","hot","gateway-gateway-gateway-gate"]`, http.StatusOK)
+	body := "[" + strings.TrimSuffix(strings.Repeat(`["GET","hot"],`, 10), ",") + "]"
+	withRedisCPU(b, srv, func() { benchRoute(b, h, "POST", "/redis/pipeline", body, http.StatusOK) })
+}
