@@ -93,7 +93,8 @@ type Store struct {
 	errs     batchErrors          // counts the failures of batched commands
 	spans    batchSpans           // traces batched commands
 
-	leaseMetrics leaseMetrics // cache leases (leasecache.go)
+	leaseMetrics leaseMetrics  // cache leases (leasecache.go)
+	fixedCount   fixedCounting // plain commands or the script (ratelimit.go)
 
 	updating keyedMutex             // sessions being patched by this process
 	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
