@@ -325,6 +325,9 @@ func (s *Store) Command(ctx context.Context, p Policy, args []string) (Reply, er
 // run runs a prepared command on its own: on the node go-redis routes it to,
 // the node of its channel, or every primary when it has a merge.
 func (s *Store) run(ctx context.Context, c command) (Reply, error) {
+	if s.batchable(c) {
+		return s.runBatched(ctx, c)
+	}
 	cluster, ok := s.cmdAPI.(*redis.ClusterClient)
 	switch {
 	case !ok || c.merge == nil && c.channel == "":
@@ -375,21 +378,36 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 		return nil, err
 	}
 	prepared := make([]command, len(cmds))
-	write := false
+	write, batchable := false, true
 	for i, args := range cmds {
 		prepared[i] = s.prepare(ctx, t, p, args)
 		write = write || prepared[i].refused == nil && prepared[i].changes
+		batchable = batchable && (prepared[i].refused != nil || s.batchable(prepared[i]))
+	}
+	var sent []*redis.Cmd
+	if batchable {
+		// Reads only: they share batches with other requests', and go again
+		// as one pipeline on the command client if one got no answer there.
+		var ok bool
+		if sent, ok, err = s.pipelineBatched(ctx, prepared); err != nil {
+			s.countAll(prepared, err)
+			return nil, commandErr(err)
+		} else if !ok {
+			sent = nil
+		}
 	}
 	ctx, conf := s.confirming(ctx, write)
-	sent := make([]*redis.Cmd, len(cmds))
-	s.sendPipeline(ctx, func(pipe redis.Pipeliner) {
-		for i, c := range prepared {
-			if c.refused == nil && c.merge == nil && c.channel == "" {
-				sent[i] = c.newCmd(ctx)
-				_ = pipe.Process(ctx, guard(sent[i], c.write))
+	if sent == nil {
+		sent = make([]*redis.Cmd, len(cmds))
+		s.sendPipeline(ctx, func(pipe redis.Pipeliner) {
+			for i, c := range prepared {
+				if c.refused == nil && c.merge == nil && c.channel == "" {
+					sent[i] = c.newCmd(ctx)
+					_ = pipe.Process(ctx, guard(sent[i], c.write))
+				}
 			}
-		}
-	})
+		})
+	}
 	results := make([]Result, len(cmds))
 	var failure error
 	answered := false

@@ -88,6 +88,7 @@ type Store struct {
 
 	hub      *hub                 // the one subscriber connection that wakes waiters (hub.go)
 	ap       *redis.AutoPipeliner // nil when auto-pipelining is off (autopipeline.go)
+	cmdBatch *redis.AutoPipeliner // the command API's reads; nil when off (commandbatch.go)
 	apClient *redis.Client        // the auto-pipeliner's own client
 	near     *nearCache           // nil when the near-cache is off (nearcache.go)
 	errs     batchErrors          // counts the failures of batched commands
@@ -232,6 +233,9 @@ func New(opts Options) (*Store, error) {
 	//   - s.apClient, the auto-pipeliner's (enableAutoPipeline): none.
 	//     runCmd counts and traces its commands one by one (batchErrors,
 	//     batchSpans), and durable writes do not go through it (batched).
+	//   - the command API's auto-pipeliner client (enableCommandBatching):
+	//     RESP2 and the reply budget, as s.cmdAPI, and no hooks: it carries
+	//     reads only, which sendBatch counts and traces one by one.
 	//   - the near-cache's tracking client (tracker.go): none. It runs no
 	//     operation: it turns tracking on for itself and receives the
 	//     invalidations.
@@ -304,6 +308,10 @@ func New(opts Options) (*Store, error) {
 				s.Close()
 				return nil, fmt.Errorf("register redis metrics: %w", err)
 			}
+		}
+		if err := s.enableCommandBatching(base, opts.Registry); err != nil {
+			s.Close()
+			return nil, err
 		}
 	}
 	if opts.NearCache != nil {

@@ -1,0 +1,150 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// The command API's reads share batches the way the typed routes' commands
+// do (autopipeline.go): the single commands of concurrent requests, and the
+// commands of read-only pipelines, go to Redis together in one write and one
+// read, on an auto-pipeliner over a RESP2 client of its own whose
+// connections hold the reply budget (replybudget.go).
+//
+// Only reads ride the batch. The budget counts per round trip, which is now
+// a batch of several requests' commands: when the replies of a batch
+// together pass MAX_REPLY_BYTES, the command whose reply crosses it and
+// every one after it fail, read or not. A read that failed so, or that lost
+// its reply, is sent again on the command client (send), under its own
+// budget, where it has go-redis's retries: a read may be sent twice. A write
+// may not — one behind an oversized reply would have run without its reply
+// being read — so writes stay on the command client, as do transactions,
+// which need their connection from MULTI to EXEC, and the commands a cluster
+// routes itself. Blocking and connection-state commands never get this far:
+// the command table refuses them. A read whose own reply is over the budget
+// is read twice, up to the budget each time, before its request is refused.
+//
+// The batch's connection holds at most one budget of replies at a time and
+// the command client's each one, so the gateway holds no more reply bytes
+// than it did without batching.
+
+// enableCommandBatching starts the command API's auto-pipeliner on a client
+// built from base, the single server's options, as the command client is.
+func (s *Store) enableCommandBatching(base redis.Options, reg prometheus.Registerer) error {
+	c := newCommandClient(base, s.maxReply)
+	ap, err := c.AsyncAutoPipelineWithOptions(redis.DefaultAutoPipelineOptions())
+	if err != nil {
+		_ = c.Close()
+		return fmt.Errorf("command API auto-pipelining: %w", err)
+	}
+	s.cmdBatch = ap
+	s.closers = append([]func() error{ap.Close, c.Close}, s.closers...)
+	if reg != nil {
+		if err := reg.Register(newPoolCollector("command_api_autopipeline", c)); err != nil {
+			return fmt.Errorf("register redis metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// batchable reports whether c may share a batch: a read Redis flags
+// read-only, that changes nothing and that a cluster does not route itself.
+func (s *Store) batchable(c command) bool {
+	return s.cmdBatch != nil && c.refused == nil && !c.write && !c.changes && c.merge == nil && c.channel == ""
+}
+
+// runBatched runs c, a batchable read, in a shared batch, and again on the
+// command client when the batch gave it no answer.
+func (s *Store) runBatched(ctx context.Context, c command) (Reply, error) {
+	cmds, err := s.sendBatch(ctx, []command{c})
+	if err != nil {
+		return nil, commandErr(err)
+	}
+	if unanswered(cmds[0].Err()) {
+		return c.result(s.send(ctx, s.cmdAPI, c))
+	}
+	return c.result(cmds[0])
+}
+
+// pipelineBatched runs prepared, every one refused or batchable, in shared
+// batches, in order; false when one of them got no answer there, and the
+// whole pipeline is to be sent on the command client instead.
+func (s *Store) pipelineBatched(ctx context.Context, prepared []command) ([]*redis.Cmd, bool, error) {
+	var run []command
+	for _, c := range prepared {
+		if c.refused == nil {
+			run = append(run, c)
+		}
+	}
+	cmds, err := s.sendBatch(ctx, run)
+	if err != nil {
+		return nil, true, err
+	}
+	sent := make([]*redis.Cmd, len(prepared))
+	for i, c := range prepared {
+		if c.refused != nil {
+			continue
+		}
+		sent[i], cmds = cmds[0], cmds[1:]
+		if unanswered(sent[i].Err()) {
+			return nil, false, nil
+		}
+	}
+	return sent, true, nil
+}
+
+// sendBatch submits cmds to the command API's auto-pipeliner, in order,
+// and waits for them; ctx's error when ctx ended first, and then the
+// commands, which still run, must not be read. Each is counted and traced
+// as the command client's hooks count and trace theirs.
+func (s *Store) sendBatch(ctx context.Context, prepared []command) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, len(prepared))
+	spans := make([]trace.Span, len(prepared))
+	futures := make([]redis.AutoFuture, len(prepared))
+	start := time.Now()
+	for i, c := range prepared {
+		cmds[i] = c.newCmd(ctx)
+		spans[i] = s.spans.start(ctx, cmds[i].FullName())
+		// once: go-redis must not send a batch again; whether to send a
+		// command again is decided here.
+		futures[i] = s.cmdBatch.Submit(ctx, once{cmds[i]})
+	}
+	for _, f := range futures {
+		if f.WaitContext(ctx) != nil && ctx.Err() != nil {
+			for _, span := range spans {
+				s.spans.fail(span, ctx.Err())
+			}
+			return nil, ctx.Err()
+		}
+	}
+	for i, cmd := range cmds {
+		s.spans.end(spans[i], cmd)
+		s.errs.observe(start, cmd)
+		s.errs.count(cmd)
+	}
+	return cmds, nil
+}
+
+// unanswered reports an error that is not Redis's answer to the command: a
+// lost reply, a reply over the budget (its own or one before it in the
+// batch), or a server that cannot serve yet (LOADING, ...), which go-redis
+// retries on the command client.
+func unanswered(err error) bool {
+	var rerr redis.Error
+	var tooLarge *ReplyTooLargeError
+	switch {
+	case err == nil, errors.Is(err, redis.Nil):
+		return false
+	case errors.As(err, &tooLarge):
+		return true
+	case errors.As(err, &rerr):
+		return isUnavailableReply(rerr.Error())
+	}
+	return true
+}
