@@ -107,12 +107,12 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 	if len(args) == 0 {
 		return command{label: "other", refused: &CommandError{Msg: "ERR empty command", Refused: true}}
 	}
+	name := strings.ToLower(args[0])
 	info := t.Lookup(args)
-	c := command{label: t.Label(args[0]), write: info.Write(), changes: info.Changes()}
+	c := command{label: t.Label(name), write: info.Write(), changes: info.Changes()}
 	if c.refused = commandapi.Refusal(p, info); c.refused != nil {
 		return c
 	}
-	name := strings.ToLower(args[0])
 	if _, cluster := s.cmdAPI.(*redis.ClusterClient); cluster {
 		if name == "scan" {
 			c.refused = &CommandError{Refused: true,
@@ -129,6 +129,10 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 	for i, a := range args {
 		c.args[i] = a
 	}
+	// Redis reads command names in any case; go-redis, which names every
+	// command it sends for its own decisions and for metrics, lower-cases
+	// the name each time it is not.
+	c.args[0] = name
 	switch name {
 	case "eval", "eval_ro":
 		if len(args) > 1 {

@@ -60,16 +60,24 @@ func (s *Store) batchable(c command) bool {
 }
 
 // runBatched runs c, a batchable read, in a shared batch, and again on the
-// command client when the batch gave it no answer.
+// command client when the batch gave it no answer. It is counted and traced
+// as the command client's hooks count and trace its commands.
 func (s *Store) runBatched(ctx context.Context, c command) (Reply, error) {
-	cmds, err := s.sendBatch(ctx, []command{c})
-	if err != nil {
-		return nil, commandErr(err)
+	cmd := c.newCmd(ctx)
+	start, span := time.Now(), s.spans.start(ctx, cmd.FullName())
+	// once: go-redis must not send a batch again; whether to send a command
+	// again is decided here.
+	if err := s.cmdBatch.Submit(ctx, once{cmd}).WaitContext(ctx); err != nil && ctx.Err() != nil {
+		s.spans.fail(span, ctx.Err())
+		return nil, commandErr(ctx.Err())
 	}
-	if unanswered(cmds[0].Err()) {
+	s.spans.end(span, cmd)
+	s.errs.observe(start, cmd)
+	s.errs.count(cmd)
+	if unanswered(cmd.Err()) {
 		return c.result(s.send(ctx, s.cmdAPI, c))
 	}
-	return c.result(cmds[0])
+	return c.result(cmd)
 }
 
 // pipelineBatched runs prepared, every one refused or batchable, in shared
@@ -99,10 +107,10 @@ func (s *Store) pipelineBatched(ctx context.Context, prepared []command) ([]*red
 	return sent, true, nil
 }
 
-// sendBatch submits cmds to the command API's auto-pipeliner, in order,
-// and waits for them; ctx's error when ctx ended first, and then the
-// commands, which still run, must not be read. Each is counted and traced
-// as the command client's hooks count and trace theirs.
+// sendBatch submits prepared to the command API's auto-pipeliner, in
+// order, and waits for them, as runBatched does for one; ctx's error when
+// ctx ended first, and then the commands, which still run, must not be
+// read.
 func (s *Store) sendBatch(ctx context.Context, prepared []command) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, len(prepared))
 	spans := make([]trace.Span, len(prepared))
@@ -111,8 +119,6 @@ func (s *Store) sendBatch(ctx context.Context, prepared []command) ([]*redis.Cmd
 	for i, c := range prepared {
 		cmds[i] = c.newCmd(ctx)
 		spans[i] = s.spans.start(ctx, cmds[i].FullName())
-		// once: go-redis must not send a batch again; whether to send a
-		// command again is decided here.
 		futures[i] = s.cmdBatch.Submit(ctx, once{cmds[i]})
 	}
 	for _, f := range futures {
@@ -136,10 +142,13 @@ func (s *Store) sendBatch(ctx context.Context, prepared []command) ([]*redis.Cmd
 // batch), or a server that cannot serve yet (LOADING, ...), which go-redis
 // retries on the command client.
 func unanswered(err error) bool {
+	if err == nil || err == redis.Nil {
+		return false
+	}
 	var rerr redis.Error
 	var tooLarge *ReplyTooLargeError
 	switch {
-	case err == nil, errors.Is(err, redis.Nil):
+	case errors.Is(err, redis.Nil):
 		return false
 	case errors.As(err, &tooLarge):
 		return true
