@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,24 +21,41 @@ import (
 // Only reads ride the batch. The budget counts per round trip, which is now
 // a batch of several requests' commands: when the replies of a batch
 // together pass MAX_REPLY_BYTES, the command whose reply crosses it and
-// every one after it fail, read or not. A read that failed so, or that lost
-// its reply, is sent again on the command client (send), under its own
-// budget, where it has go-redis's retries: a read may be sent twice. A write
-// may not — one behind an oversized reply would have run without its reply
-// being read — so writes stay on the command client, as do transactions,
-// which need their connection from MULTI to EXEC, and the commands a cluster
-// routes itself. Blocking and connection-state commands never get this far:
-// the command table refuses them. A read whose own reply is over the budget
-// is read twice, up to the budget each time, before its request is refused.
+// every one after it fail, read or not. A read that failed so, or lost its
+// reply, is sent again on the command client (send), under its own budget
+// and with go-redis's retries: a read may be sent twice. A write may not —
+// one behind an oversized reply would have run without its reply being
+// read — so writes stay on the command client, as do transactions, which
+// need their connection from MULTI to EXEC, and the commands a cluster
+// routes itself (to every primary, or to a channel's). Blocking and
+// connection-state commands never get this far: the command table refuses
+// them. A read whose own reply is over the budget is read twice, up to the
+// budget each time, before its request is refused.
 //
-// The batch's connection holds at most one budget of replies at a time and
-// the command client's each one, so the gateway holds no more reply bytes
-// than it did without batching.
+// Each batch connection holds at most one budget of replies at a time, as
+// each command client connection does, so the gateway holds no more reply
+// bytes than it did without batching.
 
-// enableCommandBatching starts the command API's auto-pipeliner on a client
-// built from base, the single server's options, as the command client is.
-func (s *Store) enableCommandBatching(base redis.Options, reg prometheus.Registerer) error {
-	c := newCommandClient(base, s.maxReply)
+// enableCommandBatching starts the command API's auto-pipeliner, on a
+// client of its own with the command client's options: RESP2 and the reply
+// budget. On Redis Cluster go-redis batches each node's commands apart.
+func (s *Store) enableCommandBatching(reg prometheus.Registerer) error {
+	var c interface {
+		redis.UniversalClient
+		AsyncAutoPipelineWithOptions(*redis.AutoPipelineOptions) (*redis.AutoPipeliner, error)
+	}
+	switch api := s.cmdAPI.(type) {
+	case *redis.Client:
+		o := *api.Options()
+		c = redis.NewClient(&o)
+	case *redis.ClusterClient:
+		o := *api.Options()
+		cc := redis.NewClusterClient(&o)
+		cc.AddHook(reloadHook{cc})
+		c = cc
+	default:
+		return fmt.Errorf("command API auto-pipelining: unexpected client %T", s.cmdAPI)
+	}
 	ap, err := c.AsyncAutoPipelineWithOptions(redis.DefaultAutoPipelineOptions())
 	if err != nil {
 		_ = c.Close()
@@ -153,7 +171,10 @@ func unanswered(err error) bool {
 	case errors.As(err, &tooLarge):
 		return true
 	case errors.As(err, &rerr):
-		return isUnavailableReply(rerr.Error())
+		// A redirect go-redis stopped following (MaxRedirects) while a
+		// slot moved: the command client follows it afresh.
+		msg := rerr.Error()
+		return isUnavailableReply(msg) || strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
 	}
 	return true
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
@@ -94,5 +96,83 @@ func TestBatchedReadsAnswerAsSentAlone(t *testing.T) {
 		if s := fmt.Sprintf("%v %v", r.Reply, r.Err); !strings.HasPrefix(s, want[i]) {
 			t.Errorf("pipeline command %d: %s, want %s…", i+1, s, want[i])
 		}
+	}
+}
+
+// On Redis Cluster the batches go to each key's node, and a read the batch
+// sends to a node that no longer owns its key (ASK and MOVED while a slot
+// moves) is answered all the same.
+func TestBatchedReadsFollowAResharding(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := redistest.StartCluster(t, redistest.ClusterOptions{})
+	s := newTestStore(t, Options{ClusterNodes: c.Addrs()[:1]})
+	if s.cmdBatch == nil {
+		t.Fatal("the command API's reads are not batched on Redis Cluster")
+	}
+	ctx := context.Background()
+	var pipeline [][]string
+	var want []string
+	var moving string
+	var from *redistest.Server
+	owners := map[*redistest.Server]string{}
+	for i := 0; len(owners) < 3 && i < 1000; i++ {
+		k := "k" + strconv.Itoa(i)
+		if p, _ := c.PrimaryOf(t, k); owners[p] == "" {
+			owners[p] = k
+		}
+	}
+	for primary, k := range owners {
+		if _, err := s.Command(ctx, Policy{}, []string{"SET", k, "v-" + k}); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+		pipeline = append(pipeline, []string{"GET", k})
+		want = append(want, "v-"+k)
+		moving, from = k, primary
+	}
+	var to *redistest.Server
+	for primary := range owners {
+		if primary != from {
+			to = primary
+		}
+	}
+
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			res, err := s.Pipeline(ctx, Policy{}, pipeline)
+			for i := 0; err == nil && i < len(res); i++ {
+				if res[i].Err != nil || res[i].Reply != want[i] {
+					err = fmt.Errorf("%s = %v, %v; want %s", pipeline[i], res[i].Reply, res[i].Err, want[i])
+				}
+			}
+			if err == nil {
+				var got Reply
+				if got, err = s.Command(ctx, Policy{}, []string{"GET", moving}); err == nil && got != "v-"+moving {
+					err = fmt.Errorf("GET %s = %v, want v-%[1]s", moving, got)
+				}
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	c.MoveSlot(t, keySlot(moving), from, to, 10*time.Millisecond)
+	close(stop)
+	for err := range errs {
+		t.Errorf("reading while the slot of %s moved: %v", moving, err)
+	}
+	// The batch's map of the slots may still name the old owner.
+	if got, err := s.Command(ctx, Policy{}, []string{"GET", moving}); err != nil || got != "v-"+moving {
+		t.Errorf("GET %s after the move = %v, %v; want v-%[1]s", moving, got, err)
 	}
 }

@@ -234,8 +234,9 @@ func New(opts Options) (*Store, error) {
 	//     runCmd counts and traces its commands one by one (batchErrors,
 	//     batchSpans), and durable writes do not go through it (batched).
 	//   - the command API's auto-pipeliner client (enableCommandBatching):
-	//     RESP2 and the reply budget, as s.cmdAPI, and no hooks: it carries
-	//     reads only, which sendBatch counts and traces one by one.
+	//     RESP2 and the reply budget, as s.cmdAPI; on a cluster, reloadHook;
+	//     no other: it carries reads only, which runBatched and sendBatch
+	//     count and trace one by one.
 	//   - the near-cache's tracking client (tracker.go): none. It runs no
 	//     operation: it turns tracking on for itself and receives the
 	//     invalidations.
@@ -268,6 +269,12 @@ func New(opts Options) (*Store, error) {
 	s.aliases = newScriptAliases(maxScriptAliases)
 	s.hub = newHub(s.rdb)
 	s.closers = append([]func() error{s.hub.stop, s.rdb.Close, s.cmdAPI.Close}, s.closers...)
+	if !opts.NoAutoPipeline {
+		if err := s.enableCommandBatching(opts.Registry); err != nil { // on a cluster too
+			s.Close()
+			return nil, err
+		}
+	}
 
 	if opts.Registry != nil {
 		if err := registerAll(opts.Registry, newPoolCollector("main", s.rdb), newUpCollector(s.Ping, upTimeout)); err != nil {
@@ -308,10 +315,6 @@ func New(opts Options) (*Store, error) {
 				s.Close()
 				return nil, fmt.Errorf("register redis metrics: %w", err)
 			}
-		}
-		if err := s.enableCommandBatching(base, opts.Registry); err != nil {
-			s.Close()
-			return nil, err
 		}
 	}
 	if opts.NearCache != nil {
