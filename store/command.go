@@ -107,7 +107,7 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 	if len(args) == 0 {
 		return command{label: "other", refused: &CommandError{Msg: "ERR empty command", Refused: true}}
 	}
-	name := strings.ToLower(args[0])
+	name := t.Lower(args[0])
 	info := t.Lookup(args)
 	c := command{label: t.Label(name), write: info.Write(), changes: info.Changes()}
 	if c.refused = commandapi.Refusal(p, info); c.refused != nil {
