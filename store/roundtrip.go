@@ -117,11 +117,17 @@ func (s *Store) runWrites(ctx context.Context, newCmds func(context.Context) []r
 	for attempt := 0; ; attempt++ {
 		cmds := newCmds(ctx)
 		start := time.Now()
-		spans := make([]trace.Span, len(cmds))
-		futures := make([]redis.AutoFuture, len(cmds))
-		for i, c := range cmds {
-			spans[i] = s.spans.start(ctx, c.FullName())
-			futures[i] = s.ap.Submit(ctx, once{c})
+		var spans []trace.Span
+		if s.spans.tracer != nil {
+			spans = make([]trace.Span, len(cmds))
+			for i, c := range cmds {
+				spans[i] = s.spans.start(ctx, c.FullName())
+			}
+		}
+		var buf [4]redis.AutoFuture
+		futures := buf[:0]
+		for _, c := range cmds {
+			futures = append(futures, s.ap.Submit(ctx, once{c}))
 		}
 		for _, f := range futures {
 			if f.WaitContext(ctx) != nil && ctx.Err() != nil {
@@ -131,8 +137,8 @@ func (s *Store) runWrites(ctx context.Context, newCmds func(context.Context) []r
 				return nil, ctx.Err()
 			}
 		}
-		for i, c := range cmds {
-			s.spans.end(spans[i], c)
+		for i, span := range spans {
+			s.spans.end(span, cmds[i])
 		}
 		s.errs.observe(start, cmds...)
 		s.errs.count(cmds...)
