@@ -82,7 +82,11 @@ func (s *Store) batchable(c command) bool {
 // as the command client's hooks count and trace its commands.
 func (s *Store) runBatched(ctx context.Context, c command) (Reply, error) {
 	cmd := c.newCmd(ctx)
-	start, span := time.Now(), s.spans.start(ctx, cmd.FullName())
+	start := time.Now()
+	var span trace.Span
+	if s.spans.tracer != nil {
+		span = s.spans.start(ctx, cmd.FullName())
+	}
 	// once: go-redis must not send a batch again; whether to send a command
 	// again is decided here.
 	if err := s.cmdBatch.Submit(ctx, once{cmd}).WaitContext(ctx); err != nil && ctx.Err() != nil {
@@ -131,12 +135,14 @@ func (s *Store) pipelineBatched(ctx context.Context, prepared []command) ([]*red
 // read.
 func (s *Store) sendBatch(ctx context.Context, prepared []command) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, len(prepared))
-	spans := make([]trace.Span, len(prepared))
+	spans := make([]trace.Span, len(prepared)) // nil spans when tracing is off
 	futures := make([]redis.AutoFuture, len(prepared))
 	start := time.Now()
 	for i, c := range prepared {
 		cmds[i] = c.newCmd(ctx)
-		spans[i] = s.spans.start(ctx, cmds[i].FullName())
+		if s.spans.tracer != nil {
+			spans[i] = s.spans.start(ctx, cmds[i].FullName())
+		}
 		futures[i] = s.cmdBatch.Submit(ctx, once{cmds[i]})
 	}
 	for _, f := range futures {
@@ -160,7 +166,7 @@ func (s *Store) sendBatch(ctx context.Context, prepared []command) ([]*redis.Cmd
 // batch), or a server that cannot serve yet (LOADING, ...), which go-redis
 // retries on the command client.
 func unanswered(err error) bool {
-	if err == nil || err == redis.Nil {
+	if err == nil || err == redis.Nil { // the usual answers, without errors.As
 		return false
 	}
 	var rerr redis.Error

@@ -50,8 +50,8 @@ func (s *Store) CountFixed(ctx context.Context, key string, cost int64, window t
 }
 
 // countFixedPlain counts with INCRBY, opens the window with PEXPIRE … NX and
-// reads it with PTTL, one write in one round trip: a quarter of the Redis
-// CPU of the script. The script's atomicity is not needed: INCRBY alone
+// reads it with PTTL, one write in one round trip, for less than half the
+// Redis CPU of the script. The script's atomicity is not needed: INCRBY alone
 // decides the count, and PEXPIRE … NX sets the expiry only on a key that has
 // none, so concurrent calls never push a window back, and a key left without
 // one (a lost reply between INCRBY and PEXPIRE, a SET from outside) gets it
