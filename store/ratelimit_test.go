@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/alicebob/miniredis/v2/server"
 
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
@@ -137,6 +141,50 @@ func TestFixedWindowExactUnderConcurrency(t *testing.T) {
 			}
 			if got := rdb.Get(ctx, "ratelimit:{"+k+"}").Val(); got != fmt.Sprint(callers*calls) {
 				t.Errorf("counter = %s, want %d", got, callers*calls)
+			}
+		})
+	}
+}
+
+// On a server before Redis 7.0, which refuses PEXPIRE … NX as Redis 6.2
+// does, the call that finds out is counted once and answered in full, the
+// script counts for the next minute, and plain commands are tried again
+// after it.
+func TestFixedWindowOnAServerBefore7(t *testing.T) {
+	mr := miniredis.RunT(t)
+	var refused atomic.Int64
+	mr.Server().SetPreHook(func(c *server.Peer, cmd string, args ...string) bool {
+		if cmd == "PEXPIRE" && len(args) > 2 {
+			refused.Add(1)
+			c.WriteError("ERR wrong number of arguments for 'pexpire' command")
+			return true
+		}
+		return false
+	})
+	for _, way := range fixedWays[:2] {
+		t.Run(way.name, func(t *testing.T) {
+			opts := way.opts
+			opts.URL = "redis://" + mr.Addr()
+			s := newTestStore(t, opts)
+			ctx := context.Background()
+			k := "old-" + way.name
+			before := refused.Load()
+			for i := range 3 {
+				w, err := s.CountFixed(ctx, k, 1, time.Minute)
+				if err != nil || w != (Window{Count: int64(i + 1), Reset: time.Minute}) {
+					t.Errorf("call %d = %+v, %v; want count %d and a whole window", i+1, w, err, i+1)
+				}
+			}
+			if n := refused.Load() - before; n != 1 {
+				t.Errorf("PEXPIRE … NX sent %d times in 3 calls, want once: the script counts after the first refusal", n)
+			}
+			if ttl := mr.TTL("ratelimit:{" + k + "}"); ttl <= 0 {
+				t.Errorf("the counter's TTL = %v, want the window opened", ttl)
+			}
+			now := time.Now()
+			if s.fixedCount.plain(now) || !s.fixedCount.plain(now.Add(retryScript)) {
+				t.Errorf("plain commands now %v, after %v %v; want the script until then, plain commands after",
+					s.fixedCount.plain(now), retryScript, s.fixedCount.plain(now.Add(retryScript)))
 			}
 		})
 	}
