@@ -125,14 +125,14 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 		}
 		c.firstKey = firstKeyPos(ctx, t, info, args)
 	}
-	c.args = make([]any, len(args))
-	for i, a := range args {
-		c.args[i] = a
-	}
 	// Redis reads command names in any case; go-redis, which names every
 	// command it sends for its own decisions and for metrics, lower-cases
 	// the name each time it is not.
+	c.args = make([]any, len(args))
 	c.args[0] = name
+	for i := 1; i < len(args); i++ {
+		c.args[i] = args[i]
+	}
 	switch name {
 	case "eval", "eval_ro":
 		if len(args) > 1 {
