@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"unicode/utf8"
 )
@@ -139,9 +138,20 @@ func commandJSONBody(maxDepth int) func(http.Handler) http.Handler {
 			if err := checkJSONLimits(b, maxDepth); err != nil {
 				return commandBadRequest("%v", err)
 			}
-			r.Body = io.NopCloser(bytes.NewReader(b))
+			held := &heldBody{b: b}
+			held.Reset(b)
+			r.Body = held
 			next.ServeHTTP(w, r)
 			return nil
 		})
 	}
 }
+
+// heldBody is a body commandJSONBody read and checked, which readBody
+// hands on without reading it again.
+type heldBody struct {
+	bytes.Reader
+	b []byte
+}
+
+func (*heldBody) Close() error { return nil }

@@ -144,6 +144,10 @@ func readJSON(r *http.Request, maxDepth int) ([]byte, error) {
 // middleware keeps its *http.MaxBytesError, which writeError turns into 413;
 // any other failure is a 400 built by bad, in the route's own envelope.
 func readBody(r *http.Request, bad func(format string, args ...any) error) ([]byte, error) {
+	if held, ok := r.Body.(*heldBody); ok && held.Len() == len(held.b) {
+		held.Reset(nil)
+		return held.b, nil
+	}
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError

@@ -277,7 +277,18 @@ func writeReply(w http.ResponseWriter, f replyFormat, reply store.Reply) {
 		writeRESP2(w, appendRESP2(nil, reply))
 		return
 	}
-	writeCommandJSON(w, http.StatusOK, resultBody{Result: jsonReply(reply, f.base64)})
+	// {"result": ...}, as writeCommandJSON writes a resultBody, without
+	// looking the struct up by reflection on every reply.
+	var buf bytes.Buffer
+	buf.WriteString(`{"result":`)
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(jsonReply(reply, f.base64)); err != nil {
+		panic("encode reply: " + err.Error())
+	}
+	buf.Truncate(buf.Len() - 1) // Encode's newline
+	buf.WriteByte('}')
+	writeRawJSON(w, http.StatusOK, buf.Bytes())
 }
 
 func writeResults(w http.ResponseWriter, f replyFormat, results []store.Result) {

@@ -107,12 +107,12 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 	if len(args) == 0 {
 		return command{label: "other", refused: &CommandError{Msg: "ERR empty command", Refused: true}}
 	}
+	name := t.Lower(args[0])
 	info := t.Lookup(args)
-	c := command{label: t.Label(args[0]), write: info.Write(), changes: info.Changes()}
+	c := command{label: t.Label(name), write: info.Write(), changes: info.Changes()}
 	if c.refused = commandapi.Refusal(p, info); c.refused != nil {
 		return c
 	}
-	name := strings.ToLower(args[0])
 	if _, cluster := s.cmdAPI.(*redis.ClusterClient); cluster {
 		if name == "scan" {
 			c.refused = &CommandError{Refused: true,
@@ -125,9 +125,13 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 		}
 		c.firstKey = firstKeyPos(ctx, t, info, args)
 	}
+	// Redis reads command names in any case; go-redis, which names every
+	// command it sends for its own decisions and for metrics, lower-cases
+	// the name each time it is not.
 	c.args = make([]any, len(args))
-	for i, a := range args {
-		c.args[i] = a
+	c.args[0] = name
+	for i := 1; i < len(args); i++ {
+		c.args[i] = args[i]
 	}
 	switch name {
 	case "eval", "eval_ro":
@@ -325,6 +329,9 @@ func (s *Store) Command(ctx context.Context, p Policy, args []string) (Reply, er
 // run runs a prepared command on its own: on the node go-redis routes it to,
 // the node of its channel, or every primary when it has a merge.
 func (s *Store) run(ctx context.Context, c command) (Reply, error) {
+	if s.batchable(c) {
+		return s.runBatched(ctx, c)
+	}
 	cluster, ok := s.cmdAPI.(*redis.ClusterClient)
 	switch {
 	case !ok || c.merge == nil && c.channel == "":
@@ -375,21 +382,36 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 		return nil, err
 	}
 	prepared := make([]command, len(cmds))
-	write := false
+	write, batchable := false, true
 	for i, args := range cmds {
 		prepared[i] = s.prepare(ctx, t, p, args)
 		write = write || prepared[i].refused == nil && prepared[i].changes
+		batchable = batchable && (prepared[i].refused != nil || s.batchable(prepared[i]))
+	}
+	var sent []*redis.Cmd
+	if batchable {
+		// Reads only: they share batches with other requests', and go again
+		// as one pipeline on the command client if one got no answer there.
+		var ok bool
+		if sent, ok, err = s.pipelineBatched(ctx, prepared); err != nil {
+			s.countAll(prepared, err)
+			return nil, commandErr(err)
+		} else if !ok {
+			sent = nil
+		}
 	}
 	ctx, conf := s.confirming(ctx, write)
-	sent := make([]*redis.Cmd, len(cmds))
-	s.sendPipeline(ctx, func(pipe redis.Pipeliner) {
-		for i, c := range prepared {
-			if c.refused == nil && c.merge == nil && c.channel == "" {
-				sent[i] = c.newCmd(ctx)
-				_ = pipe.Process(ctx, guard(sent[i], c.write))
+	if sent == nil {
+		sent = make([]*redis.Cmd, len(cmds))
+		s.sendPipeline(ctx, func(pipe redis.Pipeliner) {
+			for i, c := range prepared {
+				if c.refused == nil && c.merge == nil && c.channel == "" {
+					sent[i] = c.newCmd(ctx)
+					_ = pipe.Process(ctx, guard(sent[i], c.write))
+				}
 			}
-		}
-	})
+		})
+	}
 	results := make([]Result, len(cmds))
 	var failure error
 	answered := false

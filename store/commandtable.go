@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 
@@ -17,8 +18,8 @@ import (
 // LoadCommandInfo). Authorization, what is served, the retry policy,
 // durable writes and metrics all read this one table.
 type commandTable struct {
-	mu    sync.Mutex
-	table *commandapi.Table // nil until Redis described its commands
+	mu    sync.Mutex                       // one COMMAND at a time
+	table atomic.Pointer[commandapi.Table] // nil until Redis described its commands
 }
 
 // LoadCommandInfo reads Redis's description of its commands, so the first
@@ -31,10 +32,13 @@ func (s *Store) LoadCommandInfo(ctx context.Context) error {
 
 func (s *Store) commandTable(ctx context.Context) (*commandapi.Table, error) {
 	ct := &s.commandInfo
+	if t := ct.table.Load(); t != nil {
+		return t, nil // every command of every request asks
+	}
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
-	if ct.table != nil {
-		return ct.table, nil
+	if t := ct.table.Load(); t != nil {
+		return t, nil
 	}
 	// Asked as the operations read, not on the command API's client: its
 	// connections hold replies to MAX_REPLY_BYTES, and COMMAND's reply is
@@ -51,7 +55,7 @@ func (s *Store) commandTable(ctx context.Context) (*commandapi.Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	ct.table = t
+	ct.table.Store(t)
 	return t, nil
 }
 

@@ -83,7 +83,11 @@ func TestStoreMetrics(t *testing.T) {
 					}
 				}
 			}
-			for _, pool := range []string{"main", "command_api"} {
+			pools := []string{"main", "command_api"}
+			if batched {
+				pools = append(pools, "autopipeline", "command_api_autopipeline")
+			}
+			for _, pool := range pools {
 				if labelled(mfs["redis_gateway_redis_pool_connections"], map[string]string{"pool": pool}) == nil {
 					t.Errorf("redis_gateway_redis_pool_connections{pool=%q} missing", pool)
 				}

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,17 +27,18 @@ type Window struct {
 // CountFixed adds cost to the fixed-window counter of key and returns the new
 // state. The window opens with the first call and is never extended.
 func (s *Store) CountFixed(ctx context.Context, key string, cost int64, window time.Duration) (Window, error) {
-	return s.fixed(ctx, key, cost, window, true)
-}
-
-// PeekFixed returns the state of a fixed-window counter without counting.
-func (s *Store) PeekFixed(ctx context.Context, key string, window time.Duration) (Window, error) {
-	return s.fixed(ctx, key, 0, window, false)
-}
-
-func (s *Store) fixed(ctx context.Context, key string, cost int64, window time.Duration, count bool) (Window, error) {
-	keys := []string{s.keys.rateLimit(key, suffixFixed)}
-	cmd, err := s.decide(ctx, scriptRateLimitFixed, keys, count, cost, window.Milliseconds(), flag(count))
+	k := s.keys.rateLimit(key, suffixFixed)
+	if s.fixedCount.plain(time.Now()) {
+		w, ok, err := s.countFixedPlain(ctx, k, cost, window)
+		if ok {
+			return w, err
+		}
+		// The server refused PEXPIRE … NX after INCRBY had counted the call:
+		// the script reads the count and opens the window (cost 0).
+		s.fixedCount.useScript(time.Now())
+		cost = 0
+	}
+	cmd, err := s.runScript(ctx, scriptRateLimitFixed, []string{k}, cost, window.Milliseconds(), flag(true))
 	if err != nil {
 		return Window{}, classify("rate limit", err)
 	}
@@ -44,6 +47,106 @@ func (s *Store) fixed(ctx context.Context, key string, cost int64, window time.D
 		return Window{}, classify("rate limit", err)
 	}
 	return Window{Count: res[0], Reset: time.Duration(res[1]) * time.Millisecond}, nil
+}
+
+// countFixedPlain counts with INCRBY, opens the window with PEXPIRE … NX and
+// reads it with PTTL, one write in one round trip, for less than half the
+// Redis CPU of the script. The script's atomicity is not needed: INCRBY alone
+// decides the count, and PEXPIRE … NX sets the expiry only on a key that has
+// none, so concurrent calls never push a window back, and a key left without
+// one (a lost reply between INCRBY and PEXPIRE, a SET from outside) gets it
+// on the next call, as the script gives it. ok is false when the server does
+// not take PEXPIRE … NX (before Redis 7.0): the call is counted then, and
+// the window not yet opened.
+func (s *Store) countFixedPlain(ctx context.Context, k string, cost int64, window time.Duration) (w Window, ok bool, err error) {
+	var incr, ttl *redis.IntCmd
+	var expire *redis.BoolCmd
+	_, err = s.runWrites(ctx, func(ctx context.Context) []redis.Cmder {
+		incr = redis.NewIntCmd(ctx, "incrby", k, cost)
+		expire = redis.NewBoolCmd(ctx, "pexpire", k, window.Milliseconds(), "nx")
+		ttl = redis.NewIntCmd(ctx, "pttl", k)
+		return []redis.Cmder{incr, expire, ttl}
+	})
+	if err == nil {
+		err = incr.Err()
+	}
+	if err != nil {
+		return Window{}, true, classify("rate limit", err)
+	}
+	var rerr redis.Error
+	if e := expire.Err(); errors.As(e, &rerr) && !isUnavailableReply(rerr.Error()) {
+		return Window{}, false, nil
+	}
+	for _, c := range []redis.Cmder{expire, ttl} {
+		if err := c.Err(); err != nil {
+			return Window{}, true, classify("rate limit", err)
+		}
+	}
+	w = Window{Count: incr.Val(), Reset: window}
+	switch ms := ttl.Val(); {
+	case expire.Val(): // this call opened the window
+	case ms >= 0:
+		w.Reset = time.Duration(ms) * time.Millisecond
+	case ms == -2:
+		// The window ended (or was reset) between INCRBY and PTTL: the call
+		// was counted in a window that is over.
+		w.Reset = 0
+	}
+	return w, true, nil
+}
+
+// PeekFixed returns the state of a fixed-window counter without counting:
+// GET and PTTL, two reads in one round trip.
+func (s *Store) PeekFixed(ctx context.Context, key string, window time.Duration) (Window, error) {
+	k := s.keys.rateLimit(key, suffixFixed)
+	a, b, err := s.runPair(ctx,
+		func(ctx context.Context) redis.Cmder { return redis.NewStringCmd(ctx, "get", k) },
+		func(ctx context.Context) redis.Cmder { return redis.NewIntCmd(ctx, "pttl", k) })
+	if err != nil {
+		return Window{}, classify("rate limit", err)
+	}
+	get, ttl := a.(*redis.StringCmd), b.(*redis.IntCmd)
+	w := Window{Reset: window}
+	switch v, err := get.Result(); {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return Window{}, classify("rate limit", err)
+	default:
+		if w.Count, err = exactInt(v); err != nil {
+			return Window{}, classify("rate limit", err)
+		}
+	}
+	if err := ttl.Err(); err != nil {
+		return Window{}, classify("rate limit", err)
+	}
+	if ms := ttl.Val(); ms >= 0 {
+		w.Reset = time.Duration(ms) * time.Millisecond
+	}
+	return w, nil
+}
+
+// fixedCounting says how fixed windows count: with plain commands, or with
+// the script on a server that does not take PEXPIRE … NX (before Redis 7.0).
+// It is learnt from the servers' answers, not their version: a call on an
+// older server finds out, and the script counts for retryScript after it
+// before plain commands are tried again. On a cluster of mixed versions
+// during an upgrade, that is mostly the script, each retry's call on an
+// older node costing a second round trip, until the last node is upgraded.
+type fixedCounting struct {
+	scriptUntil atomic.Int64 // Unix nanoseconds; 0 = plain commands
+}
+
+// retryScript is how long fixed windows keep to the script after a server
+// refused PEXPIRE … NX.
+const retryScript = time.Minute
+
+func (f *fixedCounting) plain(now time.Time) bool {
+	until := f.scriptUntil.Load()
+	return until == 0 || now.UnixNano() >= until
+}
+
+func (f *fixedCounting) useScript(now time.Time) {
+	f.scriptUntil.Store(now.Add(retryScript).UnixNano())
 }
 
 // Limit is the policy of a sliding-window or GCRA limiter.

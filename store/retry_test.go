@@ -82,6 +82,30 @@ func TestRetryPolicy(t *testing.T) {
 			},
 		},
 		{
+			name: "command API read pipeline is retried",
+			op: func(s *Store) error {
+				_, err := s.Pipeline(ctx, Policy{}, [][]string{{"GET", "cache:r"}, {"STRLEN", "cache:r"}})
+				return err
+			},
+			wantErr: false,
+		},
+		{
+			name: "command API pipeline with a write runs once",
+			op: func(s *Store) error {
+				res, err := s.Pipeline(ctx, Policy{}, [][]string{{"GET", "cache:r"}, {"INCR", "api-pipe"}})
+				if err == nil {
+					err = res[1].Err
+				}
+				return err
+			},
+			wantErr: true,
+			check: func(t *testing.T) {
+				if got := rdb.Get(ctx, "api-pipe").Val(); got != "1" {
+					t.Errorf("api-pipe = %q after one cut pipeline with INCR through the command API, want 1", got)
+				}
+			},
+		},
+		{
 			name: "create-only put is not retried into a 412",
 			op: func(s *Store) error {
 				_, err := s.PutCache(ctx, "c", []byte(`1`), time.Minute, Condition{IfAbsent: true})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // The one path to Redis. The functions of this file are the only code in
@@ -90,6 +91,59 @@ func runCmd[C redis.Cmder](ctx context.Context, s *Store, policy retryPolicy, ne
 		s.errs.count(cmd)
 		if !s.retry(ctx, policy, attempt, cmd.Err()) {
 			return cmd
+		}
+	}
+}
+
+// runWrites runs the commands newCmds builds as one write, in order and in
+// one round trip: batched with other requests' commands when
+// auto-pipelining is on, else a pipeline through write. Like write, it sends
+// them again only when none of them ran. Each command carries its own
+// result; the error is ctx's when ctx ended first, or ErrUnconfirmed.
+func (s *Store) runWrites(ctx context.Context, newCmds func(context.Context) []redis.Cmder) ([]redis.Cmder, error) {
+	if !s.batched(writing) {
+		var cmds []redis.Cmder
+		err := s.write(ctx, func(p redis.Pipeliner) {
+			cmds = newCmds(ctx)
+			for _, c := range cmds {
+				_ = p.Process(ctx, c)
+			}
+		})
+		if errors.Is(err, ErrUnconfirmed) {
+			return cmds, err
+		}
+		return cmds, nil
+	}
+	for attempt := 0; ; attempt++ {
+		cmds := newCmds(ctx)
+		start := time.Now()
+		var spans []trace.Span
+		if s.spans.tracer != nil {
+			spans = make([]trace.Span, len(cmds))
+			for i, c := range cmds {
+				spans[i] = s.spans.start(ctx, c.FullName())
+			}
+		}
+		var buf [4]redis.AutoFuture
+		futures := buf[:0]
+		for _, c := range cmds {
+			futures = append(futures, s.ap.Submit(ctx, once{c}))
+		}
+		for _, f := range futures {
+			if f.WaitContext(ctx) != nil && ctx.Err() != nil {
+				for _, span := range spans {
+					s.spans.fail(span, ctx.Err())
+				}
+				return nil, ctx.Err()
+			}
+		}
+		for i, span := range spans {
+			s.spans.end(span, cmds[i])
+		}
+		s.errs.observe(start, cmds...)
+		s.errs.count(cmds...)
+		if !neverRan(cmds) || !s.retry(ctx, writing, attempt, cmds[0].Err()) {
+			return cmds, nil
 		}
 	}
 }

@@ -88,12 +88,14 @@ type Store struct {
 
 	hub      *hub                 // the one subscriber connection that wakes waiters (hub.go)
 	ap       *redis.AutoPipeliner // nil when auto-pipelining is off (autopipeline.go)
+	cmdBatch *redis.AutoPipeliner // the command API's reads; nil when off (commandbatch.go)
 	apClient *redis.Client        // the auto-pipeliner's own client
 	near     *nearCache           // nil when the near-cache is off (nearcache.go)
 	errs     batchErrors          // counts the failures of batched commands
 	spans    batchSpans           // traces batched commands
 
-	leaseMetrics leaseMetrics // cache leases (leasecache.go)
+	leaseMetrics leaseMetrics  // cache leases (leasecache.go)
+	fixedCount   fixedCounting // plain commands or the script (ratelimit.go)
 
 	updating keyedMutex             // sessions being patched by this process
 	commands *prometheus.CounterVec // command API commands by name and result; nil = no metrics
@@ -231,6 +233,10 @@ func New(opts Options) (*Store, error) {
 	//   - s.apClient, the auto-pipeliner's (enableAutoPipeline): none.
 	//     runCmd counts and traces its commands one by one (batchErrors,
 	//     batchSpans), and durable writes do not go through it (batched).
+	//   - the command API's auto-pipeliner client (enableCommandBatching):
+	//     RESP2 and the reply budget, as s.cmdAPI; on a cluster, reloadHook;
+	//     no other: it carries reads only, which runBatched and sendBatch
+	//     count and trace one by one.
 	//   - the near-cache's tracking client (tracker.go): none. It runs no
 	//     operation: it turns tracking on for itself and receives the
 	//     invalidations.
@@ -263,6 +269,12 @@ func New(opts Options) (*Store, error) {
 	s.aliases = newScriptAliases(maxScriptAliases)
 	s.hub = newHub(s.rdb)
 	s.closers = append([]func() error{s.hub.stop, s.rdb.Close, s.cmdAPI.Close}, s.closers...)
+	if !opts.NoAutoPipeline {
+		if err := s.enableCommandBatching(opts.Registry); err != nil { // on a cluster too
+			s.Close()
+			return nil, err
+		}
+	}
 
 	if opts.Registry != nil {
 		if err := registerAll(opts.Registry, newPoolCollector("main", s.rdb), newUpCollector(s.Ping, upTimeout)); err != nil {

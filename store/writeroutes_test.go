@@ -117,7 +117,7 @@ var writeRoutes = []writeRoute{
 		_ = must(prep.PutSession(context.Background(), k, []byte(`{"a":1}`), time.Minute))
 		return func(s *Store) error { return s.DeleteSession(context.Background(), k) }
 	}},
-	{name: "rate limit fixed", sends: "evalsha", setup: routeOp(func(ctx context.Context, s *Store, k string) error {
+	{name: "rate limit fixed", sends: "incrby", setup: routeOp(func(ctx context.Context, s *Store, k string) error {
 		_, err := s.CountFixed(ctx, k, 1, time.Minute)
 		return err
 	})},

@@ -32,7 +32,10 @@ func (e *CommandError) Error() string { return e.Msg }
 // cannot name a command's keys or class.
 type Table struct {
 	commands map[string]*entry // nil when Redis gave no description
-	keySpecs bool              // Redis 7 or later: key specifications
+	// upper names each command by its name in upper case, as clients
+	// often spell it, so looking it up needs no lower-cased copy.
+	upper    map[string]string
+	keySpecs bool // Redis 7 or later: key specifications
 	// getKeys asks Redis for the keys of a command whose keys the table
 	// cannot locate (COMMAND GETKEYS); Redis 6 and older only.
 	getKeys GetKeys
@@ -84,7 +87,7 @@ func (c Command) Changes() bool {
 
 // Lookup finds args (command name first) in the table.
 func (t *Table) Lookup(args []string) Command {
-	name := strings.ToLower(args[0])
+	name := t.Lower(args[0])
 	c := Command{Name: name, base: name}
 	if len(args) > 1 {
 		c.sub = strings.ToLower(args[1])
@@ -106,11 +109,11 @@ func (t *Table) Lookup(args []string) Command {
 	}
 	c.entry, c.Known = e, true
 	c.ReadOnly = e.flags["readonly"]
-	c.Class = e.class()
-	if c.Reach == ReachKeys && e.serverWide() {
+	c.Class = e.cls
+	if c.Reach == ReachKeys && e.serverWide {
 		c.Reach = ReachServer
 	}
-	if c.Reach == ReachKeys && e.keyspace() {
+	if c.Reach == ReachKeys && e.keyspace {
 		c.Reach = ReachKeyspace
 	}
 	return c
@@ -146,7 +149,7 @@ func (t *Table) Keys(ctx context.Context, c Command, args []string) ([]string, b
 // when Redis (or, without its description, the gateway) knows it, "other"
 // otherwise, so clients cannot grow the number of series.
 func (t *Table) Label(name string) string {
-	name = strings.ToLower(name)
+	name = t.Lower(name)
 	if t.Described() {
 		if t.commands[name] != nil {
 			return name
@@ -188,6 +191,23 @@ type entry struct {
 	first, last, step int
 	specs             []keySpec
 	subcommands       map[string]*entry // "object|encoding"
+
+	// What Lookup says of every command a client sends, worked out once
+	// from the above (derive).
+	cls string
+	// serverWide: an administrative command that names no key, about the
+	// state of the whole server (SLOWLOG, LATENCY, INFO, CONFIG, ...), not
+	// of some keys.
+	serverWide bool
+	keyspace   bool // it reaches keys it does not name
+}
+
+// derive fills in what the entry's description implies.
+func (e *entry) derive() {
+	e.cls = e.class()
+	e.serverWide = e.cls == access.ClassAdmin && e.first == 0 && len(e.specs) == 0 && !e.flags["movablekeys"] &&
+		!e.categories["@keyspace"] && !keyspaceCommands[e.name]
+	e.keyspace = keyspaceCommands[e.name] || e.categories["@keyspace"] && e.first == 0 && len(e.specs) == 0 && !e.flags["movablekeys"]
 }
 
 func (e *entry) class() string {
@@ -204,17 +224,14 @@ func (e *entry) class() string {
 	return access.ClassRead
 }
 
-// serverWide reports an administrative command that names no key: it
-// reads or changes the state of the whole server (SLOWLOG, LATENCY, INFO,
-// CONFIG, ...), not of some keys.
-func (e *entry) serverWide() bool {
-	return e.class() == access.ClassAdmin && e.first == 0 && len(e.specs) == 0 && !e.flags["movablekeys"] &&
-		!e.categories["@keyspace"] && !keyspaceCommands[e.name]
-}
-
-// keyspace reports a command that reaches keys it does not name.
-func (e *entry) keyspace() bool {
-	return keyspaceCommands[e.name] || e.categories["@keyspace"] && e.first == 0 && len(e.specs) == 0 && !e.flags["movablekeys"]
+// Lower is a command's name in lower case.
+func (t *Table) Lower(name string) string {
+	if t != nil {
+		if lower, ok := t.upper[name]; ok {
+			return lower
+		}
+	}
+	return strings.ToLower(name)
 }
 
 // Parse builds the table from the reply to COMMAND (RESP2 or RESP3): one
@@ -226,13 +243,14 @@ func Parse(reply any, getKeys GetKeys) (*Table, error) {
 	if !ok || len(list) == 0 {
 		return nil, fmt.Errorf("%w: the reply to COMMAND is not a list of commands", ErrNoCommandInfo)
 	}
-	t := &Table{commands: make(map[string]*entry, len(list)), getKeys: getKeys}
+	t := &Table{commands: make(map[string]*entry, len(list)), upper: make(map[string]string, len(list)), getKeys: getKeys}
 	for _, v := range list {
 		e, err := parseEntry(v)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrNoCommandInfo, err)
 		}
 		t.commands[e.name] = e
+		t.upper[strings.ToUpper(e.name)] = e.name
 		t.keySpecs = t.keySpecs || e.specs != nil
 	}
 	return t, nil
@@ -278,6 +296,7 @@ func parseEntry(v any) (*entry, error) {
 			e.subcommands[sub.name] = sub
 		}
 	}
+	e.derive()
 	return e, nil
 }
 
