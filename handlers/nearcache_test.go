@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-gateway/redis-gateway/handlers"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
@@ -271,6 +273,83 @@ func TestNearCacheSeesOtherWritersWithinABound(t *testing.T) {
 	slices.Sort(took)
 	t.Logf("another client's write was visible through the gateway after p50 %v, p99 %v, max %v (%d trials, polling GET)",
 		took[len(took)/2], took[len(took)*99/100], took[len(took)-1], len(took))
+}
+
+// The values the near-cache keeps are read on a connection of its own,
+// whose reads Redis tracks. Should Redis drop that connection alone (CLIENT
+// KILL here; an idle timeout or client eviction in production), it forgets
+// what was read there and reports none of those keys' changes, though the
+// invalidation connection is up. The gateway must notice within about a
+// ping, far below NEAR_CACHE_MAX_STALENESS, and read from Redis again.
+func TestNearCacheNoticesItsReaderGone(t *testing.T) {
+	g, b, reg := nearGateway(t, time.Minute)
+	ctx := context.Background()
+	const bound = 5 * time.Second // a ping a second, and a busy machine
+	for trial := range 3 {
+		old, want := fmt.Sprintf(`{"v":%d}`, 2*trial), fmt.Sprintf(`{"v":%d}`, 2*trial+1)
+		status := http.StatusNoContent
+		if trial == 0 {
+			status = http.StatusCreated
+		}
+		g.must(request{method: "PUT", path: "/cache/reader", body: old}, status)
+		before := metricValue(t, reg, "redis_gateway_near_cache_hits_total")
+		for metricValue(t, reg, "redis_gateway_near_cache_hits_total") == before {
+			if got := g.must(request{method: "GET", path: "/cache/reader"}, http.StatusOK).body; got != old {
+				t.Fatalf("trial %d: GET /cache/reader = %s, want %s", trial, got, old)
+			}
+		}
+		id := trackedClient(t, b.rdb)
+		if err := b.rdb.ClientKillByFilter(ctx, "ID", strconv.FormatInt(id, 10)).Err(); err != nil {
+			t.Fatalf("trial %d: CLIENT KILL ID %d: %v", trial, id, err)
+		}
+		if err := b.rdb.Set(ctx, "cache:reader", want, 0).Err(); err != nil {
+			t.Fatalf("trial %d: SET behind the gateway's back: %v", trial, err)
+		}
+		written := time.Now()
+		for {
+			got := g.must(request{method: "GET", path: "/cache/reader"}, http.StatusOK).body
+			if got == want {
+				t.Logf("trial %d: the new value was served %v after the reader's connection was killed", trial, time.Since(written))
+				break
+			}
+			if time.Since(written) > bound {
+				t.Fatalf("trial %d: GET /cache/reader still answers %s %v after its reader's connection was killed and another client wrote %s",
+					trial, got, bound, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		waitForMetric(t, reg, "redis_gateway_near_cache_serving", 1)
+	}
+}
+
+// trackedClient is the id of the one connection with CLIENT TRACKING on.
+func trackedClient(t *testing.T, rdb redis.UniversalClient) int64 {
+	t.Helper()
+	list, err := rdb.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatalf("CLIENT LIST: %v", err)
+	}
+	var ids []int64
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		var id int64
+		var flags string
+		for _, field := range strings.Fields(line) {
+			name, v, _ := strings.Cut(field, "=")
+			switch name {
+			case "id":
+				id, _ = strconv.ParseInt(v, 10, 64)
+			case "flags":
+				flags = v
+			}
+		}
+		if strings.Contains(flags, "t") {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("CLIENT LIST: %d connections with tracking on, want 1:\n%s", len(ids), list)
+	}
+	return ids[0]
 }
 
 // A value leaves the near-cache when its TTL ends, without waiting for
