@@ -81,8 +81,8 @@ func (s *Store) readToKeep(ctx context.Context, c *nearCache, key, k string) (va
 		return nil, "", false, nil
 	}
 	var r *reader
-	if s.tracker != nil {
-		r = s.tracker.current()
+	if s.readers != nil {
+		r = s.readers.readerFor(ctx, k)
 	}
 	if r == nil {
 		c.cancel(key, token)

@@ -59,7 +59,7 @@ type Options struct {
 	NoAutoPipeline bool
 
 	// NearCache, when set, keeps values read by GetCacheTagged in memory,
-	// invalidated by Redis's client tracking (one server only). nil = off.
+	// invalidated by Redis's client tracking. nil = off.
 	NearCache *NearCacheOptions
 
 	Logger   *slog.Logger
@@ -90,7 +90,7 @@ type Store struct {
 	ap       *redis.AutoPipeliner  // nil when auto-pipelining is off (autopipeline.go)
 	apClient redis.UniversalClient // the auto-pipeliner's own client
 	near     *nearCache            // nil when the near-cache is off (nearcache.go)
-	tracker  *tracker              // feeds near; nil when it cannot run (tracker.go)
+	readers  nearReaders           // where near's values are read; nil when it cannot run (tracker.go)
 	errs     batchErrors           // counts the failures of batched commands
 	spans    batchSpans            // traces batched commands
 
@@ -303,10 +303,15 @@ func New(opts Options) (*Store, error) {
 			}
 		}
 	}
-	if opts.NearCache != nil && clusterBase != nil {
-		logger.Info("the near-cache serves a single Redis server; on a cluster it is off")
-	} else if opts.NearCache != nil {
-		if err := s.enableNearCache(&base, embedded, *opts.NearCache, logger, opts.Registry); err != nil {
+	if opts.NearCache != nil {
+		var cc *redis.ClusterClient // routes the near-cache's reads where the batched commands go
+		if clusterBase != nil {
+			cc, _ = s.apClient.(*redis.ClusterClient)
+			if cc == nil {
+				cc = s.rdb.(*redis.ClusterClient)
+			}
+		}
+		if err := s.enableNearCache(&base, cc, embedded, *opts.NearCache, logger, opts.Registry); err != nil {
 			s.Close()
 			return nil, err
 		}

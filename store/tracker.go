@@ -48,9 +48,15 @@ type tracker struct {
 	base   redis.Options // the reader's options, but for the redirect
 	id     atomic.Int64  // the invalidation connection's CLIENT ID
 	reader atomic.Pointer[reader]
+	live   atomic.Bool // between up and down
 	cache  *nearCache
 	prefix string
 	logger *slog.Logger
+
+	// up runs once both connections are up, down when one of them may have
+	// missed a message: on one server they start and stop the cache; on a
+	// cluster, clusterTracker decides.
+	up, down func()
 }
 
 // errTrackingRefused is Redis refusing CLIENT TRACKING: an old server, one
@@ -72,7 +78,7 @@ func refused(err error) error {
 // newTracker builds the tracker's clients from the options of the main one:
 // same server, credentials and TLS, but RESP2 and one connection each.
 func newTracker(base *redis.Options, cache *nearCache, prefix string, logger *slog.Logger) *tracker {
-	t := &tracker{cache: cache, prefix: prefix, logger: logger}
+	t := &tracker{cache: cache, prefix: prefix, logger: logger, up: cache.start, down: cache.stop}
 	opt := *base
 	opt.Protocol = 2
 	opt.PoolSize = 1
@@ -173,6 +179,17 @@ func (c *watchedConn) Close() error {
 // there is none.
 func (t *tracker) current() *reader { return t.reader.Load() }
 
+// nearReaders finds the reader to read a key on for the near-cache: a
+// tracker on one server, a clusterTracker on a cluster.
+type nearReaders interface {
+	// readerFor is the reader of the node that serves key (as Redis names
+	// it), or nil when there is none to read on.
+	readerFor(ctx context.Context, key string) *reader
+}
+
+// readerFor is the reader to read key on: on one server, the one there is.
+func (t *tracker) readerFor(context.Context, string) *reader { return t.current() }
+
 // retire stops reading on the current reader. Its commands in flight fail,
 // and their callers read from the main client instead.
 func (t *tracker) retire() {
@@ -184,7 +201,7 @@ func (t *tracker) retire() {
 // run follows the invalidations until ctx ends, or for good if Redis refuses
 // tracking.
 func (t *tracker) run(ctx context.Context) {
-	defer t.cache.stop()
+	defer t.stop()
 	defer func() {
 		if r := t.reader.Swap(nil); r != nil {
 			r.close()
@@ -193,8 +210,8 @@ func (t *tracker) run(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		err := t.follow(ctx)
-		served := t.cache.serving()
-		t.cache.stop()
+		served := t.live.Load()
+		t.stop()
 		t.retire()
 		if ctx.Err() != nil {
 			return
@@ -261,8 +278,9 @@ func (t *tracker) follow(ctx context.Context) error {
 					return err
 				}
 				pinged = time.Now()
-				t.cache.start()
-				t.logger.Info("near-cache serving", "prefix", t.prefix)
+				t.live.Store(true)
+				t.up()
+				t.logger.Info("near-cache following invalidations", "addr", t.base.Addr, "prefix", t.prefix)
 			}
 		case *redis.Message:
 			if len(m.PayloadSlice) == 0 && m.Payload == "" {
@@ -279,6 +297,12 @@ func (t *tracker) follow(ctx context.Context) error {
 			awaitingPong = false
 		}
 	}
+}
+
+// stop runs down and marks the tracker down.
+func (t *tracker) stop() {
+	t.live.Store(false)
+	t.down()
 }
 
 // startReader replaces the reader with one redirected to the subscribed
@@ -307,9 +331,10 @@ func (t *tracker) invalidate(redisKey string) {
 
 func (t *tracker) close() error { return t.client.Close() }
 
-// enableNearCache starts the near-cache and the tracker that feeds it, on a
-// single Redis server: a cluster would need one tracker per node.
-func (s *Store) enableNearCache(base *redis.Options, embedded bool, opts NearCacheOptions, logger *slog.Logger, reg prometheus.Registerer) error {
+// enableNearCache starts the near-cache and what feeds it: a tracker on a
+// single server, a clusterTracker on a cluster (cc non-nil), whose client
+// routes the reads.
+func (s *Store) enableNearCache(base *redis.Options, cc *redis.ClusterClient, embedded bool, opts NearCacheOptions, logger *slog.Logger, reg prometheus.Registerer) error {
 	c := newNearCache(opts)
 	if reg != nil {
 		for _, col := range c.collectors() {
@@ -324,17 +349,24 @@ func (s *Store) enableNearCache(base *redis.Options, embedded bool, opts NearCac
 		logger.Info("near-cache off: the embedded in-memory Redis has no client tracking")
 		return nil
 	}
-	t := newTracker(base, c, s.keys.cache(""), logger)
-	s.tracker = t
+	var run func(context.Context)
+	stop := func() error { return nil }
+	if cc != nil {
+		ct := newClusterTracker(cc, c, s.keys.cache(""), logger)
+		s.readers, run = ct, ct.run
+	} else {
+		t := newTracker(base, c, s.keys.cache(""), logger)
+		s.readers, run, stop = t, t.run, t.close
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t.run(ctx)
+		run(ctx)
 	}()
 	s.closers = append([]func() error{func() error {
 		cancel()
-		err := t.close()
+		err := stop()
 		<-done
 		return err
 	}}, s.closers...)
