@@ -38,9 +38,12 @@ func BenchmarkCacheGet(b *testing.B) {
 
 // BenchmarkCacheGetNearCache reads a value the near-cache holds: no Redis.
 func BenchmarkCacheGetNearCache(b *testing.B) {
-	h, reg := benchGatewayWithMetrics(b, store.Options{
-		NearCache: &store.NearCacheOptions{MaxEntries: 1000, MaxBytes: 1 << 20, MaxStaleness: time.Minute},
-	})
+	benchNearCacheHit(b, store.Options{})
+}
+
+func benchNearCacheHit(b *testing.B, opts store.Options) {
+	opts.NearCache = &store.NearCacheOptions{MaxEntries: 1000, MaxBytes: 1 << 20, MaxStaleness: time.Minute}
+	h, reg := benchGatewayWithMetrics(b, opts)
 	waitServing(b, reg)
 	deadline := time.Now().Add(5 * time.Second)
 	mustServe(b, h, "PUT", "/cache/hot", `{"ok":true,"value":"gateway-gateway-gateway-gate"}`, http.StatusCreated)
@@ -105,6 +108,19 @@ func BenchmarkCacheGetCluster(b *testing.B) {
 	h := benchGateway(b, store.Options{ClusterNodes: benchCluster(b)})
 	mustServe(b, h, "PUT", "/cache/hot", `{"ok":true,"value":"gateway-gateway-gateway-gate"}`, http.StatusCreated)
 	benchRoute(b, h, "GET", "/cache/hot", "", http.StatusOK)
+}
+
+func BenchmarkCacheGetNearCacheCluster(b *testing.B) {
+	benchNearCacheHit(b, store.Options{ClusterNodes: benchCluster(b)})
+}
+
+func BenchmarkCachePutNearCacheCluster(b *testing.B) {
+	h, reg := benchGatewayWithMetrics(b, store.Options{
+		ClusterNodes: benchCluster(b),
+		NearCache:    &store.NearCacheOptions{MaxEntries: 1000, MaxBytes: 1 << 20, MaxStaleness: time.Minute},
+	})
+	waitServing(b, reg)
+	benchPut(b, h)
 }
 
 func BenchmarkCachePutCluster(b *testing.B) {

@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -230,4 +233,53 @@ func TestNearCacheTracksOnlyWhatItReads(t *testing.T) {
 	if keys, _ := tracking(); keys != "0" {
 		t.Errorf("after that key was written: tracking_total_keys %s, want 0: Redis reports a change once", keys)
 	}
+}
+
+// A user whom Redis refuses CLIENT TRACKING gets no near-cache, and reads
+// that go to Redis: the refusal comes on the reading connection, after the
+// invalidation connection has subscribed.
+func TestNearCacheOffWhenTrackingIsRefused(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	if err := srv.Client().Do(ctx, "ACL", "SETUSER", "gateway", "on", ">secret", "~*", "&*", "+@all", "-client|tracking").Err(); err != nil {
+		t.Fatalf("ACL SETUSER: %v", err)
+	}
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	s := newTestStore(t, Options{URL: "redis://gateway:secret@" + srv.Addr(), Logger: logger,
+		NearCache: &NearCacheOptions{MaxEntries: 100, MaxBytes: 1 << 20, MaxStaleness: time.Hour}})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		off := strings.Contains(logs.String(), "near-cache off: Redis refused client tracking")
+		mu.Unlock()
+		if off {
+			break
+		}
+		if time.Now().After(deadline) {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("no log line saying the near-cache is off within 10s:\n%s", logs.String())
+		}
+	}
+	if s.near.serving() {
+		t.Errorf("the near-cache serves though Redis refused tracking")
+	}
+	if _, err := s.PutCache(ctx, "k", []byte("1"), 0, Condition{}); err != nil {
+		t.Fatalf("PutCache: %v", err)
+	}
+	if v, _, err := s.GetCacheTagged(ctx, "k"); err != nil || string(v) != "1" {
+		t.Errorf("GetCacheTagged(k) = %s, %v; want 1", v, err)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

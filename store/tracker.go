@@ -33,9 +33,8 @@ const trackerPing = time.Second
 //     values the near-cache keeps are read there.
 //
 // So Redis reports only the changes of keys the near-cache may hold: a write
-// of a key nobody read through this gateway costs Redis nothing more. (In
-// broadcasting mode, the earlier design, every write under the cache's prefix
-// was reported, read or not.)
+// of a key nobody read through this gateway costs Redis nothing more, where
+// broadcasting mode would report every write under the cache's prefix.
 //
 // The cache serves only while both connections are known to be up, and is
 // emptied each time it may have missed a message: when the invalidation
@@ -66,13 +65,19 @@ type errTrackingRefused struct{ err error }
 func (e errTrackingRefused) Error() string { return "CLIENT TRACKING: " + e.err.Error() }
 func (e errTrackingRefused) Unwrap() error { return e.err }
 
-// refused marks a reply error of the connection's setup as a refusal.
+// refused marks a reply error of the connection's setup as a refusal,
+// unless it says that Redis is busy and will do better later.
 func refused(err error) error {
 	var reply redis.Error
-	if errors.As(err, &reply) {
-		return errTrackingRefused{err}
+	if !errors.As(err, &reply) {
+		return err
 	}
-	return err
+	for _, transient := range []string{"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN"} {
+		if strings.HasPrefix(reply.Error(), transient) {
+			return err
+		}
+	}
+	return errTrackingRefused{err}
 }
 
 // newTracker builds the tracker's clients from the options of the main one:
@@ -108,8 +113,8 @@ type reader struct {
 }
 
 // newReader builds the reader that sends its invalidations to connection id.
-// Every connection it opens turns tracking on before its first read; when it
-// closes, onClose runs.
+// Every connection it opens turns tracking on before its first read; when one
+// closes, readerClosed runs.
 func (t *tracker) newReader(id int64) (*reader, error) {
 	opt := t.base
 	opt.MaxRetries = -1 // a failed read goes to the main client instead
@@ -315,7 +320,9 @@ func (t *tracker) startReader(ctx context.Context) error {
 	}
 	if err := r.ping(ctx); err != nil {
 		r.close()
-		return err
+		// A reply error to the first PING is the connection's setup
+		// refused: go-redis passes OnConnect's error on unwrapped.
+		return refused(err)
 	}
 	t.reader.Store(r)
 	return nil
