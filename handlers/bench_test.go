@@ -9,11 +9,14 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-gateway/redis-gateway/handlers"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
@@ -33,21 +36,19 @@ func BenchmarkCacheGet(b *testing.B) {
 	srv := redistest.Start(b)
 	h, _ := benchGatewayOn(b, srv, store.Options{})
 	mustServe(b, h, "PUT", "/cache/hot", `{"ok":true,"value":"gateway-gateway-gateway-gate"}`, http.StatusCreated)
-	withRedisCPU(b, srv, func() { benchRoute(b, h, "GET", "/cache/hot", "", http.StatusOK) })
+	withCommandTime(b, srv, func() { benchRoute(b, h, "GET", "/cache/hot", "", http.StatusOK) })
 }
 
 // BenchmarkCacheGetNearCache reads a value the near-cache holds: no Redis.
 func BenchmarkCacheGetNearCache(b *testing.B) {
-	h, reg := benchGatewayWithMetrics(b, store.Options{
-		NearCache: &store.NearCacheOptions{MaxEntries: 1000, MaxBytes: 1 << 20, MaxStaleness: time.Minute},
-	})
+	benchNearCacheHit(b, store.Options{})
+}
+
+func benchNearCacheHit(b *testing.B, opts store.Options) {
+	opts.NearCache = &store.NearCacheOptions{MaxEntries: 1000, MaxBytes: 1 << 20, MaxStaleness: time.Minute}
+	h, reg := benchGatewayWithMetrics(b, opts)
+	waitServing(b, reg)
 	deadline := time.Now().Add(5 * time.Second)
-	for metricValue(b, reg, "redis_gateway_near_cache_serving") != 1 {
-		if time.Now().After(deadline) {
-			b.Fatal("the near-cache did not start serving within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 	mustServe(b, h, "PUT", "/cache/hot", `{"ok":true,"value":"gateway-gateway-gateway-gate"}`, http.StatusCreated)
 	// The invalidation Redis sends for the PUT may drop the first value read
 	// after it; read until one is served from memory.
@@ -64,44 +65,99 @@ func BenchmarkCacheGetNearCache(b *testing.B) {
 	}
 }
 
-func BenchmarkCachePut(b *testing.B) {
-	h := benchGateway(b, store.Options{})
-	benchRoute(b, h, "PUT", "/cache/p", `{"id":123456789,"name":"benchmark document","tags":["alpha","beta","gamma"],"active":true}`, http.StatusNoContent)
+// waitServing waits until the near-cache serves.
+func waitServing(b *testing.B, reg *prometheus.Registry) {
+	b.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValue(b, reg, "redis_gateway_near_cache_serving") != 1 {
+		if time.Now().After(deadline) {
+			b.Fatal("the near-cache did not start serving within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
-// BenchmarkRateLimitIncr also reports what the calls cost Redis: its CPU
-// time (INFO cpu) and the time its commands ran (INFO commandstats), per
-// call.
-func BenchmarkRateLimitIncr(b *testing.B) {
-	srv := redistest.Start(b)
-	h, _ := benchGatewayOn(b, srv, store.Options{})
-	withRedisCPU(b, srv, func() {
-		benchRoute(b, h, "POST", "/ratelimit/r/incr?limit=1000000000000&window=3600", "", http.StatusOK)
+func BenchmarkCachePut(b *testing.B) {
+	benchPut(b, benchGateway(b, store.Options{}))
+}
+
+// BenchmarkCachePutKeys writes 200-byte values to about 3,000 keys, as the
+// PUT scenario of bench/ does to 10,000: with the near-cache on, what Redis's
+// client tracking adds to writes of keys nobody reads, which Redis cannot
+// fold into one invalidation as it does repeated writes of one key.
+func BenchmarkCachePutKeys(b *testing.B) {
+	benchPutKeys(b, benchGateway(b, store.Options{}))
+}
+
+func BenchmarkCachePutKeysNearCache(b *testing.B) {
+	h, reg := benchGatewayWithMetrics(b, store.Options{
+		NearCache: &store.NearCacheOptions{MaxEntries: 1000, MaxBytes: 1 << 20, MaxStaleness: time.Minute},
+	})
+	waitServing(b, reg)
+	benchPutKeys(b, h)
+}
+
+func benchPutKeys(b *testing.B, h http.Handler) {
+	const body = `{"id":123456789,"name":"benchmark document","tags":["alpha","beta","gamma"],"active":true,` +
+		`"score":98.6,"note":"the payload of the PUT scenario is two hundred bytes of JSON","pad":"xxxxxxxxxxxxxxxxxx"}`
+	const perCaller = 64
+	var callers atomic.Int64
+	b.SetParallelism(max(1, 50/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		first := callers.Add(1) * perCaller
+		w := &sinkWriter{header: http.Header{}}
+		raw := []byte(body)
+		rd := &rewindReader{}
+		rd.Reset(raw)
+		var reqs [perCaller]*http.Request
+		for i := range reqs {
+			reqs[i] = newBenchRequest(b, "PUT", "/cache/p"+strconv.FormatInt(first+int64(i), 10), rd)
+		}
+		for i := 0; pb.Next(); i++ {
+			clear(w.header)
+			w.status = 0
+			rd.Reset(raw)
+			h.ServeHTTP(w, reqs[i%perCaller])
+			if w.status != http.StatusNoContent && w.status != http.StatusCreated {
+				b.Errorf("PUT %s: status = %d, want 204 or 201", reqs[i%perCaller].URL.Path, w.status)
+				return
+			}
+		}
 	})
 }
 
-// withRedisCPU runs bench and reports the CPU time per operation of this
-// process and of srv, and the time srv's commands ran; the setup call bench
-// makes before its timer counts too. On a shared machine the CPU times
-// are steadier than the wall time.
-func withRedisCPU(b *testing.B, srv *redistest.Server, bench func()) {
+func benchPut(b *testing.B, h http.Handler) {
+	benchRoute(b, h, "PUT", "/cache/p", `{"id":123456789,"name":"benchmark document","tags":["alpha","beta","gamma"],"active":true}`, http.StatusNoContent)
+}
+
+// BenchmarkRateLimitIncr also reports the time Redis's commands ran
+// (INFO commandstats) per call.
+func BenchmarkRateLimitIncr(b *testing.B) {
+	srv := redistest.Start(b)
+	h, _ := benchGatewayOn(b, srv, store.Options{})
+	withCommandTime(b, srv, func() { benchIncr(b, h) })
+}
+
+func benchIncr(b *testing.B, h http.Handler) {
+	benchRoute(b, h, "POST", "/ratelimit/r/incr?limit=1000000000000&window=3600", "", http.StatusOK)
+}
+
+// withCommandTime runs bench and reports the time srv's commands ran per
+// operation (redis-cmd-µs/op): what Redis spent running them, without its
+// network and protocol work, which redis-ns/op includes. A script's time
+// includes the commands it calls, which commandstats also counts on their
+// own, so for scripts redis-ns/op is the figure to compare.
+func withCommandTime(b *testing.B, srv *redistest.Server, bench func()) {
 	b.Helper()
 	c := srv.Client()
 	ctx := context.Background()
 	if err := c.ConfigResetStat(ctx).Err(); err != nil {
 		b.Fatalf("CONFIG RESETSTAT: %v", err)
 	}
-	cpu := func() float64 {
-		info, err := c.Info(ctx, "cpu").Result()
-		if err != nil {
-			b.Fatalf("INFO cpu: %v", err)
-		}
-		return infoField(info, "used_cpu_user") + infoField(info, "used_cpu_sys")
-	}
-	before, self := cpu(), selfCPU(b)
 	bench()
 	b.StopTimer()
-	spent, selfSpent := cpu()-before, selfCPU(b)-self
 	stats, err := c.Info(ctx, "commandstats").Result()
 	if err != nil {
 		b.Fatalf("INFO commandstats: %v", err)
@@ -113,30 +169,36 @@ func withRedisCPU(b *testing.B, srv *redistest.Server, bench func()) {
 			usec += n
 		}
 	}
-	b.ReportMetric(selfSpent.Seconds()*1e6/float64(b.N), "gw-cpu-µs/op")
-	b.ReportMetric(spent*1e6/float64(b.N), "redis-cpu-µs/op")
 	b.ReportMetric(usec/float64(b.N), "redis-cmd-µs/op")
 }
 
-// selfCPU is the CPU time this process has used: the gateway, its Redis
-// clients and the callers, not the redis-server it started.
-func selfCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatalf("getrusage: %v", err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+// The same routes on a Redis Cluster of three primaries (and three
+// replicas), to set beside the single server's: the cluster client routes
+// every command by slot, and batches them per primary.
+
+func BenchmarkCacheGetCluster(b *testing.B) {
+	h := benchGateway(b, store.Options{ClusterNodes: benchCluster(b)})
+	mustServe(b, h, "PUT", "/cache/hot", `{"ok":true,"value":"gateway-gateway-gateway-gate"}`, http.StatusCreated)
+	benchRoute(b, h, "GET", "/cache/hot", "", http.StatusOK)
 }
 
-// infoField reads a number of an INFO reply.
-func infoField(info, name string) float64 {
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
-			n, _ := strconv.ParseFloat(v, 64)
-			return n
-		}
-	}
-	return 0
+func BenchmarkCacheGetNearCacheCluster(b *testing.B) {
+	benchNearCacheHit(b, store.Options{ClusterNodes: benchCluster(b)})
+}
+
+func BenchmarkCachePutCluster(b *testing.B) {
+	benchPut(b, benchGateway(b, store.Options{ClusterNodes: benchCluster(b)}))
+}
+
+func BenchmarkRateLimitIncrCluster(b *testing.B) {
+	benchIncr(b, benchGateway(b, store.Options{ClusterNodes: benchCluster(b)}))
+}
+
+// benchCluster starts a cluster (two seconds, for every b.N tried) and
+// returns the one node the gateway is given.
+func benchCluster(b *testing.B) []string {
+	b.Helper()
+	return redistest.StartCluster(b, redistest.ClusterOptions{}).Addrs()[:1]
 }
 
 func benchGateway(b *testing.B, opts store.Options) http.Handler {
@@ -147,15 +209,29 @@ func benchGateway(b *testing.B, opts store.Options) http.Handler {
 
 func benchGatewayWithMetrics(b *testing.B, opts store.Options) (http.Handler, *prometheus.Registry) {
 	b.Helper()
-	return benchGatewayOn(b, redistest.Start(b), opts)
+	if opts.ClusterNodes == nil {
+		return benchGatewayOn(b, redistest.Start(b), opts)
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: opts.ClusterNodes, DisableIdentity: true})
+	b.Cleanup(func() { cc.Close() })
+	return benchGatewayFor(b, cc, opts)
 }
 
 func benchGatewayOn(b *testing.B, srv *redistest.Server, opts store.Options) (http.Handler, *prometheus.Registry) {
 	b.Helper()
+	opts.URL = srv.URL()
+	return benchGatewayFor(b, srv.Client(), opts)
+}
+
+// benchGatewayFor builds the gateway on the Redis rdb reaches, and reports
+// the CPU both spend per request.
+func benchGatewayFor(b *testing.B, rdb redis.UniversalClient, opts store.Options) (http.Handler, *prometheus.Registry) {
+	b.Helper()
+	reportCPU(b, rdb)
 	reg := prometheus.NewRegistry()
 	// The JSON log as the gateway builds it (LOG_FORMAT=json).
 	logger := slog.New(middleware.NewJSONHandler(io.Discard, nil))
-	opts.URL, opts.Logger, opts.Registry = srv.URL(), logger, reg
+	opts.Logger, opts.Registry = logger, reg
 	st, err := store.New(opts)
 	if err != nil {
 		b.Fatalf("store.New: %v", err)
@@ -170,6 +246,66 @@ func benchGatewayOn(b *testing.B, srv *redistest.Server, opts store.Options) (ht
 		RequestTimeout: 5 * time.Second,
 		TTLs:           handlers.TTLs{CacheDefault: time.Hour, Session: 30 * time.Minute, Max: 30 * 24 * time.Hour},
 	}), reg
+}
+
+// reportCPU adds to the results the CPU time spent per request by this
+// process (the gateway: cpu-ns/op) and by Redis (its primaries' together on
+// a cluster: redis-ns/op), from now until the benchmark ends, so the few
+// requests that set it up count too. On a shared machine they vary less
+// than ns/op.
+func reportCPU(b *testing.B, rdb redis.UniversalClient) {
+	b.Helper()
+	start, redisStart := processCPU(b), redisCPU(b, rdb)
+	b.Cleanup(func() {
+		if b.N > 0 {
+			b.ReportMetric(float64(processCPU(b)-start)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(redisCPU(b, rdb)-redisStart)/float64(b.N), "redis-ns/op")
+		}
+	})
+}
+
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// redisCPU is the CPU time Redis has used, user and system, on every
+// primary.
+func redisCPU(b *testing.B, rdb redis.UniversalClient) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	var mu sync.Mutex
+	var total time.Duration
+	add := func(ctx context.Context, c *redis.Client) error {
+		info, err := c.Info(ctx, "cpu").Result()
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(info, "\r\n") {
+			name, v, _ := strings.Cut(line, ":")
+			if name == "used_cpu_sys" || name == "used_cpu_user" {
+				secs, _ := strconv.ParseFloat(v, 64)
+				mu.Lock()
+				total += time.Duration(secs * float64(time.Second))
+				mu.Unlock()
+			}
+		}
+		return nil
+	}
+	var err error
+	switch c := rdb.(type) {
+	case *redis.Client:
+		err = add(ctx, c)
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, add)
+	}
+	if err != nil {
+		b.Fatalf("INFO cpu: %v", err)
+	}
+	return total
 }
 
 // benchRoute serves method path from b.N concurrent callers; the first
@@ -266,7 +402,7 @@ func BenchmarkCommandGet(b *testing.B) {
 	srv := redistest.Start(b)
 	h, _ := benchGatewayOn(b, srv, store.Options{})
 	mustServe(b, h, "POST", "/redis", `["SET","hot","gateway-gateway-gateway-gate"]`, http.StatusOK)
-	withRedisCPU(b, srv, func() { benchRoute(b, h, "POST", "/redis", `["GET","hot"]`, http.StatusOK) })
+	withCommandTime(b, srv, func() { benchRoute(b, h, "POST", "/redis", `["GET","hot"]`, http.StatusOK) })
 }
 
 func BenchmarkCommandPipeline(b *testing.B) {
@@ -274,5 +410,5 @@ func BenchmarkCommandPipeline(b *testing.B) {
 	h, _ := benchGatewayOn(b, srv, store.Options{})
 	mustServe(b, h, "POST", "/redis", `["SET","hot","gateway-gateway-gateway-gate"]`, http.StatusOK)
 	body := "[" + strings.TrimSuffix(strings.Repeat(`["GET","hot"],`, 10), ",") + "]"
-	withRedisCPU(b, srv, func() { benchRoute(b, h, "POST", "/redis/pipeline", body, http.StatusOK) })
+	withCommandTime(b, srv, func() { benchRoute(b, h, "POST", "/redis/pipeline", body, http.StatusOK) })
 }

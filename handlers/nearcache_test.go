@@ -7,13 +7,16 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-gateway/redis-gateway/handlers"
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
@@ -26,6 +29,13 @@ func nearGateway(t *testing.T, staleness time.Duration, opts ...option) (*gatewa
 	t.Helper()
 	srv := redistest.Start(t)
 	b := backend{name: "redis-server", url: srv.URL(), rdb: srv.Client(), elapse: time.Sleep, stop: srv.Stop}
+	g, reg := nearGatewayOn(t, b, staleness, opts...)
+	return g, b, reg
+}
+
+// nearGatewayOn is nearGateway on backend b.
+func nearGatewayOn(t *testing.T, b backend, staleness time.Duration, opts ...option) (*gateway, *prometheus.Registry) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	g := startGateway(t, b,
 		withConfig(func(c *handlers.Config) { c.Registry = reg }),
@@ -36,7 +46,7 @@ func nearGateway(t *testing.T, staleness time.Duration, opts ...option) (*gatewa
 			}
 		})
 	waitForMetric(t, reg, "redis_gateway_near_cache_serving", 1)
-	return g, b, reg
+	return g, reg
 }
 
 // Through one gateway, a GET that starts after a PUT has been answered
@@ -45,9 +55,77 @@ func nearGateway(t *testing.T, staleness time.Duration, opts ...option) (*gatewa
 // near-cache busy filling and serving the same keys.
 func TestNearCacheReadYourWrites(t *testing.T) {
 	g, _, reg := nearGateway(t, time.Minute)
+	readYourWrites(t, g, reg, 10_000, nil)
+}
+
+// The same on Redis Cluster: with the slot map as it is, through a planned
+// failover of the primary of a key being written (the old primary, still
+// up, becomes a replica), and through the migration of a key's slot to
+// another primary. Writes and reads that fail while the cluster changes
+// are left out; every answer still is checked.
+func TestNearCacheReadYourWritesCluster(t *testing.T) {
+	t.Run("steady", func(t *testing.T) {
+		b := sharedClusterBackend(t)
+		g, reg := nearGatewayOn(t, b, time.Minute)
+		readYourWrites(t, g, reg, 2_000, nil)
+	})
+	t.Run("failover", func(t *testing.T) {
+		skipIfShort(t)
+		c := redistest.StartCluster(t, redistest.ClusterOptions{})
+		g, reg := nearGatewayOn(t, clusterBackend(c), time.Minute)
+		primary, replica := c.PrimaryOf(t, "cache:ryw0")
+		readYourWrites(t, g, reg, 4_000, func() {
+			if err := replica.Client().ClusterFailover(context.Background()).Err(); err != nil {
+				t.Errorf("CLUSTER FAILOVER: %v", err)
+				return
+			}
+			for deadline := time.Now().Add(10 * time.Second); c.Role(t, primary) != "slave"; {
+				if time.Now().After(deadline) {
+					t.Errorf("the replica did not take over")
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	})
+	t.Run("slot migration", func(t *testing.T) {
+		skipIfShort(t)
+		c := redistest.StartCluster(t, redistest.ClusterOptions{})
+		b := clusterBackend(c)
+		g, reg := nearGatewayOn(t, b, time.Minute)
+		slot, err := b.rdb.ClusterKeySlot(context.Background(), "cache:ryw0").Result()
+		if err != nil {
+			t.Fatalf("CLUSTER KEYSLOT: %v", err)
+		}
+		from, _ := c.PrimaryOf(t, "cache:ryw0")
+		var to *redistest.Server
+		for _, k := range []string{"a", "b", "c", "d", "e", "f"} {
+			if p, _ := c.PrimaryOf(t, k); p != from {
+				to = p
+				break
+			}
+		}
+		readYourWrites(t, g, reg, 4_000, func() {
+			c.MoveSlot(t, int(slot), from, to, 10*time.Millisecond)
+		})
+		if p, _ := c.PrimaryOf(t, "cache:ryw0"); p != to {
+			t.Errorf("cache:ryw0 is served by %s, want %s", p.Addr(), to.Addr())
+		}
+	})
+}
+
+// readYourWrites runs pairs PUT-then-GET pairs through g over four keys,
+// from eight writers, with two readers filling and serving the same keys,
+// and checks that no read returned a value older than one acknowledged
+// before it began. disturb, when set, runs once the traffic has begun;
+// the traffic goes on for a second after it returns. While it runs,
+// requests may fail: a failed PUT counts as a write that may or may not
+// have happened.
+func readYourWrites(t *testing.T, g *gateway, reg *prometheus.Registry, pairs int, disturb func()) {
+	t.Helper()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 	defer client.CloseIdleConnections()
-	const keys, writers, pairs = 4, 8, 10_000
+	const keys, writers = 4, 8
 	base := time.Now()
 	call := func(method, path, body string) (status int, got string, start, end time.Duration) {
 		var rd io.Reader
@@ -70,6 +148,7 @@ func TestNearCacheReadYourWrites(t *testing.T) {
 	var mu sync.Mutex
 	writes := map[string]op{} // by value
 	var reads []op
+	var failed int
 	for k := range keys {
 		v := fmt.Sprintf(`{"key":%d,"initial":true}`, k)
 		if status, _, start, end := call("PUT", fmt.Sprintf("/cache/ryw%d", k), v); status != http.StatusCreated {
@@ -78,27 +157,47 @@ func TestNearCacheReadYourWrites(t *testing.T) {
 			writes[v] = op{key: k, value: v, start: start, end: end}
 		}
 	}
+	var disturbing, disturbed atomic.Bool
+	// failure notes a failed request: an error unless disturb is running
+	// (or ran less than a second ago, for requests sent meanwhile).
+	failure := func(format string, args ...any) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if !disturbing.Load() {
+			t.Errorf(format, args...)
+			return true
+		}
+		failed++
+		return false
+	}
 
 	done := make(chan struct{})
 	var wg, readers sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
-			for i := range pairs / writers {
+			for i := 0; i < pairs/writers || (disturb != nil && !disturbed.Load()); i++ {
 				k := (w + i) % keys
 				path := fmt.Sprintf("/cache/ryw%d", k)
 				v := fmt.Sprintf(`{"key":%d,"writer":%d,"i":%d}`, k, w, i)
 				status, _, start, end := call("PUT", path, v)
 				if status != http.StatusNoContent {
-					t.Errorf("PUT %s: status = %d, want 204", path, status)
-					return
+					mu.Lock()
+					writes[v] = op{key: k, value: v, start: start, end: forever}
+					mu.Unlock()
+					if failure("PUT %s: status = %d, want 204", path, status) {
+						return
+					}
+					continue
 				}
 				mu.Lock()
 				writes[v] = op{key: k, value: v, start: start, end: end}
 				mu.Unlock()
 				status, got, start, end := call("GET", path, "")
 				if status != http.StatusOK {
-					t.Errorf("GET %s: status = %d, want 200", path, status)
-					return
+					if failure("GET %s: status = %d, want 200", path, status) {
+						return
+					}
+					continue
 				}
 				mu.Lock()
 				reads = append(reads, op{key: k, value: got, start: start, end: end, after: v})
@@ -117,14 +216,25 @@ func TestNearCacheReadYourWrites(t *testing.T) {
 				k := (r + i) % keys
 				status, got, start, end := call("GET", fmt.Sprintf("/cache/ryw%d", k), "")
 				if status != http.StatusOK {
-					t.Errorf("GET /cache/ryw%d: status = %d, want 200", k, status)
-					return
+					if failure("GET /cache/ryw%d: status = %d, want 200", k, status) {
+						return
+					}
+					continue
 				}
 				mu.Lock()
 				reads = append(reads, op{key: k, value: got, start: start, end: end})
 				mu.Unlock()
 			}
 		})
+	}
+	if disturb != nil {
+		time.Sleep(200 * time.Millisecond)
+		disturbing.Store(true)
+		disturb()
+		time.Sleep(time.Second)
+		disturbing.Store(false)
+		time.Sleep(time.Second)
+		disturbed.Store(true)
 	}
 	wg.Wait()
 	close(done)
@@ -134,11 +244,15 @@ func TestNearCacheReadYourWrites(t *testing.T) {
 		t.Errorf("%d of %d reads returned a value older than one written and acknowledged before the read began", stale, len(reads))
 	}
 	hits, misses := metricValue(t, reg, "redis_gateway_near_cache_hits_total"), metricValue(t, reg, "redis_gateway_near_cache_misses_total")
-	t.Logf("%d reads (%d right after their own PUT): %.0f near-cache hits, %.0f misses", len(reads), pairs, hits, misses)
+	t.Logf("%d reads: %.0f near-cache hits, %.0f misses; %d requests failed while the cluster changed", len(reads), hits, misses, failed)
 	if hits == 0 || misses == 0 {
 		t.Errorf("near-cache hits = %.0f, misses = %.0f; want both, or the test did not exercise the cache", hits, misses)
 	}
 }
+
+// forever is the end of a write never acknowledged: it may have happened,
+// and overwrites nothing for certain.
+const forever = time.Duration(1<<63 - 1)
 
 // op is one write or read of the read-your-writes test, timed on the test's
 // clock from before the request to after the answer.
@@ -271,6 +385,203 @@ func TestNearCacheSeesOtherWritersWithinABound(t *testing.T) {
 	slices.Sort(took)
 	t.Logf("another client's write was visible through the gateway after p50 %v, p99 %v, max %v (%d trials, polling GET)",
 		took[len(took)/2], took[len(took)*99/100], took[len(took)-1], len(took))
+}
+
+// The values the near-cache keeps are read on a connection of its own,
+// whose reads Redis tracks. Should Redis drop that connection alone (CLIENT
+// KILL here; an idle timeout or client eviction in production), it forgets
+// what was read there and reports none of those keys' changes, though the
+// invalidation connection is up. The gateway must notice within about a
+// ping, far below NEAR_CACHE_MAX_STALENESS, and read from Redis again.
+func TestNearCacheNoticesItsReaderGone(t *testing.T) {
+	g, b, reg := nearGateway(t, time.Minute)
+	ctx := context.Background()
+	const bound = 5 * time.Second // a ping a second, and a busy machine
+	for trial := range 3 {
+		old, want := fmt.Sprintf(`{"v":%d}`, 2*trial), fmt.Sprintf(`{"v":%d}`, 2*trial+1)
+		status := http.StatusNoContent
+		if trial == 0 {
+			status = http.StatusCreated
+		}
+		g.must(request{method: "PUT", path: "/cache/reader", body: old}, status)
+		before := metricValue(t, reg, "redis_gateway_near_cache_hits_total")
+		for metricValue(t, reg, "redis_gateway_near_cache_hits_total") == before {
+			if got := g.must(request{method: "GET", path: "/cache/reader"}, http.StatusOK).body; got != old {
+				t.Fatalf("trial %d: GET /cache/reader = %s, want %s", trial, got, old)
+			}
+		}
+		id := trackedClient(t, b.rdb)
+		if err := b.rdb.ClientKillByFilter(ctx, "ID", strconv.FormatInt(id, 10)).Err(); err != nil {
+			t.Fatalf("trial %d: CLIENT KILL ID %d: %v", trial, id, err)
+		}
+		if err := b.rdb.Set(ctx, "cache:reader", want, 0).Err(); err != nil {
+			t.Fatalf("trial %d: SET behind the gateway's back: %v", trial, err)
+		}
+		written := time.Now()
+		for {
+			got := g.must(request{method: "GET", path: "/cache/reader"}, http.StatusOK).body
+			if got == want {
+				t.Logf("trial %d: the new value was served %v after the reader's connection was killed", trial, time.Since(written))
+				break
+			}
+			if time.Since(written) > bound {
+				t.Fatalf("trial %d: GET /cache/reader still answers %s %v after its reader's connection was killed and another client wrote %s",
+					trial, got, bound, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		waitForMetric(t, reg, "redis_gateway_near_cache_serving", 1)
+	}
+}
+
+// trackedClient is the id of the one connection with CLIENT TRACKING on.
+func trackedClient(t *testing.T, rdb redis.UniversalClient) int64 {
+	t.Helper()
+	list, err := rdb.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatalf("CLIENT LIST: %v", err)
+	}
+	var ids []int64
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		var id int64
+		var flags string
+		for _, field := range strings.Fields(line) {
+			name, v, _ := strings.Cut(field, "=")
+			switch name {
+			case "id":
+				id, _ = strconv.ParseInt(v, 10, 64)
+			case "flags":
+				flags = v
+			}
+		}
+		if strings.Contains(flags, "t") {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("CLIENT LIST: %d connections with tracking on, want 1:\n%s", len(ids), list)
+	}
+	return ids[0]
+}
+
+// On Redis Cluster, a value another client changes leaves the near-cache
+// within a bound far below NEAR_CACHE_MAX_STALENESS, on every primary:
+// with the slot map as it is, for values cached before a planned failover
+// and changed on the replica that took over, and for values cached before
+// their slot moved to another primary and changed there; then again for
+// values cached on the new primaries; and for values cached before their
+// primary was killed, once its replica took over.
+func TestNearCacheSeesOtherWritersCluster(t *testing.T) {
+	skipIfShort(t)
+	c := redistest.StartCluster(t, redistest.ClusterOptions{})
+	b := clusterBackend(c)
+	g, reg := nearGatewayOn(t, b, time.Minute)
+	ctx := context.Background()
+	const bound = 5 * time.Second // the slot map is checked every second; a busy machine
+	keys := keysOnEveryPrimary(t, c, "")
+	cache := func(key string) {
+		t.Helper()
+		waitForMetric(t, reg, "redis_gateway_near_cache_serving", 1)
+		before := metricValue(t, reg, "redis_gateway_near_cache_hits_total")
+		for deadline := time.Now().Add(bound); metricValue(t, reg, "redis_gateway_near_cache_hits_total") == before; {
+			if time.Now().After(deadline) {
+				t.Fatalf("GET /cache/%s: no answer from the near-cache within %v", key, bound)
+			}
+			g.must(request{method: "GET", path: "/cache/" + key}, http.StatusOK)
+		}
+	}
+	n := 0
+	visible := func(step, key string) {
+		t.Helper()
+		n++
+		want := fmt.Sprintf(`{"n":%d}`, n)
+		for deadline := time.Now().Add(bound); ; time.Sleep(10 * time.Millisecond) {
+			// The test's own cluster client may need a moment to find a
+			// new primary.
+			err := b.rdb.Set(ctx, "cache:"+key, want, 0).Err()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: SET cache:%s behind the gateway's back: %v", step, key, err)
+			}
+			b.rdb.(*redis.ClusterClient).ReloadState(ctx)
+		}
+		written := time.Now()
+		for {
+			// A 503 is fine while the gateway finds a new primary; an old
+			// value is fine until the bound.
+			got := g.do(request{method: "GET", path: "/cache/" + key}).body
+			if got == want {
+				t.Logf("%s: another client's write of %s was visible after %v", step, key, time.Since(written).Round(time.Microsecond))
+				return
+			}
+			if time.Since(written) > bound {
+				t.Fatalf("%s: GET /cache/%s still answers %s %v after another client wrote %s", step, key, got, bound, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	for _, k := range keys {
+		g.must(request{method: "PUT", path: "/cache/" + k, body: `{"n":0}`}, http.StatusCreated)
+		cache(k)
+		visible("steady", k)
+	}
+
+	for _, k := range keys {
+		cache(k)
+	}
+	primary, replica := c.PrimaryOf(t, "cache:"+keys[0])
+	if err := replica.Client().ClusterFailover(ctx).Err(); err != nil {
+		t.Fatalf("CLUSTER FAILOVER: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); c.Role(t, primary) != "slave"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica did not take over")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, k := range keys {
+		visible("after a failover", k)
+	}
+	for _, k := range keys {
+		cache(k)
+		visible("after a failover, cached again", k)
+	}
+
+	for _, k := range keys {
+		cache(k)
+	}
+	slot, err := b.rdb.ClusterKeySlot(ctx, "cache:"+keys[1]).Result()
+	if err != nil {
+		t.Fatalf("CLUSTER KEYSLOT: %v", err)
+	}
+	from, _ := c.PrimaryOf(t, "cache:"+keys[1])
+	to, _ := c.PrimaryOf(t, "cache:"+keys[2])
+	c.MoveSlot(t, int(slot), from, to, 0)
+	for _, k := range keys {
+		visible("after a slot migration", k)
+	}
+	for _, k := range keys {
+		cache(k)
+		visible("after a slot migration, cached again", k)
+	}
+
+	for _, k := range keys {
+		cache(k)
+	}
+	victim, heir := c.PrimaryOf(t, "cache:"+keys[2])
+	victim.Stop()
+	for deadline := time.Now().Add(15 * time.Second); c.Role(t, heir) != "master"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica did not take over")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, k := range keys {
+		visible("after a crash", k)
+	}
 }
 
 // A value leaves the near-cache when its TTL ends, without waiting for

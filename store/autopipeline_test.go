@@ -13,18 +13,32 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
 
-// Batched and unbatched stores give the same answers, errors included.
+// Batched and unbatched stores give the same answers, errors included, on
+// one server and on a cluster.
 func TestBatchedAndPlainAgree(t *testing.T) {
-	srv := redistest.Start(t)
-	if err := srv.Client().HSet(context.Background(), "a:cache:hash", "f", "v").Err(); err != nil {
-		t.Fatalf("HSET: %v", err)
-	}
-	if err := srv.Client().HSet(context.Background(), "b:cache:hash", "f", "v").Err(); err != nil {
-		t.Fatalf("HSET: %v", err)
+	t.Run("redis-server", func(t *testing.T) {
+		srv := redistest.Start(t)
+		batchedAndPlainAgree(t, srv.Client(), Options{URL: srv.URL()})
+	})
+	t.Run("cluster", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("starts a cluster")
+		}
+		c := redistest.StartCluster(t, redistest.ClusterOptions{})
+		batchedAndPlainAgree(t, c.Client(), Options{ClusterNodes: c.Addrs()[:1]})
+	})
+}
+
+func batchedAndPlainAgree(t *testing.T, rdb redis.UniversalClient, opts Options) {
+	for _, k := range []string{"a:cache:hash", "b:cache:hash"} {
+		if err := rdb.HSet(context.Background(), k, "f", "v").Err(); err != nil {
+			t.Fatalf("HSET: %v", err)
+		}
 	}
 	run := func(s *Store) []string {
 		ctx := context.Background()
@@ -54,8 +68,10 @@ func TestBatchedAndPlainAgree(t *testing.T) {
 		note(nil, s.ResetRateLimit(ctx, "r"))
 		return got
 	}
-	batched := newTestStore(t, Options{URL: srv.URL(), KeyPrefix: "a:"})
-	plain := newTestStore(t, Options{URL: srv.URL(), KeyPrefix: "b:", NoAutoPipeline: true})
+	batchedOpts, plainOpts := opts, opts
+	batchedOpts.KeyPrefix = "a:"
+	plainOpts.KeyPrefix, plainOpts.NoAutoPipeline = "b:", true
+	batched, plain := newTestStore(t, batchedOpts), newTestStore(t, plainOpts)
 	if batched.ap == nil || plain.ap != nil {
 		t.Fatalf("auto-pipelining: batched store has it %v, plain store has it %v; want true, false", batched.ap != nil, plain.ap != nil)
 	}

@@ -49,53 +49,75 @@ func (s *Store) GetCache(ctx context.Context, key string) ([]byte, error) {
 // near-cache: callers must not change them.
 func (s *Store) GetCacheTagged(ctx context.Context, key string) ([]byte, string, error) {
 	c := s.near
-	if c != nil && c.serving() {
+	serving := c != nil && c.serving()
+	if serving {
 		if value, tag, ok := c.get(key); ok {
 			c.metrics.hits.Inc()
 			return value, tag, nil
 		}
+		c.metrics.misses.Inc()
 	}
 	k := s.keys.cache(key)
-	if c == nil || !c.serving() {
-		b, err := runCmd(ctx, s, reading, redis.NewStringCmd, "get", k).Bytes()
-		if err != nil {
-			return nil, "", classify("get cache", err)
+	if serving {
+		if value, tag, done, err := s.readToKeep(ctx, c, key, k); done {
+			return value, tag, err
 		}
-		return b, ETag(b), nil
 	}
-	c.metrics.misses.Inc()
-	token := c.reserve(key)
-	sent := c.now()
-	value, ttl, err := s.getWithTTL(ctx, k)
+	b, err := runCmd(ctx, s, reading, redis.NewStringCmd, "get", k).Bytes()
 	if err != nil {
-		if token != 0 {
-			c.cancel(key, token)
-		}
 		return nil, "", classify("get cache", err)
 	}
-	tag := ETag(value)
-	if token != 0 {
-		c.fill(key, token, value, tag, sent, ttl)
-	}
-	return value, tag, nil
+	return b, ETag(b), nil
 }
 
-// getWithTTL reads a value and its TTL (negative: none), so the near-cache
-// never keeps a value past its expiry in Redis. The two commands are not
+// readToKeep reads key (k in Redis) on the near-cache's reader and keeps
+// the value, unless an invalidation overtakes the read. done is false when
+// it could not: another read holds the key's reservation, the reader is
+// being replaced, or its connection failed. The main client answers then,
+// and its answer is not kept.
+func (s *Store) readToKeep(ctx context.Context, c *nearCache, key, k string) (value []byte, tag string, done bool, err error) {
+	token := c.reserve(key)
+	if token == 0 {
+		return nil, "", false, nil
+	}
+	var r *reader
+	if s.readers != nil {
+		r = s.readers.readerFor(ctx, k)
+	}
+	if r == nil {
+		c.cancel(key, token)
+		return nil, "", false, nil
+	}
+	sent := c.now()
+	value, ttl, err := s.getTracked(ctx, r, k)
+	switch {
+	case err == nil:
+		tag = ETag(value)
+		c.fill(key, token, value, tag, sent, ttl)
+		return value, tag, true, nil
+	case errors.Is(err, redis.Nil) || ctx.Err() != nil:
+		c.cancel(key, token)
+		return nil, "", true, classify("get cache", err)
+	}
+	c.cancel(key, token)
+	return nil, "", false, nil
+}
+
+// getTracked reads a value and its TTL (negative: none) on the near-cache's
+// reader, so that Redis reports the key's next change and the near-cache
+// never keeps the value past its expiry in Redis. The two commands are not
 // atomic and need not be: a write between them removes the reservation the
 // answer would fill.
-func (s *Store) getWithTTL(ctx context.Context, k string) ([]byte, time.Duration, error) {
-	a, b, err := s.runPair(ctx,
-		func(ctx context.Context) redis.Cmder { return redis.NewStringCmd(ctx, "get", k) },
-		func(ctx context.Context) redis.Cmder { return newMsCmd(ctx, "pttl", k) })
+func (s *Store) getTracked(ctx context.Context, r *reader, k string) ([]byte, time.Duration, error) {
+	get, pttl := redis.NewStringCmd(ctx, "get", k), newMsCmd(ctx, "pttl", k)
+	if err := s.readTracked(ctx, r, get, pttl); err != nil {
+		return nil, 0, err
+	}
+	value, err := get.Bytes()
 	if err != nil {
 		return nil, 0, err
 	}
-	value, err := a.(*redis.StringCmd).Bytes()
-	if err != nil {
-		return nil, 0, err
-	}
-	ttl, err := b.(*redis.DurationCmd).Result()
+	ttl, err := pttl.Result()
 	if err != nil {
 		return nil, 0, err
 	}

@@ -14,8 +14,11 @@ import (
 // store that sends an operation's commands to a go-redis client; the
 // operations (cache.go, session.go, …) build commands and call them:
 //
-//   - runCmd(reading), runPair, readPipeline and scripts(reading) read: sent
-//     again after a lost reply (see retry.go).
+//   - runCmd(reading), readPipeline and scripts(reading) read: sent again
+//     after a lost reply (see retry.go).
+//   - readTracked reads the values the near-cache keeps, on its tracked
+//     reader (tracker.go); a failed read is not sent again there, but
+//     read through runCmd instead.
 //   - runCmd(writing), write and runScript write: sent once, again only when
 //     the error proves they never ran, and confirmed by REDIS_WRITE_REPLICAS
 //     replicas (see durable.go).
@@ -31,11 +34,11 @@ import (
 //   - subscriptions (pubsub.go) and the hub's subscriber connection
 //     (hub.go): a subscribed connection runs no other command, and a
 //     message is not a write;
-//   - the near-cache's tracking connection (tracker.go): it runs no
-//     operation, only turns tracking on for itself and receives the
-//     invalidations; the values it keeps are read through runCmd;
-//   - the auto-pipeliner and its client (autopipeline.go): runCmd and
-//     runPair batch through it, under the rules above;
+//   - the near-cache's invalidation connection (tracker.go): it runs no
+//     operation, only receives the invalidations; its reader runs only the
+//     reads of readTracked, and a PING that checks it;
+//   - the auto-pipeliner and its client (autopipeline.go): runCmd batches
+//     through it, under the rules above;
 //   - the WAIT that confirms a durable transaction (durability.wait): it
 //     must follow EXEC on the transaction's own connection (txConn);
 //   - Ping, the readiness probe, which checks each node, not the data.
@@ -89,6 +92,7 @@ func runCmd[C redis.Cmder](ctx context.Context, s *Store, policy retryPolicy, ne
 		s.spans.end(span, cmd)
 		s.errs.observe(start, cmd)
 		s.errs.count(cmd)
+		s.reloadAfter(ctx, cmd.Err())
 		if !s.retry(ctx, policy, attempt, cmd.Err()) {
 			return cmd
 		}
@@ -188,6 +192,29 @@ func (s *Store) runPair(ctx context.Context, newA, newB func(context.Context) re
 			return a, b, nil
 		}
 	}
+}
+
+// readTracked runs two reads on the near-cache's reader (tracker.go), in
+// one round trip, so that Redis tracks the key they read. It returns ctx's
+// error when ctx ended before both had run; the commands must not be read
+// then. It never sends them again: a caller whose read failed reads from
+// the main client instead, without keeping the value.
+func (s *Store) readTracked(ctx context.Context, r *reader, a, b redis.Cmder) error {
+	spanA, spanB := s.spans.start(ctx, a.FullName()), s.spans.start(ctx, b.FullName())
+	fa, fb := r.ap.Submit(ctx, once{a}), r.ap.Submit(ctx, once{b})
+	if fa.WaitContext(ctx) != nil && ctx.Err() != nil {
+		s.spans.fail(spanA, ctx.Err())
+		s.spans.fail(spanB, ctx.Err())
+		return ctx.Err()
+	}
+	if fb.WaitContext(ctx) != nil && ctx.Err() != nil {
+		s.spans.end(spanA, a)
+		s.spans.fail(spanB, ctx.Err())
+		return ctx.Err()
+	}
+	s.spans.end(spanA, a)
+	s.spans.end(spanB, b)
+	return nil
 }
 
 // write runs the commands queue adds as one pipeline, a write. It is sent

@@ -55,11 +55,11 @@ type Options struct {
 	MaxReplyBytes int64
 
 	// NoAutoPipeline sends every command on its own round trip instead of
-	// batching the single commands of concurrent requests (one server only).
+	// batching the single commands of concurrent requests.
 	NoAutoPipeline bool
 
 	// NearCache, when set, keeps values read by GetCacheTagged in memory,
-	// invalidated by Redis's client tracking (one server only). nil = off.
+	// invalidated by Redis's client tracking. nil = off.
 	NearCache *NearCacheOptions
 
 	Logger   *slog.Logger
@@ -86,13 +86,14 @@ type Store struct {
 	minBackoff, maxBackoff time.Duration
 	durable                durability
 
-	hub      *hub                 // the one subscriber connection that wakes waiters (hub.go)
-	ap       *redis.AutoPipeliner // nil when auto-pipelining is off (autopipeline.go)
-	cmdBatch *redis.AutoPipeliner // the command API's reads; nil when off (commandbatch.go)
-	apClient *redis.Client        // the auto-pipeliner's own client
-	near     *nearCache           // nil when the near-cache is off (nearcache.go)
-	errs     batchErrors          // counts the failures of batched commands
-	spans    batchSpans           // traces batched commands
+	hub      *hub                  // the one subscriber connection that wakes waiters (hub.go)
+	ap       *redis.AutoPipeliner  // nil when auto-pipelining is off (autopipeline.go)
+	apClient redis.UniversalClient // the auto-pipeliner's own client
+	cmdBatch *redis.AutoPipeliner  // the command API's reads; nil when off (commandbatch.go)
+	near     *nearCache            // nil when the near-cache is off (nearcache.go)
+	readers  nearReaders           // where near's values are read; nil when it cannot run (tracker.go)
+	errs     batchErrors           // counts the failures of batched commands
+	spans    batchSpans            // traces batched commands
 
 	leaseMetrics leaseMetrics  // cache leases (leasecache.go)
 	fixedCount   fixedCounting // plain commands or the script (ratelimit.go)
@@ -237,12 +238,15 @@ func New(opts Options) (*Store, error) {
 	//     RESP2 and the reply budget, as s.cmdAPI; on a cluster, reloadHook;
 	//     no other: it carries reads only, which runBatched and sendBatch
 	//     count and trace one by one.
-	//   - the near-cache's tracking client (tracker.go): none. It runs no
-	//     operation: it turns tracking on for itself and receives the
-	//     invalidations.
-	var base redis.Options // the single server's options before go-redis fills in its defaults
+	//   - the near-cache's invalidation client and reader (tracker.go):
+	//     none. The first runs no operation, it receives the invalidations;
+	//     the second only reads the values the near-cache keeps, which
+	//     readTracked traces.
+	var base redis.Options                // the single server's options before go-redis fills in its defaults
+	var clusterBase *redis.ClusterOptions // the same for a cluster; nil for one server
 	if len(opts.ClusterNodes) > 0 {
 		co := clusterOptions(opts.ClusterNodes, ro)
+		clusterBase = new(*co)
 		s.cmdAPI = newClusterCommandClient(*co, maxReply)
 		cc := redis.NewClusterClient(co)
 		cc.AddHook(reloadHook{cc})
@@ -299,14 +303,8 @@ func New(opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	if len(opts.ClusterNodes) > 0 {
-		if !opts.NoAutoPipeline || opts.NearCache != nil {
-			logger.Info("auto-pipelining and the near-cache serve a single Redis server; on a cluster they are off")
-		}
-		return s, nil
-	}
 	if !opts.NoAutoPipeline {
-		if err := s.enableAutoPipeline(base); err != nil {
+		if err := s.enableAutoPipeline(base, clusterBase); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -318,7 +316,14 @@ func New(opts Options) (*Store, error) {
 		}
 	}
 	if opts.NearCache != nil {
-		if err := s.enableNearCache(&base, embedded, *opts.NearCache, logger, opts.Registry); err != nil {
+		var cc *redis.ClusterClient // routes the near-cache's reads where the batched commands go
+		if clusterBase != nil {
+			cc, _ = s.apClient.(*redis.ClusterClient)
+			if cc == nil {
+				cc = s.rdb.(*redis.ClusterClient)
+			}
+		}
+		if err := s.enableNearCache(&base, cc, embedded, *opts.NearCache, logger, opts.Registry); err != nil {
 			s.Close()
 			return nil, err
 		}
