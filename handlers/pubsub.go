@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,34 +19,40 @@ import (
 // pubSubStore is what publishing and the event streams need from Redis.
 type pubSubStore interface {
 	Publish(ctx context.Context, channel string, message []byte) (int64, error)
-	Subscribe(ctx context.Context, channel string) (*store.Subscription, error)
-	PSubscribe(ctx context.Context, pattern string) (*store.Subscription, error)
+	Subscribe(ctx context.Context, channel string, enc store.Encoder, buffer int) (*store.Subscription, error)
+	PSubscribe(ctx context.Context, pattern string, enc store.Encoder, buffer int) (*store.Subscription, error)
 }
 
 // Defaults for the event streams when Config leaves them zero.
 const (
-	defaultMaxSubscribers = 1000
-	defaultHeartbeat      = 15 * time.Second
-	defaultSetupTimeout   = 5 * time.Second
+	defaultMaxSubscribers   = 10000
+	defaultSubscriberBuffer = 128
+	defaultHeartbeat        = 15 * time.Second
+	defaultSetupTimeout     = 5 * time.Second
 )
 
-// streams is what every event stream shares: the cap on open streams, each
-// of which holds a Redis connection; the heartbeat that keeps idle streams
-// open through proxies and finds vanished clients; and the shutdown signal,
-// since http.Server.Shutdown waits for handlers and a stream never ends on
-// its own.
+// streams is what every event stream shares: the cap on open streams; how
+// many messages a stream may fall behind; the heartbeat that keeps idle
+// streams open through proxies and finds vanished clients; and the shutdown
+// signal, since http.Server.Shutdown waits for handlers and a stream never
+// ends on its own.
 type streams struct {
 	slots     chan struct{}
+	buffer    int
 	heartbeat time.Duration
 	stop      <-chan struct{}
 	// setup bounds subscribing, which the request deadline no longer does.
-	setup time.Duration
+	setup   time.Duration
+	dropped prometheus.Counter
 }
 
 func newStreams(cfg Config) *streams {
-	limit, heartbeat, setup := cfg.MaxSubscribers, cfg.Heartbeat, cfg.RequestTimeout
+	limit, buffer, heartbeat, setup := cfg.MaxSubscribers, cfg.SubscriberBuffer, cfg.Heartbeat, cfg.RequestTimeout
 	if limit <= 0 {
 		limit = defaultMaxSubscribers
+	}
+	if buffer <= 0 {
+		buffer = defaultSubscriberBuffer
 	}
 	if heartbeat <= 0 {
 		heartbeat = defaultHeartbeat
@@ -54,31 +60,43 @@ func newStreams(cfg Config) *streams {
 	if setup <= 0 {
 		setup = defaultSetupTimeout
 	}
-	st := &streams{slots: make(chan struct{}, limit), heartbeat: heartbeat, stop: cfg.Stop, setup: setup}
+	st := &streams{slots: make(chan struct{}, limit), buffer: buffer, heartbeat: heartbeat, stop: cfg.Stop, setup: setup,
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "redis_gateway",
+			Name:      "subscribers_dropped_total",
+			Help:      "Event streams ended because their client fell SUBSCRIBE_BUFFER messages behind.",
+		})}
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "redis_gateway",
 			Name:      "subscribers",
-			Help:      "Open event streams (GET /subscribe, POST /redis/subscribe, POST /redis/psubscribe), each on its own Redis connection.",
+			Help:      "Open event streams (GET /subscribe, POST /redis/subscribe, POST /redis/psubscribe); they share the gateway's Redis subscriber connection.",
 		}, func() float64 { return float64(len(st.slots)) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "redis_gateway",
 			Name:      "subscribers_max",
 			Help:      "MAX_SUBSCRIBERS: the most open event streams; past it, new ones are answered 503.",
-		}, func() float64 { return float64(cap(st.slots)) }))
+		}, func() float64 { return float64(cap(st.slots)) }), st.dropped)
 	}
 	return st
 }
 
-// frames writes one kind of event stream.
+// frames writes one kind of event stream. As a store.Encoder it encodes
+// messages, once for all the streams of a channel or pattern that share it.
 type frames interface {
-	start(b []byte, sub *store.Subscription) []byte
-	message(b []byte, m store.Message) []byte
+	store.Encoder
+	start(b []byte) []byte
+	// dropped is the last frame of a stream whose client fell behind.
+	dropped(b []byte) []byte
 }
+
+// subscribeFunc subscribes a stream whose frames are enc's, queueing at
+// most buffer of them.
+type subscribeFunc func(ctx context.Context, enc store.Encoder, buffer int) (*store.Subscription, error)
 
 // serve subscribes and streams what arrives until the client goes away, the
 // subscription ends or the server shuts down. Errors before the first byte
 // is sent are returned; after it, the stream just ends.
-func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe func(context.Context) (*store.Subscription, error), f frames) error {
+func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe subscribeFunc, f frames) error {
 	select {
 	case st.slots <- struct{}{}:
 		defer func() { <-st.slots }()
@@ -93,7 +111,7 @@ func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe func(
 		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), st.setup)
-	sub, err := subscribe(ctx)
+	sub, err := subscribe(ctx, f, st.buffer)
 	cancel()
 	if err != nil {
 		return err
@@ -106,18 +124,22 @@ func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe func(
 	h.Set("X-Accel-Buffering", "no") // nginx would hold events back otherwise
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	write := func(b []byte) bool {
-		if _, err := w.Write(b); err != nil {
-			return false
+	// write sends frames, shared with every other stream of the channel and
+	// so never changed, in one flush.
+	write := func(frames ...[]byte) bool {
+		for _, b := range frames {
+			if _, err := w.Write(b); err != nil {
+				return false
+			}
 		}
 		return rc.Flush() == nil
 	}
-	if !write(f.start(nil, sub)) {
+	if !write(f.start(nil)) {
 		return nil
 	}
 	heartbeat := time.NewTicker(st.heartbeat)
 	defer heartbeat.Stop()
-	var buf []byte
+	var batch [][]byte
 	for {
 		select {
 		case <-r.Context().Done():
@@ -125,20 +147,29 @@ func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe func(
 		case <-st.stop:
 			return nil
 		case <-heartbeat.C:
-			if !write([]byte(": ping\n\n")) {
+			if !write(ping) {
 				return nil
 			}
-		case m, ok := <-sub.Messages():
-			if !ok {
+		case <-sub.Waiting():
+			batch = sub.Take(batch)
+			if !write(batch...) {
 				return nil
 			}
-			buf = f.message(buf[:0], m)
-			if !write(buf) {
-				return nil
+		case <-sub.Done():
+			// What was queued before the end still goes out, so a dropped
+			// client knows exactly where its stream stopped.
+			batch = sub.Take(batch)
+			if errors.Is(sub.Err(), store.ErrSlowSubscriber) {
+				st.dropped.Inc()
+				batch = append(batch, f.dropped(nil))
 			}
+			write(batch...)
+			return nil
 		}
 	}
 }
+
+var ping = []byte(": ping\n\n")
 
 // handlePublish serves POST /publish/{channel}: the JSON body goes to the
 // channel as it was sent.
@@ -172,8 +203,8 @@ func handleSubscribe(s pubSubStore, st *streams) http.Handler {
 		if err != nil {
 			return err
 		}
-		return st.serve(w, r, func(ctx context.Context) (*store.Subscription, error) {
-			return s.Subscribe(ctx, channel)
+		return st.serve(w, r, func(ctx context.Context, enc store.Encoder, buffer int) (*store.Subscription, error) {
+			return s.Subscribe(ctx, channel, enc, buffer)
 		}, eventFrames{})
 	})
 }
@@ -198,17 +229,26 @@ func handlePSubscribe(s pubSubStore, st *streams) http.Handler {
 		if err := access.FromContext(r.Context()).ChannelPattern(pattern); err != nil {
 			return err
 		}
-		return st.serve(w, r, func(ctx context.Context) (*store.Subscription, error) {
-			return s.PSubscribe(ctx, pattern)
+		return st.serve(w, r, func(ctx context.Context, enc store.Encoder, buffer int) (*store.Subscription, error) {
+			return s.PSubscribe(ctx, pattern, enc, buffer)
 		}, eventFrames{})
 	})
 }
 
 // eventFrames are the gateway's own events: "event: message" with the
-// channel and the message as JSON.
+// channel and the message as JSON; "event: reconnected" when messages may
+// have been lost; "event: dropped" last, when the client fell behind.
 type eventFrames struct{}
 
-func (eventFrames) start(b []byte, _ *store.Subscription) []byte { return b }
+func (eventFrames) start(b []byte) []byte { return b }
+
+func (eventFrames) Gap(b []byte) []byte {
+	return append(b, "event: reconnected\ndata: {\"reason\":\"redis-reconnected\"}\n\n"...)
+}
+
+func (eventFrames) dropped(b []byte) []byte {
+	return append(b, "event: dropped\ndata: {\"reason\":\"slow-reader\"}\n\n"...)
+}
 
 type eventData struct {
 	Pattern string          `json:"pattern,omitempty"`
@@ -216,7 +256,7 @@ type eventData struct {
 	Message json.RawMessage `json:"message"`
 }
 
-func (eventFrames) message(b []byte, m store.Message) []byte {
+func (eventFrames) Message(b []byte, m store.Message) []byte {
 	d := eventData{Pattern: m.Pattern, Channel: m.Channel, Message: messageJSON(m.Payload)}
 	data, err := json.Marshal(d)
 	if err != nil {
@@ -240,17 +280,29 @@ func messageJSON(payload string) json.RawMessage {
 }
 
 // upstashFrames are the frames of the Upstash protocol's subscribe routes:
-// "data: message,<channel>,<payload>", payloads as published.
+// "data: message,<channel>,<payload>", payloads as published. The gateway's
+// own reconnected and dropped events keep their names, with data in the
+// same comma-separated form.
 type upstashFrames struct {
 	kind string // subscribe or psubscribe
 	name string // the channel or pattern
 }
 
-func (f upstashFrames) start(b []byte, sub *store.Subscription) []byte {
-	return appendData(b, f.kind+","+f.name+","+strconv.Itoa(sub.Count()))
+// start confirms the subscription; the count is the stream's own
+// subscriptions, one, as it would be on a connection of its own.
+func (f upstashFrames) start(b []byte) []byte {
+	return appendData(b, f.kind+","+f.name+",1")
 }
 
-func (f upstashFrames) message(b []byte, m store.Message) []byte {
+func (f upstashFrames) Gap(b []byte) []byte {
+	return appendData(append(b, "event: reconnected\n"...), "reconnected,"+f.name)
+}
+
+func (f upstashFrames) dropped(b []byte) []byte {
+	return appendData(append(b, "event: dropped\n"...), "dropped,"+f.name)
+}
+
+func (f upstashFrames) Message(b []byte, m store.Message) []byte {
 	if m.Pattern != "" {
 		return appendData(b, "pmessage,"+m.Pattern+","+m.Channel+","+m.Payload)
 	}
@@ -292,12 +344,12 @@ func handleUpstashSubscribe(s pubSubStore, st *streams, pattern bool) http.Handl
 			return err
 		}
 		if pattern {
-			return st.serve(w, r, func(ctx context.Context) (*store.Subscription, error) {
-				return s.PSubscribe(ctx, name)
+			return st.serve(w, r, func(ctx context.Context, enc store.Encoder, buffer int) (*store.Subscription, error) {
+				return s.PSubscribe(ctx, name, enc, buffer)
 			}, upstashFrames{kind: "psubscribe", name: name})
 		}
-		return st.serve(w, r, func(ctx context.Context) (*store.Subscription, error) {
-			return s.Subscribe(ctx, name)
+		return st.serve(w, r, func(ctx context.Context, enc store.Encoder, buffer int) (*store.Subscription, error) {
+			return s.Subscribe(ctx, name, enc, buffer)
 		}, upstashFrames{kind: "subscribe", name: name})
 	})
 }

@@ -73,9 +73,12 @@ type Config struct {
 	ReadyWithoutRedis bool
 	OpenAPI           []byte // the contract, served at /openapi.yaml
 
-	// MaxSubscribers caps open event streams, each holding a Redis
-	// connection; past it, 503. 0 means 1000.
+	// MaxSubscribers caps open event streams, which share the gateway's
+	// Redis subscriber connection; past it, 503. 0 means 10000.
 	MaxSubscribers int
+	// SubscriberBuffer is how many messages a stream may fall behind before
+	// it is ended with a dropped event. 0 means 128.
+	SubscriberBuffer int
 	// Heartbeat is how often idle event streams get a comment line. 0 means 15 s.
 	Heartbeat time.Duration
 	// LockMaxWait is the longest ?wait of POST /lock/{name}. 0 means 60 s.
