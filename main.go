@@ -189,6 +189,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		ReadyWithoutRedis: cfg.Readiness == "process",
 		OpenAPI:           openAPISpec,
 		MaxSubscribers:    cfg.MaxSubscribers,
+		SubscriberBuffer:  cfg.SubscribeBuffer,
 		Heartbeat:         cfg.SubscribeHeartbeat,
 		LockMaxWait:       cfg.LockMaxWait,
 		LockMaxWaiters:    cfg.LockMaxWaiters,

@@ -25,7 +25,7 @@ type pubSubStore interface {
 
 // Defaults for the event streams when Config leaves them zero.
 const (
-	defaultMaxSubscribers   = 10000
+	defaultMaxSubscribers   = 5000
 	defaultSubscriberBuffer = 128
 	defaultHeartbeat        = 15 * time.Second
 	defaultSetupTimeout     = 5 * time.Second
@@ -42,8 +42,7 @@ type streams struct {
 	heartbeat time.Duration
 	stop      <-chan struct{}
 	// setup bounds subscribing, which the request deadline no longer does.
-	setup   time.Duration
-	dropped prometheus.Counter
+	setup time.Duration
 }
 
 func newStreams(cfg Config) *streams {
@@ -60,12 +59,7 @@ func newStreams(cfg Config) *streams {
 	if setup <= 0 {
 		setup = defaultSetupTimeout
 	}
-	st := &streams{slots: make(chan struct{}, limit), buffer: buffer, heartbeat: heartbeat, stop: cfg.Stop, setup: setup,
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "redis_gateway",
-			Name:      "subscribers_dropped_total",
-			Help:      "Event streams ended because their client fell SUBSCRIBE_BUFFER messages behind.",
-		})}
+	st := &streams{slots: make(chan struct{}, limit), buffer: buffer, heartbeat: heartbeat, stop: cfg.Stop, setup: setup}
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "redis_gateway",
@@ -75,7 +69,7 @@ func newStreams(cfg Config) *streams {
 			Namespace: "redis_gateway",
 			Name:      "subscribers_max",
 			Help:      "MAX_SUBSCRIBERS: the most open event streams; past it, new ones are answered 503.",
-		}, func() float64 { return float64(cap(st.slots)) }), st.dropped)
+		}, func() float64 { return float64(cap(st.slots)) }))
 	}
 	return st
 }
@@ -160,7 +154,6 @@ func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe subsc
 			// client knows exactly where its stream stopped.
 			batch = sub.Take(batch)
 			if errors.Is(sub.Err(), store.ErrSlowSubscriber) {
-				st.dropped.Inc()
 				batch = append(batch, f.dropped(nil))
 			}
 			write(batch...)

@@ -74,7 +74,7 @@ type Config struct {
 	OpenAPI           []byte // the contract, served at /openapi.yaml
 
 	// MaxSubscribers caps open event streams, which share the gateway's
-	// Redis subscriber connection; past it, 503. 0 means 10000.
+	// Redis subscriber connection; past it, 503. 0 means 5000.
 	MaxSubscribers int
 	// SubscriberBuffer is how many messages a stream may fall behind before
 	// it is ended with a dropped event. 0 means 128.

@@ -4,7 +4,9 @@ import (
 	"container/list"
 	"context"
 	"sync"
+	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -46,6 +48,8 @@ type hub struct {
 	// a later.
 	pending map[topicKey]int
 	ops     []op // (P)SUBSCRIBE and (P)UNSUBSCRIBE commands, in the order to send them
+
+	dropped atomic.Uint64 // streams ended for falling behind
 }
 
 // topicKey names a channel, or a pattern: Redis keeps the two apart, and so
@@ -290,9 +294,20 @@ func (h *hub) fanOut(key topicKey, t *topic, frames *frameCache) {
 		b := frames.frame(s.enc)
 		if b != nil && !s.push(b) {
 			t.remove(s, ErrSlowSubscriber)
+			h.dropped.Add(1)
 		}
 	}
 	h.leave(key, t)
+}
+
+// droppedCounter counts the streams dropped when they are, not when their
+// handler, perhaps stuck writing to the slow client, gets to know.
+func (h *hub) droppedCounter() prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "redis_gateway",
+		Name:      "subscribers_dropped_total",
+		Help:      "Event streams ended because their client fell SUBSCRIBE_BUFFER messages behind.",
+	}, func() float64 { return float64(h.dropped.Load()) })
 }
 
 // remove takes s out of the topic; err, if any, ends its stream. h.mu is held.
