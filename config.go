@@ -191,7 +191,7 @@ func (e *envReader) http(c *config, dev bool) {
 	c.MaxTTL = e.seconds("MAX_TTL", 30*24*time.Hour)
 	c.SessionTTL = e.seconds("SESSION_TTL", 30*time.Minute)
 	c.RateLimitFailOpen = e.bool("RATELIMIT_FAIL_OPEN", false)
-	c.MaxSubscribers = e.int("MAX_SUBSCRIBERS", 5000, 1)
+	c.MaxSubscribers = e.int("MAX_SUBSCRIBERS", 10000, 1)
 	c.SubscribeBuffer = e.int("SUBSCRIBE_BUFFER", 128, 1)
 	c.SubscribeHeartbeat = e.duration("SUBSCRIBE_HEARTBEAT", 15*time.Second)
 	c.LockMaxWait = e.duration("LOCK_MAX_WAIT", 60*time.Second)

@@ -195,6 +195,7 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		LockMaxWaiters:    cfg.LockMaxWaiters,
 		CacheLeaseMaxWait: cfg.CacheLeaseMaxWait,
 		Stop:              gs.stop, // closed when shutdown begins, ending event streams
+		Streams:           &gs.streams,
 	})
 
 	if cfg.PprofAddr != "" {

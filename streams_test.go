@@ -57,8 +57,8 @@ func TestConfigStreams(t *testing.T) {
 		}
 	}
 	cfg, err := loadConfig(getenv(nil), false)
-	if err != nil || cfg.MaxSubscribers != 5000 || cfg.SubscribeBuffer != 128 || cfg.SubscribeHeartbeat != 15*time.Second {
-		t.Errorf("defaults: MaxSubscribers %d, SubscribeBuffer %d, SubscribeHeartbeat %s, %v; want 5000, 128, 15s",
+	if err != nil || cfg.MaxSubscribers != 10000 || cfg.SubscribeBuffer != 128 || cfg.SubscribeHeartbeat != 15*time.Second {
+		t.Errorf("defaults: MaxSubscribers %d, SubscribeBuffer %d, SubscribeHeartbeat %s, %v; want 10000, 128, 15s",
 			cfg.MaxSubscribers, cfg.SubscribeBuffer, cfg.SubscribeHeartbeat, err)
 	}
 	cfg, err = loadConfig(getenv(map[string]string{"MAX_SUBSCRIBERS": "5", "SUBSCRIBE_BUFFER": "3", "SUBSCRIBE_HEARTBEAT": "2s"}), false)

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +28,7 @@ type pubSubStore interface {
 
 // Defaults for the event streams when Config leaves them zero.
 const (
-	defaultMaxSubscribers   = 5000
+	defaultMaxSubscribers   = 10000
 	defaultSubscriberBuffer = 128
 	defaultHeartbeat        = 15 * time.Second
 	defaultSetupTimeout     = 5 * time.Second
@@ -43,6 +46,8 @@ type streams struct {
 	stop      <-chan struct{}
 	// setup bounds subscribing, which the request deadline no longer does.
 	setup time.Duration
+	// served counts the streams served after their handler returned.
+	served *sync.WaitGroup
 }
 
 func newStreams(cfg Config) *streams {
@@ -59,7 +64,11 @@ func newStreams(cfg Config) *streams {
 	if setup <= 0 {
 		setup = defaultSetupTimeout
 	}
-	st := &streams{slots: make(chan struct{}, limit), buffer: buffer, heartbeat: heartbeat, stop: cfg.Stop, setup: setup}
+	st := &streams{slots: make(chan struct{}, limit), buffer: buffer, heartbeat: heartbeat, stop: cfg.Stop, setup: setup,
+		served: cfg.Streams}
+	if st.served == nil {
+		st.served = &sync.WaitGroup{}
+	}
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "redis_gateway",
@@ -93,61 +102,87 @@ type subscribeFunc func(ctx context.Context, enc store.Encoder, buffer int) (*st
 func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe subscribeFunc, f frames) error {
 	select {
 	case st.slots <- struct{}{}:
-		defer func() { <-st.slots }()
 	default:
 		w.Header().Set("Retry-After", "1")
 		return &httpError{Status: http.StatusServiceUnavailable, Slug: "too-many-subscribers",
 			Message: "too many open streams (MAX_SUBSCRIBERS); retry later"}
 	}
+	release := func() { <-st.slots }
 	// net/http notices a client going away only once the body has been read
 	// to its end; until then a stream would outlive its client.
 	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		release()
 		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), st.setup)
 	sub, err := subscribe(ctx, f, st.buffer)
 	cancel()
 	if err != nil {
+		release()
 		return err
 	}
-	defer sub.Close()
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // nginx would hold events back otherwise
 	w.WriteHeader(http.StatusOK)
+
+	// A handler parked for the life of a stream keeps its goroutine's stack,
+	// as deep as the middleware, and net/http's buffers for the connection:
+	// about 25 KiB a stream. Over HTTP/1.1 the connection is taken over
+	// instead, once net/http has sent the head, and two small goroutines
+	// serve it. HTTP/2 streams cannot be, and are served in place.
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		out := newChunkedConn(conn, r.ProtoAtLeast(1, 1)) // as net/http framed the body
+		st.served.Add(1)
+		go func() {
+			defer st.served.Done()
+			defer release()
+			defer sub.Close()
+			defer out.end()
+			st.stream(sub, f, out.write, out.gone)
+		}()
+		return nil
+	}
+	defer release()
+	defer sub.Close()
 	rc := http.NewResponseController(w)
-	// write sends frames, shared with every other stream of the channel and
-	// so never changed, in one flush.
-	write := func(frames ...[]byte) bool {
+	st.stream(sub, f, func(frames ...[]byte) bool {
 		for _, b := range frames {
 			if _, err := w.Write(b); err != nil {
 				return false
 			}
 		}
 		return rc.Flush() == nil
-	}
+	}, r.Context().Done())
+	return nil
+}
+
+// stream writes what sub receives until the client is gone, the
+// subscription ends or the server shuts down. write sends frames, shared
+// with every other stream of the channel and so never changed, at once.
+func (st *streams) stream(sub *store.Subscription, f frames, write func(frames ...[]byte) bool, gone <-chan struct{}) {
 	if !write(f.start(nil)) {
-		return nil
+		return
 	}
 	heartbeat := time.NewTicker(st.heartbeat)
 	defer heartbeat.Stop()
 	var batch [][]byte
 	for {
 		select {
-		case <-r.Context().Done():
-			return nil
+		case <-gone:
+			return
 		case <-st.stop:
-			return nil
+			return
 		case <-heartbeat.C:
 			if !write(ping) {
-				return nil
+				return
 			}
 		case <-sub.Waiting():
 			batch = sub.Take(batch)
 			if !write(batch...) {
-				return nil
+				return
 			}
 		case <-sub.Done():
 			// What was queued before the end still goes out, so a dropped
@@ -157,12 +192,76 @@ func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe subsc
 				batch = append(batch, f.dropped(nil))
 			}
 			write(batch...)
-			return nil
+			return
 		}
 	}
 }
 
-var ping = []byte(": ping\n\n")
+// chunkedConn is the body of a response whose connection was taken over
+// after net/http sent its head, which promised chunks, or in the HTTP/1.0
+// that no client of event streams speaks, a body ended by closing.
+type chunkedConn struct {
+	conn    net.Conn
+	chunked bool
+	gone    chan struct{} // closed when the client closed or broke the connection
+	size    []byte
+	bufs    net.Buffers
+}
+
+func newChunkedConn(conn net.Conn, chunked bool) *chunkedConn {
+	c := &chunkedConn{conn: conn, chunked: chunked, gone: make(chan struct{})}
+	// A stream's client sends nothing more: reading finds out at once when
+	// it goes away.
+	go func() {
+		defer close(c.gone)
+		var b [16]byte
+		for {
+			if _, err := conn.Read(b[:]); err != nil {
+				return
+			}
+		}
+	}()
+	return c
+}
+
+// write sends frames as one chunk, in one system call where the
+// connection allows it.
+func (c *chunkedConn) write(frames ...[]byte) bool {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	if n == 0 {
+		return true
+	}
+	c.bufs = c.bufs[:0]
+	if c.chunked {
+		c.size = append(strconv.AppendInt(c.size[:0], int64(n), 16), "\r\n"...)
+		c.bufs = append(c.bufs, c.size)
+	}
+	c.bufs = append(c.bufs, frames...)
+	if c.chunked {
+		c.bufs = append(c.bufs, crlf)
+	}
+	bufs := c.bufs // WriteTo consumes its receiver
+	_, err := bufs.WriteTo(c.conn)
+	clear(c.bufs) // the frames are not ours to keep
+	return err == nil
+}
+
+// end finishes the body, cleanly, and closes the connection.
+func (c *chunkedConn) end() {
+	if c.chunked {
+		_, _ = c.conn.Write(lastChunk)
+	}
+	_ = c.conn.Close()
+}
+
+var (
+	ping      = []byte(": ping\n\n")
+	crlf      = []byte("\r\n")
+	lastChunk = []byte("0\r\n\r\n")
+)
 
 // handlePublish serves POST /publish/{channel}: the JSON body goes to the
 // channel as it was sent.
