@@ -11,11 +11,12 @@ import (
 )
 
 // hub is the gateway's one subscriber connection to Redis, shared by every
-// request that waits for a notification: a waiter costs a map entry, never a
-// connection. Channels are subscribed while someone listens to them and
-// unsubscribed when the last listener leaves.
+// request that waits for a notification and every event stream: a listener
+// costs a list entry, never a connection. Channels and patterns are
+// subscribed while someone listens to them and unsubscribed when the last
+// listener leaves.
 //
-// Delivery is a wake-up, not a message: a listener learns that something
+// For waiters, delivery is a wake-up, not a message: a listener learns that something
 // happened on its channel and must look at the state in Redis again. When the
 // connection breaks, notifications sent meanwhile are lost; go-redis
 // reconnects and subscribes again, and every listener of a channel that is
@@ -28,9 +29,11 @@ import (
 // released, and waking them all would send them all to Redis. A handoff
 // listener that leaves with a wake-up it did not use passes it on.
 //
-// Event streams are served from the same connection, by a third kind of
-// listener (pubsub.go): a Subscription, handed each message's frame rather
-// than woken, on a channel or on a pattern.
+// Event streams are a third kind of listener (pubsub.go): a Subscription,
+// on a channel or a pattern, is handed each message's frame, encoded once for
+// all the streams of its kind, and told of a reconnection by a gap frame.
+// The receiving loop never waits for a stream: one whose queue is full is
+// dropped.
 type hub struct {
 	rdb redis.UniversalClient
 
