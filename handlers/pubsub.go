@@ -197,9 +197,10 @@ func (st *streams) stream(sub *store.Subscription, f frames, write func(frames .
 	}
 }
 
-// chunkedConn is the body of a response whose connection was taken over
-// after net/http sent its head, which promised chunks, or in the HTTP/1.0
-// that no client of event streams speaks, a body ended by closing.
+// chunkedConn writes the body of a response whose connection was taken over
+// once net/http had sent the head: in chunks, as the head announced over
+// HTTP/1.1, or, over HTTP/1.0, as plain bytes that closing the connection
+// ends.
 type chunkedConn struct {
 	conn    net.Conn
 	chunked bool

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
 
@@ -434,5 +436,39 @@ func TestHubSubscribeWithRedisDown(t *testing.T) {
 	defer cancel()
 	if _, err := s.Subscribe(ctx, "down", frameEncoder{}, 1); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Subscribe with Redis down = %v, want ErrUnavailable", err)
+	}
+}
+
+// The cost of handing one message to a channel's streams: the frame is
+// encoded once per kind of stream, so allocations do not grow with the
+// number of streams.
+func BenchmarkHubFanOut(b *testing.B) {
+	for _, streams := range []int{1, 100, 10000} {
+		b.Run(fmt.Sprint(streams, "streams"), func(b *testing.B) {
+			srv := redistest.Start(b)
+			s, err := New(Options{URL: srv.URL()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			subs := make([]*Subscription, streams)
+			taken := make([][][]byte, streams)
+			for i := range subs {
+				if subs[i], err = s.Subscribe(b.Context(), "bench", frameEncoder{}, 2); err != nil {
+					b.Fatal(err)
+				}
+			}
+			m := &redis.Message{Channel: "bench", Payload: `{"n":1}`}
+			var frames frameCache
+			b.ReportAllocs()
+			for b.Loop() {
+				s.hub.deliver(m, &frames)
+				b.StopTimer()
+				for i, sub := range subs {
+					taken[i] = sub.Take(taken[i])
+				}
+				b.StartTimer()
+			}
+		})
 	}
 }
