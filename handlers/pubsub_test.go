@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -604,4 +605,38 @@ func pubsubConnections(t *testing.T, b backend) int {
 		}
 	}
 	return n
+}
+
+// Over HTTP/1.1 a stream is served off its handler, which returns once the
+// connection is taken over: its access log line comes while the stream is
+// open. A response writer in the middleware that hid the connection would
+// leave every stream parked in its handler, at twice the memory.
+func TestStreamsServedOffTheHandler(t *testing.T) {
+	g := startGateway(t, miniBackend(t))
+	for _, req := range []request{get("/subscribe/c"), post("/redis/subscribe/c", `[]`)} {
+		id := "stream-" + strings.ReplaceAll(req.path, "/", "-")
+		s := g.openStream(with(req, "X-Request-Id", id))
+		if req.method == "POST" {
+			s.next() // subscribe,c,1
+		}
+		waitFor(t, "the access log line of "+s.name, func() bool {
+			logs := g.logs.String()
+			return logs != "" && logLinesFor(t, logs, id) == 1
+		})
+		g.must(request{method: "POST", path: "/publish/c", body: `"still open"`}, http.StatusOK)
+		if got := s.next(); !strings.Contains(got, "still open") {
+			t.Errorf("%s after its handler returned: %q", s.name, got)
+		}
+		var line struct{ Status int }
+		for _, l := range strings.Split(g.logs.String(), "\n") {
+			if strings.Contains(l, id) {
+				if err := json.Unmarshal([]byte(l), &line); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if line.Status != http.StatusOK {
+			t.Errorf("%s: access log status %d, want 200", s.name, line.Status)
+		}
+	}
 }
