@@ -134,7 +134,7 @@ func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe subsc
 	// instead, once net/http has sent the head, and two small goroutines
 	// serve it. HTTP/2 streams cannot be, and are served in place.
 	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-		out := newChunkedConn(conn, r.ProtoAtLeast(1, 1)) // as net/http framed the body
+		out := newChunkedConn(conn, r.ProtoAtLeast(1, 1), stallHeartbeats*st.heartbeat) // framed as net/http did
 		st.served.Add(1)
 		go func() {
 			defer st.served.Done()
@@ -204,13 +204,21 @@ func (st *streams) stream(sub *store.Subscription, f frames, write func(frames .
 type chunkedConn struct {
 	conn    net.Conn
 	chunked bool
+	stall   time.Duration // the longest a write may wait for the client
 	gone    chan struct{} // closed when the client closed or broke the connection
 	size    []byte
 	bufs    net.Buffers
 }
 
-func newChunkedConn(conn net.Conn, chunked bool) *chunkedConn {
-	c := &chunkedConn{conn: conn, chunked: chunked, gone: make(chan struct{})}
+// stallHeartbeats is how many heartbeats a write to a taken-over stream may
+// wait for its client to read. A client that reads nothing for that long,
+// such as one dropped for falling behind that then stopped reading
+// altogether, would otherwise hold its MAX_SUBSCRIBERS slot and goroutines
+// for as long as TCP keeps the connection.
+const stallHeartbeats = 4
+
+func newChunkedConn(conn net.Conn, chunked bool, stall time.Duration) *chunkedConn {
+	c := &chunkedConn{conn: conn, chunked: chunked, stall: stall, gone: make(chan struct{})}
 	// A stream's client sends nothing more: reading finds out at once when
 	// it goes away.
 	go func() {
@@ -245,6 +253,7 @@ func (c *chunkedConn) write(frames ...[]byte) bool {
 		c.bufs = append(c.bufs, crlf)
 	}
 	bufs := c.bufs // WriteTo consumes its receiver
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.stall))
 	_, err := bufs.WriteTo(c.conn)
 	clear(c.bufs) // the frames are not ours to keep
 	return err == nil
@@ -253,6 +262,7 @@ func (c *chunkedConn) write(frames ...[]byte) bool {
 // end finishes the body, cleanly, and closes the connection.
 func (c *chunkedConn) end() {
 	if c.chunked {
+		_ = c.conn.SetWriteDeadline(time.Now().Add(c.stall))
 		_, _ = c.conn.Write(lastChunk)
 	}
 	_ = c.conn.Close()

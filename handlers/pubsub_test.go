@@ -497,27 +497,9 @@ func TestSlowReaderIsDroppedWithoutDelayingOthers(t *testing.T) {
 	}))
 	t.Cleanup(func() { close(stop) })
 
-	// The slow client reads the response's headers, then nothing, with a
-	// small receive buffer so that the gateway's writes block soon.
-	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return errors.Join(err, serr)
-	}}
-	conn, err := dialer.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The slow client reads the response's head, then nothing until the end.
+	conn, slow := stalledClient(t, g, "/subscribe/busy")
 	defer conn.Close()
-	req, _ := http.NewRequest("GET", g.url+"/subscribe/busy", nil)
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	if err := req.Write(conn); err != nil {
-		t.Fatal(err)
-	}
-	slow, err := http.ReadResponse(bufio.NewReader(conn), req)
-	if err != nil || slow.StatusCode != http.StatusOK {
-		t.Fatalf("slow client: GET /subscribe/busy: %v, %v", slow, err)
-	}
 
 	fast := make([]*stream, 5)
 	for i := range fast {
@@ -639,4 +621,53 @@ func TestStreamsServedOffTheHandler(t *testing.T) {
 			t.Errorf("%s: access log status %d, want 200", s.name, line.Status)
 		}
 	}
+}
+
+// A client that reads nothing for four heartbeats loses its stream, and its
+// MAX_SUBSCRIBERS slot comes back, even when it keeps its connection open.
+func TestStalledStreamIsClosed(t *testing.T) {
+	skipIfShort(t)
+	g := startGateway(t, serverBackend(t), withConfig(func(c *handlers.Config) {
+		c.SubscriberBuffer = 1
+		c.MaxBodyBytes = 64 << 10
+		c.Heartbeat = 100 * time.Millisecond
+	}))
+	conn, _ := stalledClient(t, g, "/subscribe/stall")
+	defer conn.Close()
+	metric := func(line string) bool {
+		return strings.Contains(g.must(get("/metrics"), http.StatusOK).body, "\n"+line+"\n")
+	}
+	payload := strings.Repeat("x", 32<<10)
+	for sent := 0; !metric("redis_gateway_subscribers_dropped_total 1"); sent++ {
+		if sent == 5000 {
+			t.Fatalf("the stalled stream was not dropped after %d messages of %d bytes", sent, len(payload))
+		}
+		g.must(request{method: "POST", path: "/publish/stall", body: `"` + payload + `"`}, http.StatusOK)
+	}
+	waitFor(t, "the stalled stream to give back its slot", func() bool { return metric("redis_gateway_subscribers 0") })
+}
+
+// stalledClient opens a stream on a connection of its own with a small
+// receive buffer, reads the response's head, and leaves the body unread.
+func stalledClient(t *testing.T, g *gateway, path string) (net.Conn, *http.Response) {
+	t.Helper()
+	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	conn, err := dialer.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", g.url+path, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %v, %v", path, resp, err)
+	}
+	return conn, resp
 }
