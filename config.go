@@ -61,6 +61,7 @@ type config struct {
 
 	RateLimitFailOpen  bool
 	MaxSubscribers     int
+	SubscribeBuffer    int // SUBSCRIBE_BUFFER: messages a stream may fall behind before it is dropped
 	SubscribeHeartbeat time.Duration
 
 	LockMaxWait       time.Duration // LOCK_MAX_WAIT: the longest ?wait of POST /lock/{name}
@@ -193,7 +194,8 @@ func (e *envReader) http(c *config, dev bool) {
 	c.MaxTTL = e.seconds("MAX_TTL", 30*24*time.Hour)
 	c.SessionTTL = e.seconds("SESSION_TTL", 30*time.Minute)
 	c.RateLimitFailOpen = e.bool("RATELIMIT_FAIL_OPEN", false)
-	c.MaxSubscribers = e.int("MAX_SUBSCRIBERS", 1000, 1)
+	c.MaxSubscribers = e.int("MAX_SUBSCRIBERS", 10000, 1)
+	c.SubscribeBuffer = e.int("SUBSCRIBE_BUFFER", 128, 1)
 	c.SubscribeHeartbeat = e.duration("SUBSCRIBE_HEARTBEAT", 15*time.Second)
 	c.LockMaxWait = e.duration("LOCK_MAX_WAIT", 60*time.Second)
 	c.LockMaxWaiters = e.int("LOCK_MAX_WAITERS", 10000, 1)

@@ -205,11 +205,13 @@ func serve(ctx context.Context, cfg config, dev bool, logger *slog.Logger, stdou
 		ReadyWithoutRedis: cfg.Readiness == "process",
 		OpenAPI:           openAPISpec,
 		MaxSubscribers:    cfg.MaxSubscribers,
+		SubscriberBuffer:  cfg.SubscribeBuffer,
 		Heartbeat:         cfg.SubscribeHeartbeat,
 		LockMaxWait:       cfg.LockMaxWait,
 		LockMaxWaiters:    cfg.LockMaxWaiters,
 		CacheLeaseMaxWait: cfg.CacheLeaseMaxWait,
 		Stop:              gs.stop, // closed when shutdown begins, ending event streams
+		Streams:           &gs.streams,
 	})
 
 	if cfg.PprofAddr != "" {

@@ -25,6 +25,10 @@ type gatewayServer struct {
 	delay      time.Duration // SHUTDOWN_DELAY
 	timeout    time.Duration // SHUTDOWN_TIMEOUT
 	logger     *slog.Logger
+
+	// streams counts the event streams served past their handler's return,
+	// which srv.Shutdown does not wait for.
+	streams sync.WaitGroup
 }
 
 // newGatewayServer returns the server before it serves: the handlers are
@@ -79,6 +83,7 @@ func (g *gatewayServer) Shutdown(ctx context.Context) error {
 	// End event streams and lock waits: they stay active until told, and
 	// would hold the waits below.
 	close(g.stop)
+	g.waitStreams(ctx)
 	g.conns.waitQuiet(ctx)
 	if err := g.srv.Shutdown(ctx); err != nil {
 		_ = g.srv.Close()
@@ -90,6 +95,20 @@ func (g *gatewayServer) Shutdown(ctx context.Context) error {
 	}
 	g.logger.Info("stopped")
 	return nil
+}
+
+// waitStreams waits for the event streams that net/http no longer tracks to
+// send their clean end, or for ctx.
+func (g *gatewayServer) waitStreams(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		g.streams.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // newConnGrace is how long shutdown waits for a fresh connection to send its

@@ -57,16 +57,19 @@ func TestConfigStreams(t *testing.T) {
 		}
 	}
 	cfg, err := loadConfig(getenv(nil), false)
-	if err != nil || cfg.MaxSubscribers != 1000 || cfg.SubscribeHeartbeat != 15*time.Second {
-		t.Errorf("defaults: MaxSubscribers %d, SubscribeHeartbeat %s, %v; want 1000, 15s", cfg.MaxSubscribers, cfg.SubscribeHeartbeat, err)
+	if err != nil || cfg.MaxSubscribers != 10000 || cfg.SubscribeBuffer != 128 || cfg.SubscribeHeartbeat != 15*time.Second {
+		t.Errorf("defaults: MaxSubscribers %d, SubscribeBuffer %d, SubscribeHeartbeat %s, %v; want 10000, 128, 15s",
+			cfg.MaxSubscribers, cfg.SubscribeBuffer, cfg.SubscribeHeartbeat, err)
 	}
-	cfg, err = loadConfig(getenv(map[string]string{"MAX_SUBSCRIBERS": "5", "SUBSCRIBE_HEARTBEAT": "2s"}), false)
-	if err != nil || cfg.MaxSubscribers != 5 || cfg.SubscribeHeartbeat != 2*time.Second {
-		t.Errorf("MAX_SUBSCRIBERS=5 SUBSCRIBE_HEARTBEAT=2s: %d, %s, %v", cfg.MaxSubscribers, cfg.SubscribeHeartbeat, err)
+	cfg, err = loadConfig(getenv(map[string]string{"MAX_SUBSCRIBERS": "5", "SUBSCRIBE_BUFFER": "3", "SUBSCRIBE_HEARTBEAT": "2s"}), false)
+	if err != nil || cfg.MaxSubscribers != 5 || cfg.SubscribeBuffer != 3 || cfg.SubscribeHeartbeat != 2*time.Second {
+		t.Errorf("MAX_SUBSCRIBERS=5 SUBSCRIBE_BUFFER=3 SUBSCRIBE_HEARTBEAT=2s: %d, %d, %s, %v", cfg.MaxSubscribers, cfg.SubscribeBuffer, cfg.SubscribeHeartbeat, err)
 	}
 	for _, bad := range []map[string]string{
 		{"MAX_SUBSCRIBERS": "0"},
 		{"MAX_SUBSCRIBERS": "many"},
+		{"SUBSCRIBE_BUFFER": "0"},
+		{"SUBSCRIBE_BUFFER": "lots"},
 		{"SUBSCRIBE_HEARTBEAT": "15"},
 		{"SUBSCRIBE_HEARTBEAT": "10ms"},
 	} {

@@ -193,10 +193,9 @@ func TestClusterPubSub(t *testing.T) {
 		subs[i] = g.openStream(get("/subscribe/" + url.PathEscape(ch)))
 	}
 	for i, ch := range channels {
-		resp := g.must(request{method: "POST", path: "/publish/" + url.PathEscape(ch), body: strconv.Itoa(i)}, http.StatusOK)
-		if resp.body == `{"receivers":0}` {
-			t.Errorf("POST /publish/%s = %s, want the channel's subscriber counted", ch, resp.body)
-		}
+		// The count is the node's own subscribers, and the gateway's one
+		// subscriber connection is on one node: only delivery is certain.
+		g.must(request{method: "POST", path: "/publish/" + url.PathEscape(ch), body: strconv.Itoa(i)}, http.StatusOK)
 		if got, want := subs[i].next(), `event: message`+"\n"+`data: {"channel":"`+ch+`","message":`+strconv.Itoa(i)+`}`; got != want {
 			t.Errorf("channel %s: event %q, want %q", ch, got, want)
 		}

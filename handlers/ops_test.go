@@ -214,7 +214,7 @@ func TestMetrics(t *testing.T) {
 		`redis_gateway_token_requests_total{token="GATEWAY_TOKENS#1"} 5`,
 		`redis_gateway_token_requests_total{token="GATEWAY_TOKENS#2"} 0`,
 		`redis_gateway_subscribers 0`,
-		`redis_gateway_subscribers_max 1000`,
+		`redis_gateway_subscribers_max 10000`,
 		// At zero before the first event, so rate() and alerts see a 0.
 		`redis_gateway_auth_denials_total{scope="token",token=""} 0`,
 		`redis_gateway_redis_up 1`,

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,34 +22,41 @@ import (
 // pubSubStore is what publishing and the event streams need from Redis.
 type pubSubStore interface {
 	Publish(ctx context.Context, channel string, message []byte) (int64, error)
-	Subscribe(ctx context.Context, channel string) (*store.Subscription, error)
-	PSubscribe(ctx context.Context, pattern string) (*store.Subscription, error)
+	Subscribe(ctx context.Context, channel string, enc store.Encoder, buffer int) (*store.Subscription, error)
+	PSubscribe(ctx context.Context, pattern string, enc store.Encoder, buffer int) (*store.Subscription, error)
 }
 
 // Defaults for the event streams when Config leaves them zero.
 const (
-	defaultMaxSubscribers = 1000
-	defaultHeartbeat      = 15 * time.Second
-	defaultSetupTimeout   = 5 * time.Second
+	defaultMaxSubscribers   = 10000
+	defaultSubscriberBuffer = 128
+	defaultHeartbeat        = 15 * time.Second
+	defaultSetupTimeout     = 5 * time.Second
 )
 
-// streams is what every event stream shares: the cap on open streams, each
-// of which holds a Redis connection; the heartbeat that keeps idle streams
-// open through proxies and finds vanished clients; and the shutdown signal,
-// since http.Server.Shutdown waits for handlers and a stream never ends on
-// its own.
+// streams is what every event stream shares: the cap on open streams; how
+// many messages a stream may fall behind; the heartbeat that keeps idle
+// streams open through proxies and finds vanished clients; and the shutdown
+// signal, since http.Server.Shutdown waits for handlers and a stream never
+// ends on its own.
 type streams struct {
 	slots     chan struct{}
+	buffer    int
 	heartbeat time.Duration
 	stop      <-chan struct{}
 	// setup bounds subscribing, which the request deadline no longer does.
 	setup time.Duration
+	// served counts the streams served after their handler returned.
+	served *sync.WaitGroup
 }
 
 func newStreams(cfg Config) *streams {
-	limit, heartbeat, setup := cfg.MaxSubscribers, cfg.Heartbeat, cfg.RequestTimeout
+	limit, buffer, heartbeat, setup := cfg.MaxSubscribers, cfg.SubscriberBuffer, cfg.Heartbeat, cfg.RequestTimeout
 	if limit <= 0 {
 		limit = defaultMaxSubscribers
+	}
+	if buffer <= 0 {
+		buffer = defaultSubscriberBuffer
 	}
 	if heartbeat <= 0 {
 		heartbeat = defaultHeartbeat
@@ -54,12 +64,16 @@ func newStreams(cfg Config) *streams {
 	if setup <= 0 {
 		setup = defaultSetupTimeout
 	}
-	st := &streams{slots: make(chan struct{}, limit), heartbeat: heartbeat, stop: cfg.Stop, setup: setup}
+	st := &streams{slots: make(chan struct{}, limit), buffer: buffer, heartbeat: heartbeat, stop: cfg.Stop, setup: setup,
+		served: cfg.Streams}
+	if st.served == nil {
+		st.served = &sync.WaitGroup{}
+	}
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "redis_gateway",
 			Name:      "subscribers",
-			Help:      "Open event streams (GET /subscribe, POST /redis/subscribe, POST /redis/psubscribe), each on its own Redis connection.",
+			Help:      "Open event streams (GET /subscribe, POST /redis/subscribe, POST /redis/psubscribe); they share the gateway's Redis subscriber connection.",
 		}, func() float64 { return float64(len(st.slots)) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "redis_gateway",
 			Name:      "subscribers_max",
@@ -69,76 +83,196 @@ func newStreams(cfg Config) *streams {
 	return st
 }
 
-// frames writes one kind of event stream.
+// frames writes one kind of event stream. As a store.Encoder it encodes
+// messages, once for all the streams of a channel or pattern that share it.
 type frames interface {
-	start(b []byte, sub *store.Subscription) []byte
-	message(b []byte, m store.Message) []byte
+	store.Encoder
+	start(b []byte) []byte
+	// dropped is the last frame of a stream whose client fell behind.
+	dropped(b []byte) []byte
 }
+
+// subscribeFunc subscribes a stream whose frames are enc's, queueing at
+// most buffer of them.
+type subscribeFunc func(ctx context.Context, enc store.Encoder, buffer int) (*store.Subscription, error)
 
 // serve subscribes and streams what arrives until the client goes away, the
 // subscription ends or the server shuts down. Errors before the first byte
 // is sent are returned; after it, the stream just ends.
-func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe func(context.Context) (*store.Subscription, error), f frames) error {
+func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe subscribeFunc, f frames) error {
 	select {
 	case st.slots <- struct{}{}:
-		defer func() { <-st.slots }()
 	default:
 		w.Header().Set("Retry-After", "1")
 		return &httpError{Status: http.StatusServiceUnavailable, Slug: "too-many-subscribers",
 			Message: "too many open streams (MAX_SUBSCRIBERS); retry later"}
 	}
+	release := func() { <-st.slots }
 	// net/http notices a client going away only once the body has been read
 	// to its end; until then a stream would outlive its client.
 	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		release()
 		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), st.setup)
-	sub, err := subscribe(ctx)
+	sub, err := subscribe(ctx, f, st.buffer)
 	cancel()
 	if err != nil {
+		release()
 		return err
 	}
-	defer sub.Close()
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // nginx would hold events back otherwise
 	w.WriteHeader(http.StatusOK)
+
+	// A handler parked for the life of a stream keeps its goroutine's stack,
+	// as deep as the middleware, and net/http's buffers for the connection:
+	// about 25 KiB a stream. Over HTTP/1.1 the connection is taken over
+	// instead, once net/http has sent the head, and two small goroutines
+	// serve it. HTTP/2 streams cannot be, and are served in place.
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		out := newChunkedConn(conn, r.ProtoAtLeast(1, 1), stallHeartbeats*st.heartbeat) // framed as net/http did
+		st.served.Add(1)
+		go func() {
+			defer st.served.Done()
+			defer release()
+			defer sub.Close()
+			defer out.end()
+			st.stream(sub, f, out.write, out.gone)
+		}()
+		return nil
+	}
+	defer release()
+	defer sub.Close()
 	rc := http.NewResponseController(w)
-	write := func(b []byte) bool {
-		if _, err := w.Write(b); err != nil {
-			return false
+	st.stream(sub, f, func(frames ...[]byte) bool {
+		for _, b := range frames {
+			if _, err := w.Write(b); err != nil {
+				return false
+			}
 		}
 		return rc.Flush() == nil
-	}
-	if !write(f.start(nil, sub)) {
-		return nil
+	}, r.Context().Done())
+	return nil
+}
+
+// stream writes what sub receives until the client is gone, the
+// subscription ends or the server shuts down. write sends frames, shared
+// with every other stream of the channel and so never changed, at once.
+func (st *streams) stream(sub *store.Subscription, f frames, write func(frames ...[]byte) bool, gone <-chan struct{}) {
+	if !write(f.start(nil)) {
+		return
 	}
 	heartbeat := time.NewTicker(st.heartbeat)
 	defer heartbeat.Stop()
-	var buf []byte
+	var batch [][]byte
 	for {
 		select {
-		case <-r.Context().Done():
-			return nil
+		case <-gone:
+			return
 		case <-st.stop:
-			return nil
+			return
 		case <-heartbeat.C:
-			if !write([]byte(": ping\n\n")) {
-				return nil
+			if !write(ping) {
+				return
 			}
-		case m, ok := <-sub.Messages():
-			if !ok {
-				return nil
+		case <-sub.Waiting():
+			batch = sub.Take(batch)
+			if !write(batch...) {
+				return
 			}
-			buf = f.message(buf[:0], m)
-			if !write(buf) {
-				return nil
+		case <-sub.Done():
+			// What was queued before the end still goes out, so a dropped
+			// client knows exactly where its stream stopped.
+			batch = sub.Take(batch)
+			if errors.Is(sub.Err(), store.ErrSlowSubscriber) {
+				batch = append(batch, f.dropped(nil))
 			}
+			write(batch...)
+			return
 		}
 	}
 }
+
+// chunkedConn writes the body of a response whose connection was taken over
+// once net/http had sent the head: in chunks, as the head announced over
+// HTTP/1.1, or, over HTTP/1.0, as plain bytes that closing the connection
+// ends.
+type chunkedConn struct {
+	conn    net.Conn
+	chunked bool
+	stall   time.Duration // the longest a write may wait for the client
+	gone    chan struct{} // closed when the client closed or broke the connection
+	size    []byte
+	bufs    net.Buffers
+}
+
+// stallHeartbeats is how many heartbeats a write to a taken-over stream may
+// wait for its client to read. A client that reads nothing for that long,
+// such as one dropped for falling behind that then stopped reading
+// altogether, would otherwise hold its MAX_SUBSCRIBERS slot and goroutines
+// for as long as TCP keeps the connection.
+const stallHeartbeats = 4
+
+func newChunkedConn(conn net.Conn, chunked bool, stall time.Duration) *chunkedConn {
+	c := &chunkedConn{conn: conn, chunked: chunked, stall: stall, gone: make(chan struct{})}
+	// A stream's client sends nothing more: reading finds out at once when
+	// it goes away.
+	go func() {
+		defer close(c.gone)
+		var b [16]byte
+		for {
+			if _, err := conn.Read(b[:]); err != nil {
+				return
+			}
+		}
+	}()
+	return c
+}
+
+// write sends frames as one chunk, in one system call where the
+// connection allows it.
+func (c *chunkedConn) write(frames ...[]byte) bool {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	if n == 0 {
+		return true
+	}
+	c.bufs = c.bufs[:0]
+	if c.chunked {
+		c.size = append(strconv.AppendInt(c.size[:0], int64(n), 16), "\r\n"...)
+		c.bufs = append(c.bufs, c.size)
+	}
+	c.bufs = append(c.bufs, frames...)
+	if c.chunked {
+		c.bufs = append(c.bufs, crlf)
+	}
+	bufs := c.bufs // WriteTo consumes its receiver
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.stall))
+	_, err := bufs.WriteTo(c.conn)
+	clear(c.bufs) // the frames are not ours to keep
+	return err == nil
+}
+
+// end finishes the body, cleanly, and closes the connection.
+func (c *chunkedConn) end() {
+	if c.chunked {
+		_ = c.conn.SetWriteDeadline(time.Now().Add(c.stall))
+		_, _ = c.conn.Write(lastChunk)
+	}
+	_ = c.conn.Close()
+}
+
+var (
+	ping      = []byte(": ping\n\n")
+	crlf      = []byte("\r\n")
+	lastChunk = []byte("0\r\n\r\n")
+)
 
 // handlePublish serves POST /publish/{channel}: the JSON body goes to the
 // channel as it was sent.
@@ -172,8 +306,8 @@ func handleSubscribe(s pubSubStore, st *streams) http.Handler {
 		if err != nil {
 			return err
 		}
-		return st.serve(w, r, func(ctx context.Context) (*store.Subscription, error) {
-			return s.Subscribe(ctx, channel)
+		return st.serve(w, r, func(ctx context.Context, enc store.Encoder, buffer int) (*store.Subscription, error) {
+			return s.Subscribe(ctx, channel, enc, buffer)
 		}, eventFrames{})
 	})
 }
@@ -198,17 +332,26 @@ func handlePSubscribe(s pubSubStore, st *streams) http.Handler {
 		if err := access.FromContext(r.Context()).ChannelPattern(pattern); err != nil {
 			return err
 		}
-		return st.serve(w, r, func(ctx context.Context) (*store.Subscription, error) {
-			return s.PSubscribe(ctx, pattern)
+		return st.serve(w, r, func(ctx context.Context, enc store.Encoder, buffer int) (*store.Subscription, error) {
+			return s.PSubscribe(ctx, pattern, enc, buffer)
 		}, eventFrames{})
 	})
 }
 
 // eventFrames are the gateway's own events: "event: message" with the
-// channel and the message as JSON.
+// channel and the message as JSON; "event: reconnected" when messages may
+// have been lost; "event: dropped" last, when the client fell behind.
 type eventFrames struct{}
 
-func (eventFrames) start(b []byte, _ *store.Subscription) []byte { return b }
+func (eventFrames) start(b []byte) []byte { return b }
+
+func (eventFrames) Gap(b []byte) []byte {
+	return append(b, "event: reconnected\ndata: {\"reason\":\"redis-reconnected\"}\n\n"...)
+}
+
+func (eventFrames) dropped(b []byte) []byte {
+	return append(b, "event: dropped\ndata: {\"reason\":\"slow-reader\"}\n\n"...)
+}
 
 type eventData struct {
 	Pattern string          `json:"pattern,omitempty"`
@@ -216,7 +359,7 @@ type eventData struct {
 	Message json.RawMessage `json:"message"`
 }
 
-func (eventFrames) message(b []byte, m store.Message) []byte {
+func (eventFrames) Message(b []byte, m store.Message) []byte {
 	d := eventData{Pattern: m.Pattern, Channel: m.Channel, Message: messageJSON(m.Payload)}
 	data, err := json.Marshal(d)
 	if err != nil {
@@ -240,17 +383,29 @@ func messageJSON(payload string) json.RawMessage {
 }
 
 // upstashFrames are the frames of the Upstash protocol's subscribe routes:
-// "data: message,<channel>,<payload>", payloads as published.
+// "data: message,<channel>,<payload>", payloads as published. The gateway's
+// own reconnected and dropped events keep their names, with data in the
+// same comma-separated form.
 type upstashFrames struct {
 	kind string // subscribe or psubscribe
 	name string // the channel or pattern
 }
 
-func (f upstashFrames) start(b []byte, sub *store.Subscription) []byte {
-	return appendData(b, f.kind+","+f.name+","+strconv.Itoa(sub.Count()))
+// start confirms the subscription; the count is the stream's own
+// subscriptions, one, as it would be on a connection of its own.
+func (f upstashFrames) start(b []byte) []byte {
+	return appendData(b, f.kind+","+f.name+",1")
 }
 
-func (f upstashFrames) message(b []byte, m store.Message) []byte {
+func (f upstashFrames) Gap(b []byte) []byte {
+	return appendData(append(b, "event: reconnected\n"...), "reconnected,"+f.name)
+}
+
+func (f upstashFrames) dropped(b []byte) []byte {
+	return appendData(append(b, "event: dropped\n"...), "dropped,"+f.name)
+}
+
+func (f upstashFrames) Message(b []byte, m store.Message) []byte {
 	if m.Pattern != "" {
 		return appendData(b, "pmessage,"+m.Pattern+","+m.Channel+","+m.Payload)
 	}
@@ -292,12 +447,12 @@ func handleUpstashSubscribe(s pubSubStore, st *streams, pattern bool) http.Handl
 			return err
 		}
 		if pattern {
-			return st.serve(w, r, func(ctx context.Context) (*store.Subscription, error) {
-				return s.PSubscribe(ctx, name)
+			return st.serve(w, r, func(ctx context.Context, enc store.Encoder, buffer int) (*store.Subscription, error) {
+				return s.PSubscribe(ctx, name, enc, buffer)
 			}, upstashFrames{kind: "psubscribe", name: name})
 		}
-		return st.serve(w, r, func(ctx context.Context) (*store.Subscription, error) {
-			return s.Subscribe(ctx, name)
+		return st.serve(w, r, func(ctx context.Context, enc store.Encoder, buffer int) (*store.Subscription, error) {
+			return s.Subscribe(ctx, name, enc, buffer)
 		}, upstashFrames{kind: "subscribe", name: name})
 	})
 }

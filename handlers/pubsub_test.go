@@ -3,11 +3,16 @@ package handlers_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,7 +81,11 @@ func (g *gateway) tryOpenStream(req request) (*stream, error) {
 				lines = append(lines, sc.Text())
 				continue
 			}
-			s.events <- strings.Join(lines, "\n")
+			select {
+			case s.events <- strings.Join(lines, "\n"):
+			case <-ctx.Done(): // closed unread: the test is over
+				return
+			}
 			lines = nil
 		}
 		s.err = sc.Err()
@@ -317,8 +326,8 @@ func TestSubscribeRedisDown(t *testing.T) {
 	g.must(request{method: "POST", path: "/publish/c", body: `1`}, http.StatusServiceUnavailable)
 }
 
-// Opening and dropping 1,000 subscriptions leaves no goroutine and no Redis
-// connection behind.
+// Opening and dropping 1,000 subscriptions costs no Redis connection of
+// their own, and leaves no goroutine and no subscription behind.
 func TestThousandSubscriptionsLeaveNothingBehind(t *testing.T) {
 	srv := redistest.Start(t)
 	b := backend{name: "redis-server", url: srv.URL(), rdb: srv.Client(), elapse: time.Sleep, stop: srv.Stop}
@@ -366,13 +375,18 @@ func TestThousandSubscriptionsLeaveNothingBehind(t *testing.T) {
 				t.Fatalf("batch %d: %v", batch, err)
 			}
 		}
-		if got := clients(); got < baseClients+perBatch {
-			t.Errorf("batch %d: %d Redis clients with %d streams open, want at least %d", batch, got, perBatch, baseClients+perBatch)
+		// The streams share the subscriber connection the warm-up opened.
+		if got := clients(); got != baseClients {
+			t.Errorf("batch %d: %d Redis clients with %d streams open, want %d", batch, got, perBatch, baseClients)
+		}
+		if n := len(b.rdb.PubSubChannels(ctx, "ch-*").Val()); n != perBatch {
+			t.Errorf("batch %d: PUBSUB CHANNELS ch-* lists %d with %d streams open", batch, n, perBatch)
 		}
 		for _, s := range streams {
 			s.close()
 		}
 	}
+	waitFor(t, "every channel to be unsubscribed", func() bool { return len(b.rdb.PubSubChannels(ctx, "ch-*").Val()) == 0 })
 	waitFor(t, fmt.Sprintf("Redis clients to return to %d", baseClients), func() bool { return clients() == baseClients })
 	waitFor(t, fmt.Sprintf("goroutines to return to %d", baseGoroutines), func() bool { return runtime.NumGoroutine() <= baseGoroutines })
 	if n := b.rdb.PubSubNumPat(ctx).Val(); n != 0 {
@@ -390,4 +404,270 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Every stream of a channel or pattern gets every message, once, in the
+// order it was published, whatever the mix of streams sharing the gateway's
+// one subscriber connection.
+func TestFanOutDeliversEveryMessageInOrder(t *testing.T) {
+	skipIfShort(t)
+	srv := redistest.Start(t)
+	b := backend{name: "redis-server", url: srv.URL(), rdb: srv.Client(), elapse: time.Sleep, stop: srv.Stop}
+	const perKind, messages = 50, 100
+	// The queue holds every message: what is checked here is the fan-out,
+	// not how fast the test reads.
+	g := startGateway(t, b, withConfig(func(c *handlers.Config) { c.SubscriberBuffer = messages }))
+
+	kinds := []struct {
+		req   request
+		frame func(i int) string
+	}{
+		{get("/subscribe/fan"), func(i int) string {
+			return fmt.Sprintf("event: message\ndata: {\"channel\":\"fan\",\"message\":{\"n\":%d}}", i)
+		}},
+		{get("/subscribe?pattern=fa%3F"), func(i int) string {
+			return fmt.Sprintf("event: message\ndata: {\"pattern\":\"fa?\",\"channel\":\"fan\",\"message\":{\"n\":%d}}", i)
+		}},
+		{post("/redis/subscribe/fan", `[]`), func(i int) string { return fmt.Sprintf(`data: message,fan,{"n":%d}`, i) }},
+	}
+	type sub struct {
+		s     *stream
+		frame func(int) string
+	}
+	var subs []sub
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, k := range kinds {
+		for range perKind {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := g.tryOpenStream(k.req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				subs = append(subs, sub{s, k.frame})
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	if n := pubsubConnections(t, b); n != 1 {
+		t.Errorf("%d streams use %d subscriber connections, want 1", len(subs), n)
+	}
+
+	for i := range messages {
+		g.must(request{method: "POST", path: "/publish/fan", body: fmt.Sprintf(`{"n":%d}`, i)}, http.StatusOK)
+	}
+	for _, s := range subs {
+		if strings.HasPrefix(s.s.name, "POST") {
+			s.s.next() // subscribe,fan,1
+		}
+		for i := range messages {
+			if got, want := s.s.next(), s.frame(i); got != want {
+				t.Fatalf("%s: event %d = %q, want %q", s.s.name, i, got, want)
+			}
+		}
+	}
+	// And not one more.
+	g.must(request{method: "POST", path: "/publish/fan", body: `"end"`}, http.StatusOK)
+	for _, s := range subs {
+		if got := s.s.next(); !strings.Contains(got, `"end"`) {
+			t.Fatalf("%s: event after the last = %q, want the end marker", s.s.name, got)
+		}
+	}
+}
+
+// A client that stops reading is dropped once its queue is full, with a
+// last event after what it was sent; meanwhile the streams sharing its
+// channel get every message as it comes.
+func TestSlowReaderIsDroppedWithoutDelayingOthers(t *testing.T) {
+	skipIfShort(t)
+	const buffer = 4
+	stop := make(chan struct{})
+	g := startGateway(t, serverBackend(t), withConfig(func(c *handlers.Config) {
+		c.SubscriberBuffer = buffer
+		c.MaxBodyBytes = 64 << 10
+		c.Stop = stop
+	}))
+	t.Cleanup(func() { close(stop) })
+
+	// The slow client reads the response's head, then nothing until the end.
+	conn, slow := stalledClient(t, g, "/subscribe/busy")
+	defer conn.Close()
+
+	fast := make([]*stream, 5)
+	for i := range fast {
+		fast[i] = g.openStream(get("/subscribe/busy"))
+	}
+	dropped := func() bool {
+		return strings.Contains(g.must(get("/metrics"), http.StatusOK).body, "redis_gateway_subscribers_dropped_total 1")
+	}
+	payload := strings.Repeat("x", 32<<10)
+	frame := func(i int) string {
+		return fmt.Sprintf("event: message\ndata: {\"channel\":\"busy\",\"message\":\"%d %s\"}", i, payload)
+	}
+	// Each message reaches every fast stream before the next is published:
+	// a slow stream that held up the fan-out would stop them here.
+	sent := 0
+	for ; sent < 5000 && !dropped(); sent++ {
+		g.must(request{method: "POST", path: "/publish/busy", body: fmt.Sprintf(`"%d %s"`, sent, payload)}, http.StatusOK)
+		for _, s := range fast {
+			if got := s.next(); got != frame(sent) {
+				t.Fatalf("fast stream: event %d = %.80q..., want %.80q...", sent, got, frame(sent))
+			}
+		}
+	}
+	if !dropped() {
+		t.Fatalf("the slow stream was not dropped after %d messages of %d bytes", sent, len(payload))
+	}
+
+	// Reading at last, the slow client finds the messages it was sent, in
+	// order and none missing, then the dropped event, then the end.
+	events, err := readEvents(slow.Body)
+	if err != nil {
+		t.Fatalf("slow client: stream ended with %v, want a clean end", err)
+	}
+	if len(events) == 0 || events[len(events)-1] != "event: dropped\ndata: {\"reason\":\"slow-reader\"}" {
+		t.Fatalf("slow client: last event = %.80q, want the dropped event", events[len(events)-1:])
+	}
+	got := events[:len(events)-1]
+	if len(got) < buffer || len(got) >= sent {
+		t.Errorf("slow client got %d messages of %d sent, want at least the queue's %d and fewer than all", len(got), sent, buffer)
+	}
+	for i, e := range got {
+		if e != frame(i) {
+			t.Fatalf("slow client: event %d = %.80q..., want %.80q...", i, e, frame(i))
+		}
+	}
+	// The fast streams go on.
+	g.must(request{method: "POST", path: "/publish/busy", body: `"after"`}, http.StatusOK)
+	for _, s := range fast {
+		if got := s.next(); got != "event: message\ndata: {\"channel\":\"busy\",\"message\":\"after\"}" {
+			t.Errorf("fast stream after the drop: %q", got)
+		}
+	}
+}
+
+// readEvents reads an event stream to its end, leaving out comments.
+func readEvents(r io.Reader) ([]string, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
+	var events, lines []string
+	for sc.Scan() {
+		switch line := sc.Text(); {
+		case line == "":
+			if len(lines) > 0 {
+				events = append(events, strings.Join(lines, "\n"))
+			}
+			lines = nil
+		case !strings.HasPrefix(line, ":"):
+			lines = append(lines, line)
+		}
+	}
+	return events, sc.Err()
+}
+
+// pubsubConnections counts the server's connections in subscriber mode.
+func pubsubConnections(t *testing.T, b backend) int {
+	t.Helper()
+	list, err := b.rdb.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatalf("CLIENT LIST: %v", err)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		if !strings.Contains(line, " sub=0 ") || !strings.Contains(line, " psub=0 ") {
+			n++
+		}
+	}
+	return n
+}
+
+// Over HTTP/1.1 a stream is served off its handler, which returns once the
+// connection is taken over: its access log line comes while the stream is
+// open. A response writer in the middleware that hid the connection would
+// leave every stream parked in its handler, at twice the memory.
+func TestStreamsServedOffTheHandler(t *testing.T) {
+	g := startGateway(t, miniBackend(t))
+	for _, req := range []request{get("/subscribe/c"), post("/redis/subscribe/c", `[]`)} {
+		id := "stream-" + strings.ReplaceAll(req.path, "/", "-")
+		s := g.openStream(with(req, "X-Request-Id", id))
+		if req.method == "POST" {
+			s.next() // subscribe,c,1
+		}
+		waitFor(t, "the access log line of "+s.name, func() bool {
+			logs := g.logs.String()
+			return logs != "" && logLinesFor(t, logs, id) == 1
+		})
+		g.must(request{method: "POST", path: "/publish/c", body: `"still open"`}, http.StatusOK)
+		if got := s.next(); !strings.Contains(got, "still open") {
+			t.Errorf("%s after its handler returned: %q", s.name, got)
+		}
+		var line struct{ Status int }
+		for _, l := range strings.Split(g.logs.String(), "\n") {
+			if strings.Contains(l, id) {
+				if err := json.Unmarshal([]byte(l), &line); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if line.Status != http.StatusOK {
+			t.Errorf("%s: access log status %d, want 200", s.name, line.Status)
+		}
+	}
+}
+
+// A client that reads nothing for four heartbeats loses its stream, and its
+// MAX_SUBSCRIBERS slot comes back, even when it keeps its connection open.
+func TestStalledStreamIsClosed(t *testing.T) {
+	skipIfShort(t)
+	g := startGateway(t, serverBackend(t), withConfig(func(c *handlers.Config) {
+		c.SubscriberBuffer = 1
+		c.MaxBodyBytes = 64 << 10
+		c.Heartbeat = 100 * time.Millisecond
+	}))
+	conn, _ := stalledClient(t, g, "/subscribe/stall")
+	defer conn.Close()
+	metric := func(line string) bool {
+		return strings.Contains(g.must(get("/metrics"), http.StatusOK).body, "\n"+line+"\n")
+	}
+	payload := strings.Repeat("x", 32<<10)
+	for sent := 0; !metric("redis_gateway_subscribers_dropped_total 1"); sent++ {
+		if sent == 5000 {
+			t.Fatalf("the stalled stream was not dropped after %d messages of %d bytes", sent, len(payload))
+		}
+		g.must(request{method: "POST", path: "/publish/stall", body: `"` + payload + `"`}, http.StatusOK)
+	}
+	waitFor(t, "the stalled stream to give back its slot", func() bool { return metric("redis_gateway_subscribers 0") })
+}
+
+// stalledClient opens a stream on a connection of its own with a small
+// receive buffer, reads the response's head, and leaves the body unread.
+func stalledClient(t *testing.T, g *gateway, path string) (net.Conn, *http.Response) {
+	t.Helper()
+	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	conn, err := dialer.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", g.url+path, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %v, %v", path, resp, err)
+	}
+	return conn, resp
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -73,9 +74,12 @@ type Config struct {
 	ReadyWithoutRedis bool
 	OpenAPI           []byte // the contract, served at /openapi.yaml
 
-	// MaxSubscribers caps open event streams, each holding a Redis
-	// connection; past it, 503. 0 means 1000.
+	// MaxSubscribers caps open event streams, which share the gateway's
+	// Redis subscriber connection; past it, 503. 0 means 10000.
 	MaxSubscribers int
+	// SubscriberBuffer is how many messages a stream may fall behind before
+	// it is ended with a dropped event. 0 means 128.
+	SubscriberBuffer int
 	// Heartbeat is how often idle event streams get a comment line. 0 means 15 s.
 	Heartbeat time.Duration
 	// LockMaxWait is the longest ?wait of POST /lock/{name}. 0 means 60 s.
@@ -86,6 +90,10 @@ type Config struct {
 	// LockPollInterval is the longest a waiter goes without looking at the
 	// lock when no release is announced. 0 means 2 s.
 	LockPollInterval time.Duration
+	// Streams, if set, counts the event streams served after their handler
+	// returned, which http.Server.Shutdown does not wait for: shutdown waits
+	// for it after closing Stop, so that each stream ends cleanly.
+	Streams *sync.WaitGroup
 	// Stop is closed when the server shuts down, which ends open event
 	// streams and lock waits; http.Server.Shutdown would wait for them
 	// otherwise.

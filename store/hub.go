@@ -4,16 +4,19 @@ import (
 	"container/list"
 	"context"
 	"sync"
+	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
 // hub is the gateway's one subscriber connection to Redis, shared by every
-// request that waits for a notification: a waiter costs a map entry, never a
-// connection. Channels are subscribed while someone listens to them and
-// unsubscribed when the last listener leaves.
+// request that waits for a notification and every event stream: a listener
+// costs a list entry, never a connection. Channels and patterns are
+// subscribed while someone listens to them and unsubscribed when the last
+// listener leaves.
 //
-// Delivery is a wake-up, not a message: a listener learns that something
+// For waiters, delivery is a wake-up, not a message: a listener learns that something
 // happened on its channel and must look at the state in Redis again. When the
 // connection breaks, notifications sent meanwhile are lost; go-redis
 // reconnects and subscribes again, and every listener of a channel that is
@@ -26,8 +29,11 @@ import (
 // released, and waking them all would send them all to Redis. A handoff
 // listener that leaves with a wake-up it did not use passes it on.
 //
-// Event streams could be served from the same connection: a third kind of
-// listener, handed each message's payload rather than woken.
+// Event streams are a third kind of listener (pubsub.go): a Subscription,
+// on a channel or a pattern, is handed each message's frame, encoded once for
+// all the streams of its kind, and told of a reconnection by a gap frame.
+// The receiving loop never waits for a stream: one whose queue is full is
+// dropped.
 type hub struct {
 	rdb redis.UniversalClient
 
@@ -38,29 +44,44 @@ type hub struct {
 
 	mu     sync.Mutex
 	closed bool
-	topics map[string]*topic // by channel
+	topics map[topicKey]*topic
 	// pending counts the SUBSCRIBE commands queued or sent for a channel
 	// whose confirmation has not arrived. It outlives the channel's topic, so
 	// a late confirmation of an earlier subscription is not taken for one of
 	// a later.
-	pending map[string]int
-	ops     []op // SUBSCRIBE and UNSUBSCRIBE commands, in the order to send them
+	pending map[topicKey]int
+	ops     []op // (P)SUBSCRIBE and (P)UNSUBSCRIBE commands, in the order to send them
+
+	dropped atomic.Uint64 // streams ended for falling behind
+}
+
+// topicKey names a channel, or a pattern: Redis keeps the two apart, and so
+// does the hub.
+type topicKey struct {
+	pattern bool
+	name    string
 }
 
 type op struct {
 	subscribe bool
-	channel   string
+	key       topicKey
 }
 
-// topic is one subscribed channel and its listeners.
+// topic is one subscribed channel or pattern and its listeners.
 type topic struct {
-	listeners list.List     // of *Watch, in the order they came
-	ready     chan struct{} // closed once Redis confirmed the subscription
+	listeners list.List       // of *Watch, in the order they came
+	streams   []*Subscription // in no order: each knows its index
+	ready     chan struct{}   // closed once Redis confirmed the subscription
 	isReady   bool
+	// failed is closed when a SUBSCRIBE could not be sent, which streams
+	// waiting for ready take as Redis being unavailable. go-redis sends it
+	// again once it reconnects, so the topic may yet become ready.
+	failed   chan struct{}
+	isFailed bool
 }
 
 func newHub(rdb redis.UniversalClient) *hub {
-	return &hub{rdb: rdb, topics: make(map[string]*topic), pending: make(map[string]int),
+	return &hub{rdb: rdb, topics: make(map[topicKey]*topic), pending: make(map[topicKey]int),
 		done: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
@@ -85,19 +106,48 @@ func (h *hub) watch(channel string, handoff bool) *Watch {
 	w := &Watch{h: h, channel: channel, handoff: handoff, c: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	t := h.topics[channel]
+	t := h.topic(topicKey{name: channel})
+	w.t, w.elem = t, t.listeners.PushBack(w)
+	return w
+}
+
+// topic returns the topic of key, subscribing when it is new; h.mu is held.
+func (h *hub) topic(key topicKey) *topic {
+	t := h.topics[key]
 	if t == nil {
-		t = &topic{ready: make(chan struct{})}
-		h.topics[channel] = t
+		t = &topic{ready: make(chan struct{}), failed: make(chan struct{})}
+		h.topics[key] = t
 		if h.closed {
 			t.markReady()
 		} else {
-			h.pending[channel]++
-			h.queue(op{subscribe: true, channel: channel})
+			h.pending[key]++
+			h.queue(op{subscribe: true, key: key})
 		}
 	}
-	w.t, w.elem = t, t.listeners.PushBack(w)
-	return w
+	return t
+}
+
+// retry subscribes again to a topic whose SUBSCRIBE could not be sent, for
+// a new listener that would otherwise take the old failure for its own;
+// h.mu is held.
+func (h *hub) retry(key topicKey, t *topic) {
+	if t.isReady || !t.isFailed || h.closed {
+		return
+	}
+	t.failed, t.isFailed = make(chan struct{}), false
+	h.pending[key]++
+	h.queue(op{subscribe: true, key: key})
+}
+
+// leave drops the topic of key once nobody listens to it; h.mu is held.
+func (h *hub) leave(key topicKey, t *topic) {
+	if t.listeners.Len() > 0 || len(t.streams) > 0 || h.topics[key] != t {
+		return
+	}
+	delete(h.topics, key)
+	if !h.closed {
+		h.queue(op{key: key})
+	}
 }
 
 // queue adds a command for the sending loop; h.mu is held.
@@ -123,13 +173,17 @@ func (h *hub) run() {
 	}()
 	go func() {
 		defer wg.Done()
+		var frames frameCache
 		for v := range in {
 			switch m := v.(type) {
 			case *redis.Message:
-				h.deliver(m.Channel)
+				h.deliver(m, &frames)
 			case *redis.Subscription:
-				if m.Kind == "subscribe" {
-					h.confirmed(m.Channel)
+				switch m.Kind {
+				case "subscribe":
+					h.confirmed(topicKey{name: m.Channel}, &frames)
+				case "psubscribe":
+					h.confirmed(topicKey{pattern: true, name: m.Channel}, &frames)
 				}
 			}
 		}
@@ -154,46 +208,149 @@ func (h *hub) send() {
 		}
 		ctx := context.Background()
 		for _, o := range ops {
-			if o.subscribe {
-				_ = h.ps.Subscribe(ctx, o.channel)
-			} else {
-				_ = h.ps.Unsubscribe(ctx, o.channel)
+			var err error
+			switch {
+			case o.subscribe && o.key.pattern:
+				err = h.ps.PSubscribe(ctx, o.key.name)
+			case o.subscribe:
+				err = h.ps.Subscribe(ctx, o.key.name)
+			case o.key.pattern:
+				_ = h.ps.PUnsubscribe(ctx, o.key.name)
+			default:
+				_ = h.ps.Unsubscribe(ctx, o.key.name)
+			}
+			if err != nil {
+				h.failed(o.key)
 			}
 		}
 	}
 }
 
-// deliver wakes every listener of channel.
-func (h *hub) deliver(channel string) {
+// failed tells the streams waiting for a subscription that it could not be
+// sent.
+func (h *hub) failed(key topicKey) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if t := h.topics[channel]; t != nil {
-		t.notify()
+	if t := h.topics[key]; t != nil && !t.isReady && !t.isFailed {
+		t.isFailed = true
+		close(t.failed)
 	}
+}
+
+// deliver wakes every listener of the message's channel, or hands it to
+// every stream of its channel or pattern.
+func (h *hub) deliver(m *redis.Message, frames *frameCache) {
+	key := topicKey{name: m.Channel}
+	if m.Pattern != "" {
+		key = topicKey{pattern: true, name: m.Pattern}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.topics[key]
+	if t == nil {
+		return
+	}
+	t.notify()
+	frames.reset(func(enc Encoder, b []byte) []byte {
+		return enc.Message(b, Message{Pattern: m.Pattern, Channel: m.Channel, Payload: m.Payload})
+	})
+	h.fanOut(key, t, frames)
 }
 
 // confirmed handles Redis's confirmation of a subscription. One that nobody
 // is waiting for comes from go-redis subscribing again after a reconnection:
-// what was published in between is lost, so every listener is woken.
-func (h *hub) confirmed(channel string) {
+// what was published in between is lost, so every listener is woken and
+// every stream told.
+func (h *hub) confirmed(key topicKey, frames *frameCache) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	t := h.topics[channel]
-	n := h.pending[channel]
+	t := h.topics[key]
+	n := h.pending[key]
 	if n == 0 {
 		if t != nil {
 			t.wake()
+			frames.reset(func(enc Encoder, b []byte) []byte { return enc.Gap(b) })
+			h.fanOut(key, t, frames)
 		}
 		return
 	}
 	if n == 1 {
-		delete(h.pending, channel)
+		delete(h.pending, key)
 		if t != nil {
 			t.markReady()
 		}
 		return
 	}
-	h.pending[channel] = n - 1
+	h.pending[key] = n - 1
+}
+
+// fanOut queues the frame of a message, or of a gap, for every stream of
+// the topic; a stream whose queue is full is ended instead, so that it never
+// holds up the others. h.mu is held.
+func (h *hub) fanOut(key topicKey, t *topic, frames *frameCache) {
+	if len(t.streams) == 0 {
+		return
+	}
+	// Downwards, since a stream removed takes the place of the last one.
+	for i := len(t.streams) - 1; i >= 0; i-- {
+		s := t.streams[i]
+		b := frames.frame(s.enc)
+		if b != nil && !s.push(b) {
+			t.remove(s, ErrSlowSubscriber)
+			h.dropped.Add(1)
+		}
+	}
+	h.leave(key, t)
+}
+
+// droppedCounter counts the streams dropped when they are, not when their
+// handler, perhaps stuck writing to the slow client, gets to know.
+func (h *hub) droppedCounter() prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "redis_gateway",
+		Name:      "subscribers_dropped_total",
+		Help:      "Event streams ended because their client fell SUBSCRIBE_BUFFER messages behind.",
+	}, func() float64 { return float64(h.dropped.Load()) })
+}
+
+// remove takes s out of the topic; err, if any, ends its stream. h.mu is held.
+func (t *topic) remove(s *Subscription, err error) {
+	last := len(t.streams) - 1
+	t.streams[s.index] = t.streams[last]
+	t.streams[s.index].index = s.index
+	t.streams[last] = nil
+	t.streams = t.streams[:last]
+	s.t = nil
+	if err != nil {
+		s.err = err
+		close(s.done)
+	}
+}
+
+// frameCache encodes a message once for each kind of stream it goes to, and
+// shares those bytes among all the streams of that kind.
+type frameCache struct {
+	encode func(enc Encoder, b []byte) []byte
+	encs   []Encoder
+	frames [][]byte
+}
+
+func (c *frameCache) reset(encode func(enc Encoder, b []byte) []byte) {
+	c.encode, c.encs, c.frames = encode, c.encs[:0], c.frames[:0]
+	clear(c.frames[:cap(c.frames)]) // let the last message's frames go
+}
+
+// frame returns the bytes for streams encoded by enc: a handful of kinds
+// at most, so a list beats a map.
+func (c *frameCache) frame(enc Encoder) []byte {
+	for i, e := range c.encs {
+		if e == enc {
+			return c.frames[i]
+		}
+	}
+	b := c.encode(enc, nil)
+	c.encs, c.frames = append(c.encs, enc), append(c.frames, b)
+	return b
 }
 
 func (t *topic) markReady() {
@@ -234,8 +391,8 @@ func (t *topic) wake() {
 	}
 }
 
-// stop ends the hub: its connection closes and every listener is woken, to
-// find Redis gone.
+// stop ends the hub: its connection closes, every listener is woken, to
+// find Redis gone, and every stream ends.
 func (h *hub) stop() error {
 	h.start.Do(func() {}) // no loop starts after this
 	h.mu.Lock()
@@ -243,6 +400,9 @@ func (h *hub) stop() error {
 	for _, t := range h.topics {
 		t.markReady()
 		t.wake()
+		for len(t.streams) > 0 {
+			t.remove(t.streams[0], errStopped)
+		}
 	}
 	h.mu.Unlock()
 	if h.ps == nil {
@@ -292,12 +452,6 @@ func (w *Watch) Close() {
 			<-w.c
 			w.t.handOff()
 		}
-		if w.t.listeners.Len() > 0 || h.topics[w.channel] != w.t {
-			return
-		}
-		delete(h.topics, w.channel)
-		if !h.closed {
-			h.queue(op{channel: w.channel})
-		}
+		h.leave(topicKey{name: w.channel}, w.t)
 	})
 }

@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
@@ -300,5 +303,172 @@ func TestHubHandoffWakesOneInTurn(t *testing.T) {
 	ws[0].Close()
 	if got, want := fmt.Sprint(pending()[1:]), "[true true]"; got != want {
 		t.Fatalf("woken after the first left: %s, want %s", got, want)
+	}
+}
+
+// frameEncoder writes frames a test can read: "<pattern>|<channel>|<payload>",
+// and "gap".
+type frameEncoder struct{}
+
+func (frameEncoder) Message(b []byte, m Message) []byte {
+	return append(b, m.Pattern+"|"+m.Channel+"|"+m.Payload...)
+}
+
+func (frameEncoder) Gap(b []byte) []byte { return append(b, "gap"...) }
+
+// nextFrames waits for frames queued on sub, failing the test after a long
+// time.
+func nextFrames(t *testing.T, sub *Subscription) []string {
+	t.Helper()
+	select {
+	case <-sub.Waiting():
+	case <-time.After(30 * time.Second):
+		t.Fatal("no frame within 30s")
+	}
+	var got []string
+	for _, b := range sub.Take(nil) {
+		got = append(got, string(b))
+	}
+	return got
+}
+
+// A stream whose queue is full is dropped, keeping what was queued, while
+// the others of its channel get every message; the last to leave
+// unsubscribes.
+func TestHubDropsAStreamThatFallsBehind(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newTestStore(t, Options{URL: srv.URL()})
+	ctx := t.Context()
+	slow, err := s.Subscribe(ctx, "c", frameEncoder{}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fast, err := s.PSubscribe(ctx, "c*", frameEncoder{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+	if n := pubsubClients(t, srv); n != 1 {
+		t.Errorf("two streams use %d subscriber connections, want 1", n)
+	}
+	var got []string
+	for i := range 3 {
+		if err := srv.Client().Publish(ctx, "c", fmt.Sprint(i)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, nextFrames(t, fast)...)
+	}
+	if want := []string{"c*|c|0", "c*|c|1", "c*|c|2"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("the stream that keeps up got %q, want %q", got, want)
+	}
+	select {
+	case <-slow.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream that fell behind was not dropped")
+	}
+	if !errors.Is(slow.Err(), ErrSlowSubscriber) {
+		t.Errorf("Err() = %v, want ErrSlowSubscriber", slow.Err())
+	}
+	var kept []string
+	for _, b := range slow.Take(nil) {
+		kept = append(kept, string(b))
+	}
+	if want := []string{"|c|0", "|c|1"}; fmt.Sprint(kept) != fmt.Sprint(want) {
+		t.Errorf("the dropped stream kept %q, want %q", kept, want)
+	}
+	// The dropped stream was the channel's last: Redis no longer sends it.
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.Client().PubSubNumSub(ctx, "c").Val()["c"] != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("channel c still subscribed 10s after its last stream was dropped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fast.Close()
+	for srv.Client().PubSubNumPat(ctx).Val() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("pattern c* still subscribed 10s after its last stream closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Streams outlive a broken subscriber connection and are told that they may
+// have missed messages once they are subscribed again.
+func TestHubTellsStreamsOfAReconnection(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newTestStore(t, Options{URL: srv.URL()})
+	ctx := t.Context()
+	var subs []*Subscription
+	for _, subscribe := range []func(context.Context, string, Encoder, int) (*Subscription, error){s.Subscribe, s.PSubscribe} {
+		sub, err := subscribe(ctx, "r", frameEncoder{}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		subs = append(subs, sub)
+	}
+	if err := srv.Client().Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatalf("CLIENT KILL TYPE pubsub: %v", err)
+	}
+	for _, sub := range subs {
+		if got := nextFrames(t, sub); fmt.Sprint(got) != "[gap]" {
+			t.Errorf("after the connection was killed: %q, want [gap]", got)
+		}
+	}
+	if err := srv.Client().Publish(ctx, "r", "m").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"[|r|m]", "[r|r|m]"} {
+		if got := nextFrames(t, subs[i]); fmt.Sprint(got) != want {
+			t.Errorf("after the reconnection: %q, want %s", got, want)
+		}
+	}
+}
+
+// Subscribing with Redis down fails at once rather than at the deadline.
+func TestHubSubscribeWithRedisDown(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newTestStore(t, Options{URL: srv.URL()})
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := s.Subscribe(ctx, "down", frameEncoder{}, 1); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Subscribe with Redis down = %v, want ErrUnavailable", err)
+	}
+}
+
+// The cost of handing one message to a channel's streams: the frame is
+// encoded once per kind of stream, so allocations do not grow with the
+// number of streams.
+func BenchmarkHubFanOut(b *testing.B) {
+	for _, streams := range []int{1, 100, 10000} {
+		b.Run(fmt.Sprint(streams, "streams"), func(b *testing.B) {
+			srv := redistest.Start(b)
+			s, err := New(Options{URL: srv.URL()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			subs := make([]*Subscription, streams)
+			taken := make([][][]byte, streams)
+			for i := range subs {
+				if subs[i], err = s.Subscribe(b.Context(), "bench", frameEncoder{}, 2); err != nil {
+					b.Fatal(err)
+				}
+			}
+			m := &redis.Message{Channel: "bench", Payload: `{"n":1}`}
+			var frames frameCache
+			b.ReportAllocs()
+			for b.Loop() {
+				s.hub.deliver(m, &frames)
+				b.StopTimer()
+				for i, sub := range subs {
+					taken[i] = sub.Take(taken[i])
+				}
+				b.StartTimer()
+			}
+		})
 	}
 }

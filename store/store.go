@@ -281,7 +281,7 @@ func New(opts Options) (*Store, error) {
 	}
 
 	if opts.Registry != nil {
-		if err := registerAll(opts.Registry, newPoolCollector("main", s.rdb), newUpCollector(s.Ping, upTimeout)); err != nil {
+		if err := registerAll(opts.Registry, newPoolCollector("main", s.rdb), newUpCollector(s.Ping, upTimeout), s.hub.droppedCounter()); err != nil {
 			return nil, fmt.Errorf("register redis metrics: %w", err)
 		}
 		s.rdb.AddHook(errorHook{errors: cmdErrors})
