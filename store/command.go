@@ -113,7 +113,8 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 	if c.refused = commandapi.Refusal(p, info); c.refused != nil {
 		return c
 	}
-	if _, cluster := s.cmdAPI.(*redis.ClusterClient); cluster {
+	_, cluster := s.cmdAPI.(*redis.ClusterClient)
+	if cluster {
 		if name == "scan" {
 			c.refused = &CommandError{Refused: true,
 				Msg: "ERR command 'scan' is not supported on Redis Cluster: its cursor belongs to one node; use KEYS or per-key commands"}
@@ -129,9 +130,26 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 	// command it sends for its own decisions and for metrics, lower-cases
 	// the name each time it is not.
 	c.args = make([]any, len(args))
-	c.args[0] = name
-	for i := 1; i < len(args); i++ {
-		c.args[i] = args[i]
+	if cluster {
+		c.args[0] = name
+		for i := 1; i < len(args); i++ {
+			c.args[i] = args[i]
+		}
+	} else {
+		// A string in an interface is a copy of its header on the heap; a
+		// pointer to it is not, and go-redis writes both alike. The cluster
+		// client's routing reads keys as strings only.
+		if args[0] == name {
+			c.args[0] = &args[0]
+		} else {
+			c.args[0] = name
+		}
+		for i := 1; i < len(args); i++ {
+			c.args[i] = &args[i]
+		}
+		if len(args) > 1 && (name == "command" || name == "cluster") {
+			c.args[1] = args[1] // go-redis names these by a subcommand it reads as a string
+		}
 	}
 	switch name {
 	case "eval", "eval_ro":
