@@ -139,9 +139,12 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 		// A string in an interface is a copy of its header on the heap; a
 		// pointer to it is not, and go-redis writes both alike. The cluster
 		// client's routing reads keys as strings only.
-		if args[0] == name {
+		switch shared := t.LowerShared(args[0]); {
+		case args[0] == name:
 			c.args[0] = &args[0]
-		} else {
+		case shared != nil:
+			c.args[0] = shared
+		default:
 			c.args[0] = name
 		}
 		for i := 1; i < len(args); i++ {
@@ -444,8 +447,7 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 			} else {
 				results[i].Reply, results[i].Err = c.result(sent[i])
 			}
-			var cerr *CommandError
-			if results[i].Err == nil || errors.As(results[i].Err, &cerr) {
+			if results[i].Err == nil || isCommandError(results[i].Err) {
 				answered = true
 			} else if failure == nil {
 				failure = results[i].Err
@@ -453,10 +455,9 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 		}
 		s.countCommand(c.label, results[i].Err)
 	}
-	var tooLarge *ReplyTooLargeError
 	var size int64
 	for _, r := range results {
-		if errors.As(r.Err, &tooLarge) {
+		if tooLarge := replyTooLarge(r.Err); tooLarge != nil {
 			return nil, tooLarge
 		}
 		size += replySize(r.Reply)
@@ -539,6 +540,24 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 		}
 	}
 	return results, nil
+}
+
+// isCommandError and replyTooLarge look into errors only when there is
+// one: the variable errors.As fills is allocated wherever it is declared.
+func isCommandError(err error) bool {
+	var cerr *CommandError
+	return err != nil && errors.As(err, &cerr)
+}
+
+func replyTooLarge(err error) *ReplyTooLargeError {
+	if err == nil {
+		return nil
+	}
+	var tooLarge *ReplyTooLargeError
+	if errors.As(err, &tooLarge) {
+		return tooLarge
+	}
+	return nil
 }
 
 // execAbort is the rejection of a whole transaction because of command i,

@@ -106,7 +106,7 @@ func (s *Store) runBatched(ctx context.Context, c command) (Reply, error) {
 // batches, in order; false when one of them got no answer there, and the
 // whole pipeline is to be sent on the command client instead.
 func (s *Store) pipelineBatched(ctx context.Context, prepared []command) ([]*redis.Cmd, bool, error) {
-	var run []command
+	run := make([]command, 0, len(prepared))
 	for _, c := range prepared {
 		if c.refused == nil {
 			run = append(run, c)
