@@ -85,6 +85,22 @@ func (c Command) Changes() bool {
 	return c.entry.flags["write"] || c.entry.flags["may_replicate"] || c.Class == access.ClassWrite
 }
 
+// Changes is Lookup(args).Changes(), without the lookups Changes does not
+// need: it is asked after every command.
+func (t *Table) Changes(args []string) bool {
+	if !t.Described() {
+		return true
+	}
+	e := t.commands[t.Lower(args[0])]
+	if e != nil && len(e.subcommands) > 0 && len(args) > 1 {
+		e = e.subcommands[e.name+"|"+strings.ToLower(args[1])]
+	}
+	if e == nil {
+		return true
+	}
+	return Command{entry: e, Class: e.cls}.Changes()
+}
+
 // Lookup finds args (command name first) in the table.
 func (t *Table) Lookup(args []string) Command {
 	name := t.Lower(args[0])
