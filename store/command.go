@@ -103,7 +103,8 @@ func (c command) newCmd(ctx context.Context) *redis.Cmd {
 
 // prepare looks args up in the command table, refuses what the gateway
 // does not serve under p, and adapts scripts written for the hosted service.
-func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args []string) command {
+// The arguments to send go at the start of into when it has room for them.
+func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args []string, into []any) command {
 	if len(args) == 0 {
 		return command{label: "other", refused: &CommandError{Msg: "ERR empty command", Refused: true}}
 	}
@@ -129,7 +130,11 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 	// Redis reads command names in any case; go-redis, which names every
 	// command it sends for its own decisions and for metrics, lower-cases
 	// the name each time it is not.
-	c.args = make([]any, len(args))
+	if len(into) >= len(args) {
+		c.args = into[:len(args):len(args)]
+	} else {
+		c.args = make([]any, len(args))
+	}
 	if cluster {
 		c.args[0] = name
 		for i := 1; i < len(args); i++ {
@@ -198,6 +203,16 @@ func (s *Store) commandsFor(ctx context.Context, p Policy, cmds [][]string) (*co
 		return nil, err
 	}
 	return t, nil
+}
+
+// argSpace is room for the arguments of every command of cmds, which
+// prepare fills one after the other.
+func argSpace(cmds [][]string) []any {
+	n := 0
+	for _, args := range cmds {
+		n += len(args)
+	}
+	return make([]any, n)
 }
 
 // firstKeyPos is where the command table finds the first key of args, 0
@@ -330,7 +345,7 @@ func (s *Store) Command(ctx context.Context, p Policy, args []string) (Reply, er
 	if err != nil {
 		return nil, err
 	}
-	c := s.prepare(ctx, t, p, args)
+	c := s.prepare(ctx, t, p, args, nil)
 	if c.refused != nil {
 		s.countCommand(c.label, c.refused)
 		return nil, c.refused
@@ -404,8 +419,10 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 	}
 	prepared := make([]command, len(cmds))
 	write, batchable := false, true
+	into := argSpace(cmds)
 	for i, args := range cmds {
-		prepared[i] = s.prepare(ctx, t, p, args)
+		prepared[i] = s.prepare(ctx, t, p, args, into)
+		into = into[len(prepared[i].args):]
 		write = write || prepared[i].refused == nil && prepared[i].changes
 		batchable = batchable && (prepared[i].refused != nil || s.batchable(prepared[i]))
 	}
@@ -488,8 +505,10 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 	}
 	prepared := make([]command, len(cmds))
 	write := false
+	into := argSpace(cmds)
 	for i, args := range cmds {
-		prepared[i] = s.prepare(ctx, t, p, args)
+		prepared[i] = s.prepare(ctx, t, p, args, into)
+		into = into[len(prepared[i].args):]
 		if err := prepared[i].refused; err != nil {
 			s.countAll(prepared, err)
 			return nil, execAbort(i, err.Error())
