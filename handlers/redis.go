@@ -303,8 +303,7 @@ func writeResults(w http.ResponseWriter, f replyFormat, results []store.Result) 
 		writeRESP2(w, b)
 		return
 	}
-	// [{"result": ...}, {"error": ...}, ...], as writeCommandJSON writes
-	// resultBody and errorBody values.
+	// [{"result": ...}, {"error": ...}, ...], one per command, in order.
 	bp := getReplyBuf()
 	b := append(*bp, '[')
 	for i, res := range results {
