@@ -213,14 +213,23 @@ func pathArgs(r *http.Request) ([]string, error) {
 	if err != nil {
 		return nil, commandBadRequest("invalid percent-encoding in the command name")
 	}
-	args := []string{name}
-	if rest := chi.URLParam(r, "*"); rest != "" {
-		for i, seg := range strings.Split(rest, "/") {
+	rest := chi.URLParam(r, "*")
+	// Room for every segment, the body and a few query arguments: one
+	// allocation for the usual request.
+	args := make([]string, 1, 4+strings.Count(rest, "/"))
+	args[0] = name
+	if rest != "" {
+		for i := 2; ; i++ {
+			seg, more, found := strings.Cut(rest, "/")
 			a, err := url.PathUnescape(seg)
 			if err != nil {
-				return nil, commandBadRequest("invalid percent-encoding in path segment %d", i+2)
+				return nil, commandBadRequest("invalid percent-encoding in path segment %d", i)
 			}
 			args = append(args, a)
+			if !found {
+				break
+			}
+			rest = more
 		}
 	}
 	if r.Method == http.MethodPost || r.Method == http.MethodPut {
@@ -232,18 +241,15 @@ func pathArgs(r *http.Request) ([]string, error) {
 			args = append(args, string(b))
 		}
 	}
-	q, err := queryArgs(r.URL.RawQuery)
-	if err != nil {
-		return nil, err
-	}
-	return append(args, q...), nil
+	return queryArgs(args, r.URL.RawQuery)
 }
 
-// queryArgs turns ?EX=100&NX into EX 100 NX, in the order sent. _token is
-// the credential, never an argument.
-func queryArgs(raw string) ([]string, error) {
-	var args []string
-	for _, part := range strings.Split(raw, "&") {
+// queryArgs appends ?EX=100&NX to args as EX 100 NX, in the order sent.
+// _token is the credential, never an argument.
+func queryArgs(args []string, raw string) ([]string, error) {
+	for raw != "" {
+		var part string
+		part, raw, _ = strings.Cut(raw, "&")
 		if part == "" {
 			continue
 		}
