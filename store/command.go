@@ -144,12 +144,11 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 		// A string in an interface is a copy of its header on the heap; a
 		// pointer to it is not, and go-redis writes both alike. The cluster
 		// client's routing reads keys as strings only.
-		switch shared := t.LowerShared(args[0]); {
-		case args[0] == name:
+		if args[0] == name {
 			c.args[0] = &args[0]
-		case shared != nil:
+		} else if shared := t.LowerShared(args[0]); shared != nil {
 			c.args[0] = shared
-		default:
+		} else {
 			c.args[0] = name
 		}
 		for i := 1; i < len(args); i++ {
@@ -339,7 +338,9 @@ func toReply(v any) Reply {
 	}
 }
 
-// Command runs one command of a client under p.
+// Command runs one command of a client under p. The command points into
+// args, which must not change after it returns: a command whose caller gave
+// up on it may still be on its way to Redis.
 func (s *Store) Command(ctx context.Context, p Policy, args []string) (Reply, error) {
 	t, err := s.commandsFor(ctx, p, [][]string{args})
 	if err != nil {
@@ -412,6 +413,7 @@ func (s *Store) run(ctx context.Context, c command) (Reply, error) {
 // atomically. Each command has its own result; the error is set only when
 // Redis answered none of them, when a scope refuses one of them (before any
 // runs), or when the writes among them were not confirmed by replicas.
+// Like Command, it points into cmds, which must not change after it returns.
 func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Result, error) {
 	t, err := s.commandsFor(ctx, p, cmds)
 	if err != nil {
@@ -497,7 +499,7 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 // connection. A transaction Redis rejects as a whole (a command it refused
 // to queue, keys in several cluster slots) or the gateway refuses is a
 // *CommandError; a command failing while the transaction runs has its own
-// result.
+// result. Like Command, it points into cmds.
 func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]Result, error) {
 	t, err := s.commandsFor(ctx, p, cmds)
 	if err != nil {
