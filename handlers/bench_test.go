@@ -405,6 +405,14 @@ func BenchmarkCommandGet(b *testing.B) {
 	withCommandTime(b, srv, func() { benchRoute(b, h, "POST", "/redis", `["GET","hot"]`, http.StatusOK) })
 }
 
+// BenchmarkCommandPathGet is the path form, as bench/ sends it.
+func BenchmarkCommandPathGet(b *testing.B) {
+	srv := redistest.Start(b)
+	h, _ := benchGatewayOn(b, srv, store.Options{})
+	mustServe(b, h, "POST", "/redis", `["SET","hot","gateway-gateway-gateway-gate"]`, http.StatusOK)
+	withRedisCPU(b, srv, func() { benchRoute(b, h, "GET", "/redis/get/hot", "", http.StatusOK) })
+}
+
 func BenchmarkCommandPipeline(b *testing.B) {
 	srv := redistest.Start(b)
 	h, _ := benchGatewayOn(b, srv, store.Options{})

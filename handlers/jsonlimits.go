@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -127,18 +128,26 @@ func hex4(b []byte, i int) (rune, bool) {
 // commandJSONBody holds the command API's JSON bodies to checkJSONLimits
 // before its handlers decode them (and report bad syntax in their words):
 // encoding/json would turn invalid UTF-8 into U+FFFD, and the command would
-// write other bytes than the client sent.
+// write other bytes than the client sent. The body is read into a pooled
+// buffer: the handlers behind it keep only copies of what they read.
 func commandJSONBody(maxDepth int) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return commandHandler(func(w http.ResponseWriter, r *http.Request) error {
-			b, err := readBody(r, commandBadRequest)
-			if err != nil {
-				return err
+			held := heldBodies.Get().(*heldBody)
+			defer held.release()
+			held.buf.Reset()
+			if _, err := held.buf.ReadFrom(r.Body); err != nil {
+				var tooLarge *http.MaxBytesError
+				if errors.As(err, &tooLarge) {
+					return err
+				}
+				return commandBadRequest("reading the body: %v", err)
 			}
+			b := held.buf.Bytes()
 			if err := checkJSONLimits(b, maxDepth); err != nil {
 				return commandBadRequest("%v", err)
 			}
-			held := &heldBody{b: b}
+			held.b = b
 			held.Reset(b)
 			r.Body = held
 			next.ServeHTTP(w, r)
@@ -151,7 +160,22 @@ func commandJSONBody(maxDepth int) func(http.Handler) http.Handler {
 // hands on without reading it again.
 type heldBody struct {
 	bytes.Reader
-	b []byte
+	b   []byte
+	buf bytes.Buffer
 }
 
 func (*heldBody) Close() error { return nil }
+
+var heldBodies = sync.Pool{New: func() any { return new(heldBody) }}
+
+// maxPooledBody bounds the buffers kept for the next body: a rare large
+// one is left to the garbage collector.
+const maxPooledBody = 64 << 10
+
+func (h *heldBody) release() {
+	h.Reset(nil)
+	h.b = nil
+	if h.buf.Cap() <= maxPooledBody {
+		heldBodies.Put(h)
+	}
+}

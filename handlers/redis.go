@@ -3,7 +3,6 @@ package handlers
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,13 +63,19 @@ func handleCommandBody(s commandStore) http.Handler {
 		if err != nil {
 			return err
 		}
-		var raw []any
-		if err := readCommandJSON(r, &raw); err != nil {
-			return err
-		}
-		args, err := commandArgs(raw, "")
+		b, err := readBody(r, commandBadRequest)
 		if err != nil {
 			return err
+		}
+		args, ok := scanCommand(b)
+		if !ok {
+			var raw []any
+			if err := decodeCommandJSON(b, &raw); err != nil {
+				return err
+			}
+			if args, err = commandArgs(raw, ""); err != nil {
+				return err
+			}
 		}
 		return runCommand(w, r, s, f, args)
 	})
@@ -140,8 +145,15 @@ func readBatch(r *http.Request) (replyFormat, [][]string, error) {
 	if err != nil {
 		return f, nil, err
 	}
+	b, err := readBody(r, commandBadRequest)
+	if err != nil {
+		return f, nil, err
+	}
+	if cmds, ok := scanCommands(b); ok {
+		return f, cmds, nil
+	}
 	var raw [][]any
-	if err := readCommandJSON(r, &raw); err != nil {
+	if err := decodeCommandJSON(b, &raw); err != nil {
 		return f, nil, err
 	}
 	if len(raw) == 0 {
@@ -156,14 +168,11 @@ func readBatch(r *http.Request) (replyFormat, [][]string, error) {
 	return f, cmds, nil
 }
 
-// readCommandJSON decodes the body into v, numbers kept as written. The
-// Content-Type is not checked: the protocol's clients send JSON, and curl's
-// default form type must not turn a command into a 415.
-func readCommandJSON(r *http.Request, v any) error {
-	b, err := readBody(r, commandBadRequest)
-	if err != nil {
-		return err
-	}
+// decodeCommandJSON decodes a body scanCommand or scanCommands did not
+// read into v, numbers kept as written, and refuses what is not a command.
+// The Content-Type is not checked: the protocol's clients send JSON, and
+// curl's default form type must not turn a command into a 415.
+func decodeCommandJSON(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
@@ -204,14 +213,23 @@ func pathArgs(r *http.Request) ([]string, error) {
 	if err != nil {
 		return nil, commandBadRequest("invalid percent-encoding in the command name")
 	}
-	args := []string{name}
-	if rest := chi.URLParam(r, "*"); rest != "" {
-		for i, seg := range strings.Split(rest, "/") {
+	rest := chi.URLParam(r, "*")
+	// Room for every segment, the body and a few query arguments: one
+	// allocation for the usual request.
+	args := make([]string, 1, 4+strings.Count(rest, "/"))
+	args[0] = name
+	if rest != "" {
+		for i := 2; ; i++ {
+			seg, more, found := strings.Cut(rest, "/")
 			a, err := url.PathUnescape(seg)
 			if err != nil {
-				return nil, commandBadRequest("invalid percent-encoding in path segment %d", i+2)
+				return nil, commandBadRequest("invalid percent-encoding in path segment %d", i)
 			}
 			args = append(args, a)
+			if !found {
+				break
+			}
+			rest = more
 		}
 	}
 	if r.Method == http.MethodPost || r.Method == http.MethodPut {
@@ -223,18 +241,15 @@ func pathArgs(r *http.Request) ([]string, error) {
 			args = append(args, string(b))
 		}
 	}
-	q, err := queryArgs(r.URL.RawQuery)
-	if err != nil {
-		return nil, err
-	}
-	return append(args, q...), nil
+	return queryArgs(args, r.URL.RawQuery)
 }
 
-// queryArgs turns ?EX=100&NX into EX 100 NX, in the order sent. _token is
-// the credential, never an argument.
-func queryArgs(raw string) ([]string, error) {
-	var args []string
-	for _, part := range strings.Split(raw, "&") {
+// queryArgs appends ?EX=100&NX to args as EX 100 NX, in the order sent.
+// _token is the credential, never an argument.
+func queryArgs(args []string, raw string) ([]string, error) {
+	for raw != "" {
+		var part string
+		part, raw, _ = strings.Cut(raw, "&")
 		if part == "" {
 			continue
 		}
@@ -264,10 +279,6 @@ func commandBadRequest(format string, args ...any) error {
 	return &httpError{Status: http.StatusBadRequest, Slug: "bad-request", Message: "ERR " + fmt.Sprintf(format, args...)}
 }
 
-type resultBody struct {
-	Result any `json:"result"`
-}
-
 type errorBody struct {
 	Error string `json:"error"`
 }
@@ -277,18 +288,12 @@ func writeReply(w http.ResponseWriter, f replyFormat, reply store.Reply) {
 		writeRESP2(w, appendRESP2(nil, reply))
 		return
 	}
-	// {"result": ...}, as writeCommandJSON writes a resultBody, without
-	// looking the struct up by reflection on every reply.
-	var buf bytes.Buffer
-	buf.WriteString(`{"result":`)
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(jsonReply(reply, f.base64)); err != nil {
-		panic("encode reply: " + err.Error())
-	}
-	buf.Truncate(buf.Len() - 1) // Encode's newline
-	buf.WriteByte('}')
-	writeRawJSON(w, http.StatusOK, buf.Bytes())
+	bp := getReplyBuf()
+	b := append(*bp, `{"result":`...)
+	b = appendJSONReply(b, reply, f.base64)
+	b = append(b, '}')
+	writeRawJSON(w, http.StatusOK, b)
+	putReplyBuf(bp, b)
 }
 
 func writeResults(w http.ResponseWriter, f replyFormat, results []store.Result) {
@@ -304,15 +309,25 @@ func writeResults(w http.ResponseWriter, f replyFormat, results []store.Result) 
 		writeRESP2(w, b)
 		return
 	}
-	out := make([]any, len(results))
+	// [{"result": ...}, {"error": ...}, ...], one per command, in order.
+	bp := getReplyBuf()
+	b := append(*bp, '[')
 	for i, res := range results {
-		if res.Err != nil {
-			out[i] = errorBody{Error: entryError(res.Err)}
-		} else {
-			out[i] = resultBody{Result: jsonReply(res.Reply, f.base64)}
+		if i > 0 {
+			b = append(b, ',')
 		}
+		if res.Err != nil {
+			b = append(b, `{"error":`...)
+			b = appendJSONString(b, entryError(res.Err))
+		} else {
+			b = append(b, `{"result":`...)
+			b = appendJSONReply(b, res.Reply, f.base64)
+		}
+		b = append(b, '}')
 	}
-	writeCommandJSON(w, http.StatusOK, out)
+	b = append(b, ']')
+	writeRawJSON(w, http.StatusOK, b)
+	putReplyBuf(bp, b)
 }
 
 // entryError is the text of one failed command in a pipeline: Redis's own,
@@ -326,38 +341,6 @@ func entryError(err error) string {
 		return "ERR redis timeout"
 	default:
 		return "ERR redis unavailable"
-	}
-}
-
-// jsonReply maps a reply to its JSON value: nil is null, integers are
-// numbers, arrays nest. With b64 every string is base64, as the Upstash
-// clients decode them, except a whole result that is "OK": their decoder
-// takes that one as it is, but decodes every string inside an array. Without
-// b64, bytes that are not UTF-8 cannot survive JSON.
-func jsonReply(r store.Reply, b64 bool) any {
-	if s, ok := r.(string); ok && s == "OK" {
-		return s
-	}
-	return jsonValue(r, b64)
-}
-
-func jsonValue(r store.Reply, b64 bool) any {
-	switch v := r.(type) {
-	case string:
-		if b64 {
-			return base64.StdEncoding.EncodeToString([]byte(v))
-		}
-		return v
-	case store.ReplyError:
-		return jsonValue(string(v), b64)
-	case []store.Reply:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = jsonValue(e, b64)
-		}
-		return out
-	default:
-		return v // nil and int64
 	}
 }
 

@@ -103,7 +103,8 @@ func (c command) newCmd(ctx context.Context) *redis.Cmd {
 
 // prepare looks args up in the command table, refuses what the gateway
 // does not serve under p, and adapts scripts written for the hosted service.
-func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args []string) command {
+// The arguments to send go at the start of into when it has room for them.
+func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args []string, into []any) command {
 	if len(args) == 0 {
 		return command{label: "other", refused: &CommandError{Msg: "ERR empty command", Refused: true}}
 	}
@@ -113,7 +114,8 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 	if c.refused = commandapi.Refusal(p, info); c.refused != nil {
 		return c
 	}
-	if _, cluster := s.cmdAPI.(*redis.ClusterClient); cluster {
+	_, cluster := s.cmdAPI.(*redis.ClusterClient)
+	if cluster {
 		if name == "scan" {
 			c.refused = &CommandError{Refused: true,
 				Msg: "ERR command 'scan' is not supported on Redis Cluster: its cursor belongs to one node; use KEYS or per-key commands"}
@@ -128,10 +130,33 @@ func (s *Store) prepare(ctx context.Context, t *commandapi.Table, p Policy, args
 	// Redis reads command names in any case; go-redis, which names every
 	// command it sends for its own decisions and for metrics, lower-cases
 	// the name each time it is not.
-	c.args = make([]any, len(args))
-	c.args[0] = name
-	for i := 1; i < len(args); i++ {
-		c.args[i] = args[i]
+	if len(into) >= len(args) {
+		c.args = into[:len(args):len(args)]
+	} else {
+		c.args = make([]any, len(args))
+	}
+	if cluster {
+		c.args[0] = name
+		for i := 1; i < len(args); i++ {
+			c.args[i] = args[i]
+		}
+	} else {
+		// A string in an interface is a copy of its header on the heap; a
+		// pointer to it is not, and go-redis writes both alike. The cluster
+		// client's routing reads keys as strings only.
+		if args[0] == name {
+			c.args[0] = &args[0]
+		} else if shared := t.LowerShared(args[0]); shared != nil {
+			c.args[0] = shared
+		} else {
+			c.args[0] = name
+		}
+		for i := 1; i < len(args); i++ {
+			c.args[i] = &args[i]
+		}
+		if len(args) > 1 && (name == "command" || name == "cluster") {
+			c.args[1] = args[1] // go-redis names these by a subcommand it reads as a string
+		}
 	}
 	switch name {
 	case "eval", "eval_ro":
@@ -177,6 +202,16 @@ func (s *Store) commandsFor(ctx context.Context, p Policy, cmds [][]string) (*co
 		return nil, err
 	}
 	return t, nil
+}
+
+// argSpace is room for the arguments of every command of cmds, which
+// prepare fills one after the other.
+func argSpace(cmds [][]string) []any {
+	n := 0
+	for _, args := range cmds {
+		n += len(args)
+	}
+	return make([]any, n)
 }
 
 // firstKeyPos is where the command table finds the first key of args, 0
@@ -303,13 +338,15 @@ func toReply(v any) Reply {
 	}
 }
 
-// Command runs one command of a client under p.
+// Command runs one command of a client under p. The command points into
+// args, which must not change after it returns: a command whose caller gave
+// up on it may still be on its way to Redis.
 func (s *Store) Command(ctx context.Context, p Policy, args []string) (Reply, error) {
 	t, err := s.commandsFor(ctx, p, [][]string{args})
 	if err != nil {
 		return nil, err
 	}
-	c := s.prepare(ctx, t, p, args)
+	c := s.prepare(ctx, t, p, args, nil)
 	if c.refused != nil {
 		s.countCommand(c.label, c.refused)
 		return nil, c.refused
@@ -376,6 +413,7 @@ func (s *Store) run(ctx context.Context, c command) (Reply, error) {
 // atomically. Each command has its own result; the error is set only when
 // Redis answered none of them, when a scope refuses one of them (before any
 // runs), or when the writes among them were not confirmed by replicas.
+// Like Command, it points into cmds, which must not change after it returns.
 func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Result, error) {
 	t, err := s.commandsFor(ctx, p, cmds)
 	if err != nil {
@@ -383,8 +421,10 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 	}
 	prepared := make([]command, len(cmds))
 	write, batchable := false, true
+	into := argSpace(cmds)
 	for i, args := range cmds {
-		prepared[i] = s.prepare(ctx, t, p, args)
+		prepared[i] = s.prepare(ctx, t, p, args, into)
+		into = into[len(prepared[i].args):]
 		write = write || prepared[i].refused == nil && prepared[i].changes
 		batchable = batchable && (prepared[i].refused != nil || s.batchable(prepared[i]))
 	}
@@ -426,8 +466,7 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 			} else {
 				results[i].Reply, results[i].Err = c.result(sent[i])
 			}
-			var cerr *CommandError
-			if results[i].Err == nil || errors.As(results[i].Err, &cerr) {
+			if results[i].Err == nil || isCommandError(results[i].Err) {
 				answered = true
 			} else if failure == nil {
 				failure = results[i].Err
@@ -435,10 +474,9 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 		}
 		s.countCommand(c.label, results[i].Err)
 	}
-	var tooLarge *ReplyTooLargeError
 	var size int64
 	for _, r := range results {
-		if errors.As(r.Err, &tooLarge) {
+		if tooLarge := replyTooLarge(r.Err); tooLarge != nil {
 			return nil, tooLarge
 		}
 		size += replySize(r.Reply)
@@ -461,7 +499,7 @@ func (s *Store) Pipeline(ctx context.Context, p Policy, cmds [][]string) ([]Resu
 // connection. A transaction Redis rejects as a whole (a command it refused
 // to queue, keys in several cluster slots) or the gateway refuses is a
 // *CommandError; a command failing while the transaction runs has its own
-// result.
+// result. Like Command, it points into cmds.
 func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]Result, error) {
 	t, err := s.commandsFor(ctx, p, cmds)
 	if err != nil {
@@ -469,8 +507,10 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 	}
 	prepared := make([]command, len(cmds))
 	write := false
+	into := argSpace(cmds)
 	for i, args := range cmds {
-		prepared[i] = s.prepare(ctx, t, p, args)
+		prepared[i] = s.prepare(ctx, t, p, args, into)
+		into = into[len(prepared[i].args):]
 		if err := prepared[i].refused; err != nil {
 			s.countAll(prepared, err)
 			return nil, execAbort(i, err.Error())
@@ -521,6 +561,24 @@ func (s *Store) Transaction(ctx context.Context, p Policy, cmds [][]string) ([]R
 		}
 	}
 	return results, nil
+}
+
+// isCommandError and replyTooLarge look into errors only when there is
+// one: the variable errors.As fills is allocated wherever it is declared.
+func isCommandError(err error) bool {
+	var cerr *CommandError
+	return err != nil && errors.As(err, &cerr)
+}
+
+func replyTooLarge(err error) *ReplyTooLargeError {
+	if err == nil {
+		return nil
+	}
+	var tooLarge *ReplyTooLargeError
+	if errors.As(err, &tooLarge) {
+		return tooLarge
+	}
+	return nil
 }
 
 // execAbort is the rejection of a whole transaction because of command i,

@@ -89,7 +89,7 @@ func (s *Store) runBatched(ctx context.Context, c command) (Reply, error) {
 	}
 	// once: go-redis must not send a batch again; whether to send a command
 	// again is decided here.
-	if err := s.cmdBatch.Submit(ctx, once{cmd}).WaitContext(ctx); err != nil && ctx.Err() != nil {
+	if err := s.cmdBatch.Submit(ctx, onceCmd{cmd}).WaitContext(ctx); err != nil && ctx.Err() != nil {
 		s.spans.fail(span, ctx.Err())
 		return nil, commandErr(ctx.Err())
 	}
@@ -106,7 +106,7 @@ func (s *Store) runBatched(ctx context.Context, c command) (Reply, error) {
 // batches, in order; false when one of them got no answer there, and the
 // whole pipeline is to be sent on the command client instead.
 func (s *Store) pipelineBatched(ctx context.Context, prepared []command) ([]*redis.Cmd, bool, error) {
-	var run []command
+	run := make([]command, 0, len(prepared))
 	for _, c := range prepared {
 		if c.refused == nil {
 			run = append(run, c)
@@ -143,7 +143,7 @@ func (s *Store) sendBatch(ctx context.Context, prepared []command) ([]*redis.Cmd
 		if s.spans.tracer != nil {
 			spans[i] = s.spans.start(ctx, cmds[i].FullName())
 		}
-		futures[i] = s.cmdBatch.Submit(ctx, once{cmds[i]})
+		futures[i] = s.cmdBatch.Submit(ctx, onceCmd{cmds[i]})
 	}
 	for _, f := range futures {
 		if f.WaitContext(ctx) != nil && ctx.Err() != nil {
@@ -184,3 +184,9 @@ func unanswered(err error) bool {
 	}
 	return true
 }
+
+// onceCmd is once for a *redis.Cmd: one pointer, it goes into an interface
+// without an allocation of its own.
+type onceCmd struct{ *redis.Cmd }
+
+func (onceCmd) NoRetry() bool { return true }

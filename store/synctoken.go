@@ -54,5 +54,5 @@ func (s *Store) Changes(ctx context.Context, args []string) bool {
 		return false
 	}
 	t, _ := s.commandTable(ctx) // nil: nothing is described, so everything may write
-	return t.Lookup(args).Changes()
+	return t.Changes(args)
 }

@@ -34,7 +34,7 @@ type Table struct {
 	commands map[string]*entry // nil when Redis gave no description
 	// upper names each command by its name in upper case, as clients
 	// often spell it, so looking it up needs no lower-cased copy.
-	upper    map[string]string
+	upper    map[string]*entry
 	keySpecs bool // Redis 7 or later: key specifications
 	// getKeys asks Redis for the keys of a command whose keys the table
 	// cannot locate (COMMAND GETKEYS); Redis 6 and older only.
@@ -83,6 +83,22 @@ func (c Command) Changes() bool {
 		return true
 	}
 	return c.entry.flags["write"] || c.entry.flags["may_replicate"] || c.Class == access.ClassWrite
+}
+
+// Changes is Lookup(args).Changes(), without the lookups Changes does not
+// need: it is asked after every command.
+func (t *Table) Changes(args []string) bool {
+	if !t.Described() {
+		return true
+	}
+	e := t.commands[t.Lower(args[0])]
+	if e != nil && len(e.subcommands) > 0 && len(args) > 1 {
+		e = e.subcommands[e.name+"|"+strings.ToLower(args[1])]
+	}
+	if e == nil {
+		return true
+	}
+	return Command{entry: e, Class: e.cls}.Changes()
 }
 
 // Lookup finds args (command name first) in the table.
@@ -227,11 +243,23 @@ func (e *entry) class() string {
 // Lower is a command's name in lower case.
 func (t *Table) Lower(name string) string {
 	if t != nil {
-		if lower, ok := t.upper[name]; ok {
-			return lower
+		if e, ok := t.upper[name]; ok {
+			return e.name
 		}
 	}
 	return strings.ToLower(name)
+}
+
+// LowerShared is the table's own copy of Lower(name) for a name the table
+// knows in upper case, nil for any other: a caller that sends the name may
+// point to it rather than copy it, and must not change it.
+func (t *Table) LowerShared(name string) *string {
+	if t != nil {
+		if e, ok := t.upper[name]; ok {
+			return &e.name
+		}
+	}
+	return nil
 }
 
 // Parse builds the table from the reply to COMMAND (RESP2 or RESP3): one
@@ -243,14 +271,14 @@ func Parse(reply any, getKeys GetKeys) (*Table, error) {
 	if !ok || len(list) == 0 {
 		return nil, fmt.Errorf("%w: the reply to COMMAND is not a list of commands", ErrNoCommandInfo)
 	}
-	t := &Table{commands: make(map[string]*entry, len(list)), upper: make(map[string]string, len(list)), getKeys: getKeys}
+	t := &Table{commands: make(map[string]*entry, len(list)), upper: make(map[string]*entry, len(list)), getKeys: getKeys}
 	for _, v := range list {
 		e, err := parseEntry(v)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrNoCommandInfo, err)
 		}
 		t.commands[e.name] = e
-		t.upper[strings.ToUpper(e.name)] = e.name
+		t.upper[strings.ToUpper(e.name)] = e
 		t.keySpecs = t.keySpecs || e.specs != nil
 	}
 	return t, nil

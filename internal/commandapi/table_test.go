@@ -307,3 +307,30 @@ func TestLabel(t *testing.T) {
 		}
 	}
 }
+
+// Table.Changes, asked after every command, must answer what Lookup's
+// Changes answers, for every command and subcommand Redis describes, in
+// either case, and for names it does not.
+func TestChangesAgreesWithLookup(t *testing.T) {
+	srv := redistest.Start(t)
+	table := loadTable(t, srv.Addr())
+	var names [][]string
+	table.Each(func(name string, _ int, _ []string) {
+		cmd, sub, _ := strings.Cut(name, "|")
+		args := []string{cmd, "k"}
+		if sub != "" {
+			args = []string{cmd, sub, "k"}
+		}
+		names = append(names, args, []string{strings.ToUpper(args[0]), strings.ToUpper(args[1])}, args[:1])
+	})
+	names = append(names, []string{"nosuchcommand", "k"}, []string{"object", "nosuchsub"}, []string{"SET"})
+	for _, args := range names {
+		if got, want := table.Changes(args), table.Lookup(args).Changes(); got != want {
+			t.Errorf("Changes(%q) = %v, Lookup(...).Changes() = %v", args, got, want)
+		}
+	}
+	var none *Table
+	if !none.Changes([]string{"get", "k"}) {
+		t.Error("a table without a description: Changes(get) = false, want true")
+	}
+}
