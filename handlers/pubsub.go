@@ -206,8 +206,6 @@ type chunkedConn struct {
 	chunked bool
 	stall   time.Duration // the longest a write may wait for the client
 	gone    chan struct{} // closed when the client closed or broke the connection
-	size    []byte
-	bufs    net.Buffers
 }
 
 // stallHeartbeats is how many heartbeats a write to a taken-over stream may
@@ -233,8 +231,10 @@ func newChunkedConn(conn net.Conn, chunked bool, stall time.Duration) *chunkedCo
 	return c
 }
 
-// write sends frames as one chunk, in one system call where the
-// connection allows it.
+// write sends frames as one chunk in one system call. The frames are
+// copied into one buffer rather than handed to writev, which a wrapped
+// connection, as every one the server accepts is, would turn into a write,
+// and so a TCP segment, for each of them: three or more a message.
 func (c *chunkedConn) write(frames ...[]byte) bool {
 	n := 0
 	for _, f := range frames {
@@ -243,21 +243,35 @@ func (c *chunkedConn) write(frames ...[]byte) bool {
 	if n == 0 {
 		return true
 	}
-	c.bufs = c.bufs[:0]
+	bp := chunkBufs.Get().(*[]byte)
+	b := (*bp)[:0]
 	if c.chunked {
-		c.size = append(strconv.AppendInt(c.size[:0], int64(n), 16), "\r\n"...)
-		c.bufs = append(c.bufs, c.size)
+		b = append(strconv.AppendInt(b, int64(n), 16), "\r\n"...)
 	}
-	c.bufs = append(c.bufs, frames...)
+	for _, f := range frames {
+		b = append(b, f...)
+	}
 	if c.chunked {
-		c.bufs = append(c.bufs, crlf)
+		b = append(b, "\r\n"...)
 	}
-	bufs := c.bufs // WriteTo consumes its receiver
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.stall))
-	_, err := bufs.WriteTo(c.conn)
-	clear(c.bufs) // the frames are not ours to keep
+	_, err := c.conn.Write(b)
+	if cap(b) <= maxPooledChunk {
+		*bp = b
+		chunkBufs.Put(bp)
+	}
 	return err == nil
 }
+
+// chunkBufs holds the buffers chunks are put together in. They are shared
+// by all the streams rather than kept by each, since a stream's writes are
+// a tenth of a second apart and ten thousand idle buffers would be memory
+// for nothing.
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// maxPooledChunk is the largest buffer kept for the next chunk: a rare huge
+// batch should not stay pinned in the pool.
+const maxPooledChunk = 64 << 10
 
 // end finishes the body, cleanly, and closes the connection.
 func (c *chunkedConn) end() {
@@ -270,7 +284,6 @@ func (c *chunkedConn) end() {
 
 var (
 	ping      = []byte(": ping\n\n")
-	crlf      = []byte("\r\n")
 	lastChunk = []byte("0\r\n\r\n")
 )
 
