@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,11 @@ type streams struct {
 	setup time.Duration
 	// served counts the streams served after their handler returned.
 	served *sync.WaitGroup
+	// chunks holds the buffers taken-over streams put their chunks together
+	// in. They are shared rather than kept by each stream, since a stream's
+	// writes are a tenth of a second apart and ten thousand idle buffers
+	// would be memory for nothing.
+	chunks sync.Pool
 }
 
 func newStreams(cfg Config) *streams {
@@ -134,7 +140,7 @@ func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe subsc
 	// instead, once net/http has sent the head, and two small goroutines
 	// serve it. HTTP/2 streams cannot be, and are served in place.
 	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-		out := newChunkedConn(conn, r.ProtoAtLeast(1, 1), stallHeartbeats*st.heartbeat) // framed as net/http did
+		out := newChunkedConn(conn, r.ProtoAtLeast(1, 1), stallHeartbeats*st.heartbeat, &st.chunks) // framed as net/http did
 		st.served.Add(1)
 		go func() {
 			defer st.served.Done()
@@ -206,6 +212,7 @@ type chunkedConn struct {
 	chunked bool
 	stall   time.Duration // the longest a write may wait for the client
 	gone    chan struct{} // closed when the client closed or broke the connection
+	bufs    *sync.Pool    // of *[]byte, to put chunks together in
 }
 
 // stallHeartbeats is how many heartbeats a write to a taken-over stream may
@@ -215,8 +222,8 @@ type chunkedConn struct {
 // for as long as TCP keeps the connection.
 const stallHeartbeats = 4
 
-func newChunkedConn(conn net.Conn, chunked bool, stall time.Duration) *chunkedConn {
-	c := &chunkedConn{conn: conn, chunked: chunked, stall: stall, gone: make(chan struct{})}
+func newChunkedConn(conn net.Conn, chunked bool, stall time.Duration, bufs *sync.Pool) *chunkedConn {
+	c := &chunkedConn{conn: conn, chunked: chunked, stall: stall, gone: make(chan struct{}), bufs: bufs}
 	// A stream's client sends nothing more: reading finds out at once when
 	// it goes away.
 	go func() {
@@ -243,8 +250,11 @@ func (c *chunkedConn) write(frames ...[]byte) bool {
 	if n == 0 {
 		return true
 	}
-	bp := chunkBufs.Get().(*[]byte)
-	b := (*bp)[:0]
+	bp, _ := c.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	b := slices.Grow((*bp)[:0], n+20) // the frames, and a chunk's size line and end
 	if c.chunked {
 		b = append(strconv.AppendInt(b, int64(n), 16), "\r\n"...)
 	}
@@ -258,16 +268,10 @@ func (c *chunkedConn) write(frames ...[]byte) bool {
 	_, err := c.conn.Write(b)
 	if cap(b) <= maxPooledChunk {
 		*bp = b
-		chunkBufs.Put(bp)
+		c.bufs.Put(bp)
 	}
 	return err == nil
 }
-
-// chunkBufs holds the buffers chunks are put together in. They are shared
-// by all the streams rather than kept by each, since a stream's writes are
-// a tenth of a second apart and ten thousand idle buffers would be memory
-// for nothing.
-var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // maxPooledChunk is the largest buffer kept for the next chunk: a rare huge
 // batch should not stay pinned in the pool.
