@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,11 @@ type streams struct {
 	setup time.Duration
 	// served counts the streams served after their handler returned.
 	served *sync.WaitGroup
+	// chunks holds the buffers taken-over streams put their chunks together
+	// in. They are shared rather than kept by each stream, since a stream's
+	// writes are a tenth of a second apart and ten thousand idle buffers
+	// would be memory for nothing.
+	chunks sync.Pool
 }
 
 func newStreams(cfg Config) *streams {
@@ -134,7 +140,7 @@ func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe subsc
 	// instead, once net/http has sent the head, and two small goroutines
 	// serve it. HTTP/2 streams cannot be, and are served in place.
 	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-		out := newChunkedConn(conn, r.ProtoAtLeast(1, 1), stallHeartbeats*st.heartbeat) // framed as net/http did
+		out := newChunkedConn(conn, r.ProtoAtLeast(1, 1), stallHeartbeats*st.heartbeat, &st.chunks) // framed as net/http did
 		st.served.Add(1)
 		go func() {
 			defer st.served.Done()
@@ -206,8 +212,7 @@ type chunkedConn struct {
 	chunked bool
 	stall   time.Duration // the longest a write may wait for the client
 	gone    chan struct{} // closed when the client closed or broke the connection
-	size    []byte
-	bufs    net.Buffers
+	bufs    *sync.Pool    // of *[]byte, to put chunks together in
 }
 
 // stallHeartbeats is how many heartbeats a write to a taken-over stream may
@@ -217,8 +222,8 @@ type chunkedConn struct {
 // for as long as TCP keeps the connection.
 const stallHeartbeats = 4
 
-func newChunkedConn(conn net.Conn, chunked bool, stall time.Duration) *chunkedConn {
-	c := &chunkedConn{conn: conn, chunked: chunked, stall: stall, gone: make(chan struct{})}
+func newChunkedConn(conn net.Conn, chunked bool, stall time.Duration, bufs *sync.Pool) *chunkedConn {
+	c := &chunkedConn{conn: conn, chunked: chunked, stall: stall, gone: make(chan struct{}), bufs: bufs}
 	// A stream's client sends nothing more: reading finds out at once when
 	// it goes away.
 	go func() {
@@ -233,8 +238,10 @@ func newChunkedConn(conn net.Conn, chunked bool, stall time.Duration) *chunkedCo
 	return c
 }
 
-// write sends frames as one chunk, in one system call where the
-// connection allows it.
+// write sends frames as one chunk in one system call. The frames are
+// copied into one buffer rather than handed to writev, which a wrapped
+// connection, as every one the server accepts is, would turn into a write,
+// and so a TCP segment, for each of them: three or more a message.
 func (c *chunkedConn) write(frames ...[]byte) bool {
 	n := 0
 	for _, f := range frames {
@@ -243,21 +250,32 @@ func (c *chunkedConn) write(frames ...[]byte) bool {
 	if n == 0 {
 		return true
 	}
-	c.bufs = c.bufs[:0]
-	if c.chunked {
-		c.size = append(strconv.AppendInt(c.size[:0], int64(n), 16), "\r\n"...)
-		c.bufs = append(c.bufs, c.size)
+	bp, _ := c.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
 	}
-	c.bufs = append(c.bufs, frames...)
+	b := slices.Grow((*bp)[:0], n+20) // the frames, and a chunk's size line and end
 	if c.chunked {
-		c.bufs = append(c.bufs, crlf)
+		b = append(strconv.AppendInt(b, int64(n), 16), "\r\n"...)
 	}
-	bufs := c.bufs // WriteTo consumes its receiver
+	for _, f := range frames {
+		b = append(b, f...)
+	}
+	if c.chunked {
+		b = append(b, "\r\n"...)
+	}
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.stall))
-	_, err := bufs.WriteTo(c.conn)
-	clear(c.bufs) // the frames are not ours to keep
+	_, err := c.conn.Write(b)
+	if cap(b) <= maxPooledChunk {
+		*bp = b
+		c.bufs.Put(bp)
+	}
 	return err == nil
 }
+
+// maxPooledChunk is the largest buffer kept for the next chunk: a rare huge
+// batch should not stay pinned in the pool.
+const maxPooledChunk = 64 << 10
 
 // end finishes the body, cleanly, and closes the connection.
 func (c *chunkedConn) end() {
@@ -270,7 +288,6 @@ func (c *chunkedConn) end() {
 
 var (
 	ping      = []byte(": ping\n\n")
-	crlf      = []byte("\r\n")
 	lastChunk = []byte("0\r\n\r\n")
 )
 
