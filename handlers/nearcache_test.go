@@ -75,16 +75,8 @@ func TestNearCacheReadYourWritesCluster(t *testing.T) {
 		g, reg := nearGatewayOn(t, clusterBackend(c), time.Minute)
 		primary, replica := c.PrimaryOf(t, "cache:ryw0")
 		readYourWrites(t, g, reg, 4_000, func() {
-			if err := replica.Client().ClusterFailover(context.Background()).Err(); err != nil {
-				t.Errorf("CLUSTER FAILOVER: %v", err)
-				return
-			}
-			for deadline := time.Now().Add(10 * time.Second); c.Role(t, primary) != "slave"; {
-				if time.Now().After(deadline) {
-					t.Errorf("the replica did not take over")
-					return
-				}
-				time.Sleep(10 * time.Millisecond)
+			if err := c.Failover(t, primary, replica); err != nil {
+				t.Error(err)
 			}
 		})
 	})
@@ -533,14 +525,8 @@ func TestNearCacheSeesOtherWritersCluster(t *testing.T) {
 		cache(k)
 	}
 	primary, replica := c.PrimaryOf(t, "cache:"+keys[0])
-	if err := replica.Client().ClusterFailover(ctx).Err(); err != nil {
-		t.Fatalf("CLUSTER FAILOVER: %v", err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); c.Role(t, primary) != "slave"; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the replica did not take over")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := c.Failover(t, primary, replica); err != nil {
+		t.Fatal(err)
 	}
 	for _, k := range keys {
 		visible("after a failover", k)

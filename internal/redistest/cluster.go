@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -190,6 +191,34 @@ func (c *Cluster) Role(t testing.TB, n *Server) string {
 		t.Fatalf("INFO replication on %s: %v", n.Addr(), err)
 	}
 	return roleIn(repl)
+}
+
+// Failover promotes replica, primary's replica, with CLUSTER FAILOVER and
+// waits until replica is a primary and primary its replica. Redis abandons
+// a manual failover that has not completed within 5 s, as on a loaded
+// machine where the replica is slow to catch up or to collect the votes;
+// the failover is then asked for again, until a minute has passed.
+func (c *Cluster) Failover(t testing.TB, primary, replica *Server) error {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if c.Role(t, replica) != "master" {
+			if err := replica.client().ClusterFailover(ctx).Err(); err != nil {
+				return fmt.Errorf("CLUSTER FAILOVER on %s: %w", replica.Addr(), err)
+			}
+		}
+		// Longer than Redis gives a manual failover, so a failover is
+		// asked for again only once Redis has given the last one up.
+		for retry := time.Now().Add(10 * time.Second); time.Now().Before(retry); time.Sleep(10 * time.Millisecond) {
+			if c.Role(t, replica) == "master" && c.Role(t, primary) == "slave" {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not take over from %s within a minute of CLUSTER FAILOVER", replica.Addr(), primary.Addr())
+		}
+	}
 }
 
 // roleIn reads the role from INFO replication.
