@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/redis-gateway/redis-gateway/handlers"
 )
 
 // gatewayServer is the gateway's HTTP server with what it serves from, and
@@ -28,7 +30,7 @@ type gatewayServer struct {
 
 	// streams counts the event streams served past their handler's return,
 	// which srv.Shutdown does not wait for.
-	streams sync.WaitGroup
+	streams handlers.Streams
 }
 
 // newGatewayServer returns the server before it serves: the handlers are

@@ -48,12 +48,41 @@ type streams struct {
 	// setup bounds subscribing, which the request deadline no longer does.
 	setup time.Duration
 	// served counts the streams served after their handler returned.
-	served *sync.WaitGroup
+	served *Streams
 	// chunks holds the buffers taken-over streams put their chunks together
 	// in. They are shared rather than kept by each stream, since a stream's
 	// writes are a tenth of a second apart and ten thousand idle buffers
 	// would be memory for nothing.
 	chunks sync.Pool
+}
+
+// Streams counts the event streams served after their handler returned,
+// which http.Server.Shutdown no longer sees, so that shutdown can wait for
+// each to end cleanly. Once Wait has begun none is added: a WaitGroup may
+// not grow from zero while it is waited on.
+type Streams struct {
+	mu      sync.Mutex
+	waiting bool
+	wg      sync.WaitGroup
+}
+
+// add counts a stream, unless Wait has begun.
+func (s *Streams) add() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.waiting {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// Wait waits for the streams counted to end, and counts no more.
+func (s *Streams) Wait() {
+	s.mu.Lock()
+	s.waiting = true
+	s.mu.Unlock()
+	s.wg.Wait()
 }
 
 func newStreams(cfg Config) *streams {
@@ -73,7 +102,7 @@ func newStreams(cfg Config) *streams {
 	st := &streams{slots: make(chan struct{}, limit), buffer: buffer, heartbeat: heartbeat, stop: cfg.Stop, setup: setup,
 		served: cfg.Streams}
 	if st.served == nil {
-		st.served = &sync.WaitGroup{}
+		st.served = &Streams{}
 	}
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -139,17 +168,21 @@ func (st *streams) serve(w http.ResponseWriter, r *http.Request, subscribe subsc
 	// about 25 KiB a stream. Over HTTP/1.1 the connection is taken over
 	// instead, once net/http has sent the head, and two small goroutines
 	// serve it. HTTP/2 streams cannot be, and are served in place.
-	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-		out := newChunkedConn(conn, r.ProtoAtLeast(1, 1), stallHeartbeats*st.heartbeat, &st.chunks) // framed as net/http did
-		st.served.Add(1)
-		go func() {
-			defer st.served.Done()
-			defer release()
-			defer sub.Close()
-			defer out.end()
-			st.stream(sub, f, out.write, out.gone)
-		}()
-		return nil
+	// Once shutdown waits for the streams, none is taken over: served in
+	// place, it ends at once, since Stop is closed by then.
+	if st.served.add() {
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			out := newChunkedConn(conn, r.ProtoAtLeast(1, 1), stallHeartbeats*st.heartbeat, &st.chunks) // framed as net/http did
+			go func() {
+				defer st.served.wg.Done()
+				defer release()
+				defer sub.Close()
+				defer out.end()
+				st.stream(sub, f, out.write, out.gone)
+			}()
+			return nil
+		}
+		st.served.wg.Done()
 	}
 	defer release()
 	defer sub.Close()

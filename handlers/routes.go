@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -93,7 +92,7 @@ type Config struct {
 	// Streams, if set, counts the event streams served after their handler
 	// returned, which http.Server.Shutdown does not wait for: shutdown waits
 	// for it after closing Stop, so that each stream ends cleanly.
-	Streams *sync.WaitGroup
+	Streams *Streams
 	// Stop is closed when the server shuts down, which ends open event
 	// streams and lock waits; http.Server.Shutdown would wait for them
 	// otherwise.
