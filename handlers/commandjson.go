@@ -8,6 +8,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/redis-gateway/redis-gateway/internal/jsonquote"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -241,7 +242,7 @@ func appendJSONValue(b []byte, r store.Reply, b64 bool) []byte {
 		if b64 {
 			return appendBase64(b, v)
 		}
-		return appendJSONString(b, v)
+		return jsonquote.Append(b, v)
 	case store.ReplyError:
 		return appendJSONValue(b, string(v), b64)
 	case []store.Reply:
@@ -273,59 +274,5 @@ func appendBase64(b []byte, s string) []byte {
 		b = base64.StdEncoding.AppendEncode(b, chunk[:n])
 		s = s[n:]
 	}
-	return append(b, '"')
-}
-
-// appendJSONString appends s quoted as encoding/json quotes it without
-// HTML escaping: the command API returns stored values, and "<" should
-// arrive as "<".
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, `\b`...)
-			case '\f':
-				b = append(b, `\f`...)
-			case '\n':
-				b = append(b, `\n`...)
-			case '\r':
-				b = append(b, `\r`...)
-			case '\t':
-				b = append(b, `\t`...)
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
 	return append(b, '"')
 }

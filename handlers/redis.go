@@ -17,6 +17,7 @@ import (
 	"github.com/redis-gateway/redis-gateway/access"
 	"github.com/redis-gateway/redis-gateway/internal/commandapi"
 	"github.com/redis-gateway/redis-gateway/internal/echo"
+	"github.com/redis-gateway/redis-gateway/internal/jsonquote"
 	"github.com/redis-gateway/redis-gateway/store"
 )
 
@@ -318,7 +319,7 @@ func writeResults(w http.ResponseWriter, f replyFormat, results []store.Result) 
 		}
 		if res.Err != nil {
 			b = append(b, `{"error":`...)
-			b = appendJSONString(b, entryError(res.Err))
+			b = jsonquote.Append(b, entryError(res.Err))
 		} else {
 			b = append(b, `{"result":`...)
 			b = appendJSONReply(b, res.Reply, f.base64)

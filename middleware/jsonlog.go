@@ -7,7 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/redis-gateway/redis-gateway/internal/jsonquote"
 )
 
 // A LineWriter is a slog.Handler that writes each record as one line of
@@ -95,16 +96,16 @@ func appendJSONLine(b []byte, opts *slog.HandlerOptions, now time.Time, level sl
 	b = append(b, `{"time":"`...)
 	b = now.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":`...)
-	b = appendJSONString(b, level.String())
+	b = jsonquote.AppendSlog(b, level.String())
 	b = append(b, `,"msg":`...)
-	b = appendJSONString(b, msg)
+	b = jsonquote.AppendSlog(b, msg)
 	for _, a := range attrs {
 		b = append(b, ',')
-		b = appendJSONString(b, a.Key)
+		b = jsonquote.AppendSlog(b, a.Key)
 		b = append(b, ':')
 		switch v := a.Value; v.Kind() {
 		case slog.KindString:
-			b = appendJSONString(b, v.String())
+			b = jsonquote.AppendSlog(b, v.String())
 		case slog.KindInt64:
 			b = strconv.AppendInt(b, v.Int64(), 10)
 		case slog.KindFloat64:
@@ -120,54 +121,4 @@ func appendJSONLine(b []byte, opts *slog.HandlerOptions, now time.Time, level sl
 		}
 	}
 	return append(b, "}\n"...), true
-}
-
-// appendJSONString appends s quoted as slog's JSON handler quotes strings:
-// encoding/json's escapes, without its HTML escaping.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, `\n`...)
-			case '\r':
-				b = append(b, `\r`...)
-			case '\t':
-				b = append(b, `\t`...)
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			// Valid JSON, but they end lines in JavaScript.
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
