@@ -231,21 +231,8 @@ func (b *bench) publish(ctx context.Context, base string, sample func()) (publis
 	for seq := 1; seq <= b.o.messages(); seq++ {
 		sent.Go(func() {
 			body := fmt.Sprintf(`{"seq":%d,"sent":%d}`, seq, time.Now().UnixNano())
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/publish/"+url.PathEscape(fanoutChannel), strings.NewReader(body))
-			if err != nil {
-				bad.Add(1)
-				return
-			}
-			req.Header.Set("Authorization", "Bearer "+b.token)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := client.Do(req)
-			if err != nil {
-				bad.Add(1)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
+			status, err := b.send(ctx, client, http.MethodPost, base+"/publish/"+url.PathEscape(fanoutChannel), strings.NewReader(body))
+			if err != nil || status != http.StatusOK {
 				bad.Add(1)
 				return
 			}

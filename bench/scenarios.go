@@ -339,25 +339,7 @@ func (b *bench) redisPids(cluster bool) []int {
 // probe sends one request of the scenario, so a route that is not served is
 // reported as such rather than measured as 404s.
 func (b *bench) probe(ctx context.Context, base string, sc scenario) (int, error) {
-	var body io.Reader
-	if sc.body != "" {
-		body = strings.NewReader(sc.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, sc.method, base+sc.path, body)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+b.token)
-	if sc.body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
+	return b.send(ctx, http.DefaultClient, sc.method, base+sc.path, strings.NewReader(sc.body))
 }
 
 // populate stores the keys and sessions the scenarios read, through a
@@ -372,20 +354,12 @@ func (b *bench) populate(ctx context.Context, cluster bool) error {
 	defer g.stop()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	put := func(path, body string) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, g.url+path, strings.NewReader(body))
+		status, err := b.send(ctx, client, http.MethodPut, g.url+path, strings.NewReader(body))
 		if err != nil {
 			return err
 		}
-		req.Header.Set("Authorization", "Bearer "+b.token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode >= 300 {
-			return fmt.Errorf("PUT %s: status %d", path, resp.StatusCode)
+		if status >= 300 {
+			return fmt.Errorf("PUT %s: status %d", path, status)
 		}
 		return nil
 	}
@@ -437,22 +411,32 @@ feed:
 // the command API; a build without it is told by that scenario's probe.
 func (b *bench) storeCommandKey(ctx context.Context, client *http.Client, base string) error {
 	body, _ := json.Marshal([]string{"SET", commandKey, getValue})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/redis", bytes.NewReader(body))
+	status, err := b.send(ctx, client, http.MethodPost, base+"/redis", bytes.NewReader(body))
 	if err != nil {
 		return err
+	}
+	if status >= 300 && status != http.StatusNotFound {
+		return fmt.Errorf("POST /redis SET: status %d", status)
+	}
+	return nil
+}
+
+// send sends a JSON body with the bench's token and returns the answer's
+// status, its body read and dropped.
+func (b *bench) send(ctx context.Context, client *http.Client, method, url string, body io.Reader) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+b.token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotFound {
-		return fmt.Errorf("POST /redis SET: status %d", resp.StatusCode)
-	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 func (b *bench) saveProfile(ctx context.Context, addr, scenario, kind, path string) {
