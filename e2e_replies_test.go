@@ -45,7 +45,7 @@ func TestE2EBoundedReplies(t *testing.T) {
 		"GATEWAY_TOKENS=" + testToken,
 		"REQUEST_TIMEOUT=" + requestTimeout.String(),
 		"MAX_BODY_BYTES=1048576",
-		"SHUTDOWN_DRAIN=0s",
+		"SHUTDOWN_DELAY=0s",
 		"LOG_FORMAT=json",
 	}
 	var stdout, stderr logtest.Buffer
