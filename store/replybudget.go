@@ -121,9 +121,14 @@ func (s *respScan) feed(b []byte, used, limit int64) bool {
 		c := b[i]
 		i++
 		if c != '\n' {
-			if len(s.line) < maxHeader {
+			switch {
+			case '0' <= c && c <= '9' && leadingZero(s.line):
+				// "$007" declares 7 bytes: the zeros are dropped, so that
+				// padding cannot push a length past maxHeader unseen.
+				s.line[len(s.line)-1] = c
+			case len(s.line) < maxHeader:
 				s.line = append(s.line, c)
-			} else {
+			default:
 				s.long = true
 			}
 			continue
@@ -155,6 +160,16 @@ func (s *respScan) feed(b []byte, used, limit int64) bool {
 		}
 	}
 	return true
+}
+
+// leadingZero reports whether line is a type byte, an optional sign and
+// one 0: a digit after it makes the 0 a leading zero.
+func leadingZero(line []byte) bool {
+	n := len(line)
+	if n < 2 || line[n-1] != '0' {
+		return false
+	}
+	return n == 2 || n == 3 && (line[1] == '+' || line[1] == '-')
 }
 
 // replySize is about how many bytes r took as RESP, to hold a request's
