@@ -30,7 +30,7 @@ func (s *Store) enableAutoPipeline(base redis.Options, cluster *redis.ClusterOpt
 	var ap *redis.AutoPipeliner
 	var err error
 	if cluster != nil {
-		cc := redis.NewClusterClient(cluster)
+		cc := newClusterClient(*cluster)
 		c = cc
 		ap, err = cc.AsyncAutoPipelineWithOptions(redis.DefaultAutoPipelineOptions())
 	} else {

@@ -3,10 +3,13 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-gateway/redis-gateway/internal/redistest"
 )
@@ -103,5 +106,45 @@ func TestClusterSettings(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("New(%+v) = %v, want an error saying %q", tt.opts, err, tt.want)
 		}
+	}
+}
+
+// go-redis keeps a cluster client's Addrs option as its list of nodes and
+// appends the nodes it discovers to it. Every cluster client of a Store
+// must own its list: clients sharing one array wrote into it under locks of
+// their own, a data race as soon as two loaded the slot map at once.
+func TestClusterClientsOwnTheirNodeLists(t *testing.T) {
+	c := redistest.StartCluster(t, redistest.ClusterOptions{})
+	nodes := make([]string, 1, 16) // room for go-redis to append in place
+	nodes[0] = c.Addrs()[0]
+	s, err := New(Options{ClusterNodes: nodes, NearCache: &NearCacheOptions{MaxEntries: 10, MaxBytes: 1 << 10, MaxStaleness: time.Second}})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	clients := map[string]*redis.ClusterClient{}
+	for name, u := range map[string]redis.UniversalClient{"main": s.rdb, "command API": s.cmdAPI, "auto-pipeliner": s.apClient} {
+		cc, ok := u.(*redis.ClusterClient)
+		if !ok {
+			t.Fatalf("%s client is %T, want a cluster client", name, u)
+		}
+		cc.ReloadState(ctx)
+		if err := cc.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error { return n.Ping(ctx).Err() }); err != nil {
+			t.Fatalf("%s: ping every node: %v", name, err)
+		}
+		clients[name] = cc
+	}
+	if got := nodes[:cap(nodes)][1:]; slices.ContainsFunc(got, func(a string) bool { return a != "" }) {
+		t.Errorf("REDIS_CLUSTER_NODES's array was written to: %q", got)
+	}
+	seen := map[*string]string{}
+	for name, cc := range clients {
+		addrs := cc.Options().Addrs
+		first := &addrs[:1][0]
+		if other, ok := seen[first]; ok {
+			t.Errorf("the %s and %s clients share one list of nodes", name, other)
+		}
+		seen[first] = name
 	}
 }

@@ -61,12 +61,11 @@ func newCommandClient(o redis.Options, maxReply int64) *redis.Client {
 // error. Keyless commands go to one primary (PING, TIME, INFO, RANDOMKEY,
 // ...), except those about the whole data set, which prepare sends to every
 // primary, and PUBLISH, which goes to its channel's; SCAN is refused, since
-// its cursor only means something on the node that issued it. Copy o before redis.NewClusterClient sees the
-// main client's options: unlike NewClient, it fills in its defaults in place.
+// its cursor only means something on the node that issued it.
 func newClusterCommandClient(o redis.ClusterOptions, maxReply int64) *redis.ClusterClient {
 	o.Protocol = 2
 	o.Dialer = budgetDialer(o.Dialer, maxReply)
-	return redis.NewClusterClient(&o)
+	return newClusterClient(o)
 }
 
 // command is a client's command made ready for Redis.

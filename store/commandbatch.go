@@ -49,8 +49,7 @@ func (s *Store) enableCommandBatching(reg prometheus.Registerer) error {
 		o := *api.Options()
 		c = redis.NewClient(&o)
 	case *redis.ClusterClient:
-		o := *api.Options()
-		cc := redis.NewClusterClient(&o)
+		cc := newClusterClient(*api.Options())
 		cc.AddHook(reloadHook{cc})
 		c = cc
 	default:

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -248,7 +249,7 @@ func New(opts Options) (*Store, error) {
 		co := clusterOptions(opts.ClusterNodes, ro)
 		clusterBase = new(*co)
 		s.cmdAPI = newClusterCommandClient(*co, maxReply)
-		cc := redis.NewClusterClient(co)
+		cc := newClusterClient(*co)
 		cc.AddHook(reloadHook{cc})
 		if s.durable.replicas > 0 {
 			hook := func(node *redis.Client) { node.AddHook(confirmHook{s.durable}) }
@@ -427,6 +428,16 @@ func clusterOptions(nodes []string, ro *redis.Options) *redis.ClusterOptions {
 		MaintNotificationsConfig:   ro.MaintNotificationsConfig,
 		PipelinePoolSize:           ro.PipelinePoolSize,
 	}
+}
+
+// newClusterClient builds a cluster client on a copy of o, its own list of
+// nodes included: go-redis keeps o.Addrs as the list and appends the nodes it
+// discovers to it, so clients built from one value (or from another client's
+// Options) would write into one array, each under its own lock. It fills in
+// its defaults on the copy, too.
+func newClusterClient(o redis.ClusterOptions) *redis.ClusterClient {
+	o.Addrs = slices.Clone(o.Addrs)
+	return redis.NewClusterClient(&o)
 }
 
 // reloadHook asks a cluster client to reload its slot map as soon as a node
