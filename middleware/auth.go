@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/redis-gateway/redis-gateway/access"
+	"github.com/redis-gateway/redis-gateway/internal/series"
 	"github.com/redis-gateway/redis-gateway/problem"
 )
 
@@ -41,11 +42,11 @@ func Unauthorized(write func(w http.ResponseWriter, r *http.Request, msg string)
 type Auth struct {
 	denials  *prometheus.CounterVec
 	requests *prometheus.CounterVec
-	admits   seriesCache[string, prometheus.Counter] // requests' children, by token name
+	admits   series.Cache[string, prometheus.Counter] // requests' children, by token name
 }
 
 func (a *Auth) admitted(name string) prometheus.Counter {
-	return a.admits.get(name, func(name string) prometheus.Counter { return a.requests.WithLabelValues(name) })
+	return a.admits.Get(name, func(name string) prometheus.Counter { return a.requests.WithLabelValues(name) })
 }
 
 // NewAuth registers the counters with reg.

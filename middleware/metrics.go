@@ -1,14 +1,12 @@
 package middleware
 
 import (
-	"maps"
 	"net/http"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis-gateway/redis-gateway/internal/series"
 )
 
 // routeMetrics records RED metrics per route pattern: requests by method,
@@ -17,7 +15,7 @@ type routeMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
-	series   seriesCache[routeKey, routeSeries]
+	series   series.Cache[routeKey, routeSeries]
 }
 
 type routeKey struct {
@@ -56,7 +54,7 @@ func newRouteMetrics(reg prometheus.Registerer) *routeMetrics {
 }
 
 func (m *routeMetrics) observe(method, route string, status int, d time.Duration) {
-	s := m.series.get(routeKey{method, route, status}, func(k routeKey) routeSeries {
+	s := m.series.Get(routeKey{method, route, status}, func(k routeKey) routeSeries {
 		return routeSeries{
 			requests: m.requests.WithLabelValues(k.method, k.route, strconv.Itoa(k.status)),
 			duration: m.duration.WithLabelValues(k.method, k.route),
@@ -64,40 +62,6 @@ func (m *routeMetrics) observe(method, route string, status int, d time.Duration
 	})
 	s.requests.Inc()
 	s.duration.Observe(d.Seconds())
-}
-
-// seriesCache maps label values to the metric children made for them. Reads
-// take no lock: the map is replaced, never changed, and the label values are
-// bounded (methods, route patterns, statuses, token names), so it settles
-// after a few requests of each kind.
-type seriesCache[K comparable, V any] struct {
-	m  atomic.Pointer[map[K]V]
-	mu sync.Mutex // serializes the writers
-}
-
-func (c *seriesCache[K, V]) get(k K, newV func(K) V) V {
-	if m := c.m.Load(); m != nil {
-		if v, ok := (*m)[k]; ok {
-			return v
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var old map[K]V
-	if m := c.m.Load(); m != nil {
-		old = *m
-	}
-	if v, ok := old[k]; ok {
-		return v
-	}
-	next := maps.Clone(old)
-	if next == nil {
-		next = map[K]V{}
-	}
-	v := newV(k)
-	next[k] = v
-	c.m.Store(&next)
-	return v
 }
 
 // methodLabel folds methods nobody routes into one label value, so a client

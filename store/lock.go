@@ -36,8 +36,11 @@ const giveBackTimeout = 2 * time.Second
 // outcomeUnknown reports whether a command that failed with err may still
 // have run: no reply came, and nothing shows it was never sent.
 func outcomeUnknown(err error) bool {
-	var reply redis.Error
-	return err != nil && !errors.As(err, &reply) && !notRun(err)
+	if err == nil {
+		return false
+	}
+	var reply redis.Error // past the nil check, as in notRun
+	return !errors.As(err, &reply) && !notRun(err)
 }
 
 // AcquireLock takes the lock name for ttl under a fresh token, or answers

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redis-gateway/redis-gateway/internal/commandapi"
+	"github.com/redis-gateway/redis-gateway/internal/series"
 )
 
 // latencyBuckets resolve a round trip on one machine (tens of microseconds)
@@ -153,32 +154,40 @@ func countable(err error) bool {
 // auto-pipeliner walks the stack of every waiting caller (to spot a hook
 // reading results on the batch's own goroutine), which cost a fifth of the
 // gateway's CPU under load. Dials are counted by the dialer, as for every
-// client.
+// client. Its children are cached by command label: every command of every
+// request passes here.
 type batchErrors struct {
 	vec     *prometheus.CounterVec   // nil = no metrics
 	latency *prometheus.HistogramVec // nil = no metrics
+
+	failures series.Cache[string, prometheus.Counter]
+	seconds  series.Cache[string, prometheus.Observer]
 }
 
 // observe records the latency of commands that completed, batched since
 // start: the time a request waited for them, queueing included.
-func (c batchErrors) observe(start time.Time, cmds ...redis.Cmder) {
+func (c *batchErrors) observe(start time.Time, cmds ...redis.Cmder) {
 	if c.latency == nil {
 		return
 	}
 	d := time.Since(start).Seconds()
 	for _, cmd := range cmds {
-		c.latency.WithLabelValues(commandapi.Label(cmd.Name())).Observe(d)
+		c.seconds.Get(commandapi.Label(cmd.Name()), func(label string) prometheus.Observer {
+			return c.latency.WithLabelValues(label)
+		}).Observe(d)
 	}
 }
 
 // count looks at commands that have completed.
-func (c batchErrors) count(cmds ...redis.Cmder) {
+func (c *batchErrors) count(cmds ...redis.Cmder) {
 	if c.vec == nil {
 		return
 	}
 	for _, cmd := range cmds {
 		if countable(cmd.Err()) {
-			c.vec.WithLabelValues(commandapi.Label(cmd.Name())).Inc()
+			c.failures.Get(commandapi.Label(cmd.Name()), func(label string) prometheus.Counter {
+				return c.vec.WithLabelValues(label)
+			}).Inc()
 		}
 	}
 }

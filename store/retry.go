@@ -66,11 +66,13 @@ func neverRan(cmds []redis.Cmder) bool {
 }
 
 func notRun(err error) bool {
-	var rerr redis.Error
-	switch {
-	case err == nil:
+	if err == nil {
 		return false
-	case errors.As(err, &rerr):
+	}
+	// Declared past the nil check: errors.As moves its target to the heap,
+	// which would otherwise cost every command that succeeded an allocation.
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
 		return isUnavailableReply(rerr.Error())
 	}
 	return isDialError(err) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted)

@@ -292,7 +292,7 @@ func New(opts Options) (*Store, error) {
 		}
 		s.cmdAPI.AddHook(latencyHook{seconds: cmdLatency})
 	}
-	s.errs = batchErrors{vec: cmdErrors, latency: cmdLatency}
+	s.errs.vec, s.errs.latency = cmdErrors, cmdLatency
 	if opts.TracerProvider != nil {
 		if err := instrumentTracing(opts.TracerProvider, s.rdb, s.cmdAPI); err != nil {
 			s.Close()
