@@ -41,14 +41,16 @@ type FrontConfig struct {
 //
 // One allocation carries all of it: the request's context, which holds the
 // request id, the notes for the log line (NoteError, the token Bearer
-// admits) and the deadline, whose timer is armed only once something waits
-// on the context (Done) or asks after the deadline has passed (Err). A
-// request served from memory never arms one.
+// admits) and the deadline, which is armed only once something waits on the
+// context (Done) or asks after the deadline has passed (Err), and is then
+// kept by one clock for all requests (deadline.go). A request served from
+// memory never arms one.
 func Front(cfg FrontConfig) func(http.Handler) http.Handler {
 	f := &front{
 		log:     newAccessLog(cfg.Logger),
 		metrics: newRouteMetrics(cfg.Registry),
 		timeout: cfg.Timeout,
+		clock:   &clock{tick: defaultTick},
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -61,11 +63,12 @@ type front struct {
 	log     *accessLog
 	metrics *routeMetrics
 	timeout time.Duration
+	clock   *clock
 }
 
 func (f *front) serveHTTP(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rq := &request{parent: r.Context(), rw: responseWriter{ResponseWriter: w}}
+	rq := &request{parent: r.Context(), clock: f.clock, rw: responseWriter{ResponseWriter: w}}
 	if f.timeout > 0 {
 		rq.deadline = start.Add(f.timeout)
 		if d, ok := rq.parent.Deadline(); ok && d.Before(rq.deadline) {
@@ -85,7 +88,7 @@ func (f *front) serveHTTP(next http.Handler, w http.ResponseWriter, r *http.Requ
 
 	r = r.WithContext(rq)
 	f.serve(next, rq, r)
-	rq.stopTimer()
+	rq.release()
 
 	status := rq.rw.status
 	if status == 0 {
@@ -106,7 +109,7 @@ func (f *front) serve(next http.Handler, rq *request, r *http.Request) {
 			return
 		}
 		if v == http.ErrAbortHandler { //nolint:errorlint // sentinel value compared as net/http does
-			rq.stopTimer()
+			rq.release()
 			panic(v) // net/http's way to abort a response; it logs nothing
 		}
 		f.log.logger.Error("panic in handler",
@@ -144,7 +147,9 @@ const requestKey ctxKey = 0
 type request struct {
 	parent   context.Context
 	deadline time.Time // zero: none
-	timer    atomic.Pointer[timer]
+	clock    *clock
+	wait     atomic.Pointer[wait] // once armed
+	served   atomic.Bool
 
 	id       string
 	idHeader [1]string
@@ -154,33 +159,14 @@ type request struct {
 	rw responseWriter
 }
 
-// timer is the deadline, armed: the context the request's waits use.
-type timer struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
 func requestOf(ctx context.Context) *request {
 	rq, _ := ctx.Value(requestKey).(*request)
 	return rq
 }
 
-// armed returns the request's timer, arming it on first use.
-func (rq *request) armed() *timer {
-	if t := rq.timer.Load(); t != nil {
-		return t
-	}
-	t := &timer{}
-	t.ctx, t.cancel = context.WithDeadline(rq.parent, rq.deadline)
-	if !rq.timer.CompareAndSwap(nil, t) {
-		t.cancel()
-	}
-	return rq.timer.Load()
-}
-
-func (rq *request) stopTimer() {
-	if t := rq.timer.Load(); t != nil {
-		t.cancel()
+func (rq *request) release() {
+	if !rq.deadline.IsZero() {
+		rq.clock.release(rq)
 	}
 }
 
@@ -195,17 +181,23 @@ func (rq *request) Done() <-chan struct{} {
 	if rq.deadline.IsZero() {
 		return rq.parent.Done()
 	}
-	return rq.armed().ctx.Done()
+	return rq.clock.arm(rq).done
 }
 
-// Err is what an armed context's Err would say. A deadline that has passed
-// arms the timer, which then says so from here on, to Done's waiters too.
+// Err is what the armed context says once its wait has ended. A deadline
+// that has passed arms it, which then says so from here on, to Done's
+// waiters too.
 func (rq *request) Err() error {
 	if rq.deadline.IsZero() {
 		return rq.parent.Err()
 	}
-	if t := rq.timer.Load(); t != nil {
-		return t.ctx.Err()
+	if w := rq.wait.Load(); w != nil {
+		select {
+		case <-w.done:
+			return w.err
+		default:
+			return nil
+		}
 	}
 	if err := rq.parent.Err(); err != nil {
 		return err
@@ -213,7 +205,19 @@ func (rq *request) Err() error {
 	if time.Now().Before(rq.deadline) {
 		return nil
 	}
-	return rq.armed().ctx.Err()
+	w := rq.clock.arm(rq)
+	<-w.done // ended at once: the deadline has passed
+	return w.err
+}
+
+// AfterFunc runs f once the request's context is done, as
+// context.AfterFunc does: contexts derived from this one follow it through
+// here, without a goroutine each.
+func (rq *request) AfterFunc(f func()) (stop func() bool) {
+	if rq.deadline.IsZero() {
+		return context.AfterFunc(rq.parent, f)
+	}
+	return rq.clock.afterFunc(rq.clock.arm(rq), f)
 }
 
 func (rq *request) Value(key any) any {
@@ -226,11 +230,6 @@ func (rq *request) Value(key any) any {
 		if rq.token != nil {
 			return rq.token
 		}
-	}
-	// Once armed, through the timer: context.Cause and the contexts derived
-	// from this one find its cancellation there.
-	if t := rq.timer.Load(); t != nil {
-		return t.ctx.Value(key)
 	}
 	return rq.parent.Value(key)
 }

@@ -88,7 +88,7 @@ func TestFrontLogsTheSameThroughEitherPath(t *testing.T) {
 	}
 }
 
-// The deadline's timer is armed only when something waits; waits, derived
+// The deadline is armed only when something waits; waits, derived
 // contexts and Err see it as a context.WithTimeout would show it.
 func TestFrontDeadline(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
@@ -108,16 +108,16 @@ func TestFrontDeadline(t *testing.T) {
 		if err := r.Context().Err(); err != nil {
 			t.Errorf("Err() = %v before the deadline", err)
 		}
-		if rq.timer.Load() != nil {
-			t.Error("the timer is armed, though nothing waited")
+		if rq.wait.Load() != nil {
+			t.Error("the deadline is armed, though nothing waited")
 		}
 		select {
 		case <-r.Context().Done():
 			t.Error("Done before the deadline")
 		default:
 		}
-		if rq.timer.Load() == nil {
-			t.Error("Done did not arm the timer")
+		if rq.wait.Load() == nil {
+			t.Error("Done did not arm the deadline")
 		}
 	})
 
