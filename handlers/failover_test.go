@@ -84,6 +84,23 @@ func (tr *traffic) lastAck() time.Time {
 	return tr.ackedAt
 }
 
+// waitAcked waits until n writes have been acknowledged, however long a busy
+// machine takes to serve them (up to two minutes).
+func (tr *traffic) waitAcked(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		tr.mu.Lock()
+		acked := len(tr.acked)
+		tr.mu.Unlock()
+		if acked >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d writes acknowledged within two minutes: the traffic did not run", acked, n)
+		}
+	}
+}
+
 type failure struct {
 	start, end time.Time
 	status     int
@@ -369,7 +386,8 @@ func crash(t *testing.T, c *redistest.Cluster, g *gateway, prefix string, nodeTi
 		t.Fatalf("the primary %s has no replica", victim.Addr())
 	}
 	tr := startTraffic(g, prefix, 4, 32<<10)
-	time.Sleep(500 * time.Millisecond)
+	// Enough writes before the crash that what it loses can be counted.
+	tr.waitAcked(t, 100)
 	// The replica falls behind, as one across a congested network would:
 	// frozen, it takes in only what its socket buffers hold, and the rest
 	// waits in the primary.
@@ -409,9 +427,6 @@ func crash(t *testing.T, c *redistest.Cluster, g *gateway, prefix string, nodeTi
 		nodeTimeout, tr.total, len(tr.failures), tr.statuses(), tr.window().Round(time.Millisecond), lastFailure.Round(time.Millisecond),
 		nodeTimeout+2*time.Second, tookOver.Round(time.Millisecond), rejoin_, len(tr.acked), lost, unreadable)
 
-	if len(tr.acked) < 100 {
-		t.Fatalf("only %d writes acknowledged: the traffic did not run", len(tr.acked))
-	}
 	// Failures to reach a primary end with Redis's own promotion plus what the
 	// gateway takes to notice it: that part must stay small. With durable
 	// writes the promoted primary's writes stay unconfirmed until the killed
