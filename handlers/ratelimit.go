@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -121,21 +122,87 @@ type decisionResponse struct {
 	Burst      int64 `json:"burst,omitempty"` // gcra only
 }
 
-// writeDecision sets the IETF RateLimit headers and their legacy X- forms.
+// writeDecision sets the IETF RateLimit headers and their legacy X- forms,
+// and writes d as JSON: the bytes Header.Set and json.Marshal would give. The
+// header values are cut from one string, their slices from one array, and
+// put under names already in net/http's canonical form (RateLimit-Policy is
+// sent as Ratelimit-Policy either way), which Set would copy; each slice's
+// capacity is its length, so a later Add copies it rather than writing over
+// its neighbour.
 func writeDecision(w http.ResponseWriter, status int, req rateLimitRequest, d decisionResponse) {
-	// The names are written in net/http's canonical form (RateLimit-Policy is
-	// sent as Ratelimit-Policy either way), which spares Set a copy of each.
-	h := w.Header()
-	limit, remaining, reset := strconv.FormatInt(d.Limit, 10), strconv.FormatInt(d.Remaining, 10), strconv.FormatInt(d.Reset, 10)
-	h.Set("Ratelimit-Policy", `"default";q=`+limit+";w="+strconv.FormatInt(seconds(req.window), 10))
-	h.Set("Ratelimit", `"default";r=`+remaining+";t="+reset)
-	h.Set("X-Ratelimit-Limit", limit)
-	h.Set("X-Ratelimit-Remaining", remaining)
-	h.Set("X-Ratelimit-Reset", reset)
-	if !d.Allowed && status == http.StatusTooManyRequests {
-		h.Set("Retry-After", strconv.FormatInt(d.RetryAfter, 10))
+	var scratch [decisionJSONMax]byte
+	body := bytes.Clone(appendDecisionJSON(scratch[:0], d))
+	retry := !d.Allowed && status == http.StatusTooManyRequests
+
+	var buf [224]byte // 7 values: 2 of at most 55 bytes, 5 numbers of at most 20
+	var ends [7]int
+	b := append(buf[:0], `"default";q=`...)
+	b = strconv.AppendInt(b, d.Limit, 10)
+	b = append(b, ";w="...)
+	b = strconv.AppendInt(b, seconds(req.window), 10)
+	ends[0] = len(b)
+	b = append(b, `"default";r=`...)
+	b = strconv.AppendInt(b, d.Remaining, 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, d.Reset, 10)
+	ends[1] = len(b)
+	b = strconv.AppendInt(b, d.Limit, 10)
+	ends[2] = len(b)
+	b = strconv.AppendInt(b, d.Remaining, 10)
+	ends[3] = len(b)
+	b = strconv.AppendInt(b, d.Reset, 10)
+	ends[4] = len(b)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	ends[5] = len(b)
+	if retry {
+		b = strconv.AppendInt(b, d.RetryAfter, 10)
 	}
-	writeJSON(w, status, d)
+	ends[6] = len(b)
+
+	all := string(b)
+	vals := new([7]string)
+	for i, start := range [7]int{0, ends[0], ends[1], ends[2], ends[3], ends[4], ends[5]} {
+		vals[i] = all[start:ends[i]]
+	}
+	h := w.Header()
+	h["Ratelimit-Policy"] = vals[0:1:1]
+	h["Ratelimit"] = vals[1:2:2]
+	h["X-Ratelimit-Limit"] = vals[2:3:3]
+	h["X-Ratelimit-Remaining"] = vals[3:4:4]
+	h["X-Ratelimit-Reset"] = vals[4:5:5]
+	if retry {
+		h["Retry-After"] = vals[6:7:7]
+	}
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = vals[5:6:6]
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// decisionJSONMax bounds the JSON of a decisionResponse: its names and
+// punctuation, and seven numbers of at most 20 bytes.
+const decisionJSONMax = 96 + 7*20
+
+// appendDecisionJSON appends d as json.Marshal encodes it: its fields in
+// order, burst left out when 0.
+func appendDecisionJSON(b []byte, d decisionResponse) []byte {
+	b = append(b, `{"allowed":`...)
+	b = strconv.AppendBool(b, d.Allowed)
+	b = append(b, `,"limit":`...)
+	b = strconv.AppendInt(b, d.Limit, 10)
+	b = append(b, `,"remaining":`...)
+	b = strconv.AppendInt(b, d.Remaining, 10)
+	b = append(b, `,"reset":`...)
+	b = strconv.AppendInt(b, d.Reset, 10)
+	b = append(b, `,"retry_after":`...)
+	b = strconv.AppendInt(b, d.RetryAfter, 10)
+	b = append(b, `,"count":`...)
+	b = strconv.AppendInt(b, d.Count, 10)
+	if d.Burst != 0 {
+		b = append(b, `,"burst":`...)
+		b = strconv.AppendInt(b, d.Burst, 10)
+	}
+	return append(b, '}')
 }
 
 // denied completes a denial: retry_after is at least 1, and reset names the
