@@ -355,11 +355,10 @@ func handleRateLimit(rl rateLimiting, consume bool) http.Handler {
 		}
 		status := http.StatusOK
 		if consume {
-			result := "allowed"
 			if !d.Allowed {
-				status, result = http.StatusTooManyRequests, "denied"
+				status = http.StatusTooManyRequests
 			}
-			rl.metrics.decisions.WithLabelValues(req.algorithm, result).Inc()
+			rl.metrics.decided(req.algorithm, d.Allowed)
 		}
 		writeDecision(w, status, req, d)
 		return nil
@@ -385,6 +384,18 @@ func handleRateLimitReset(s rateLimitStore) http.Handler {
 type rateLimitMetrics struct {
 	decisions *prometheus.CounterVec
 	degraded  *prometheus.CounterVec
+	// The decisions' series by algorithm, looked up once: WithLabelValues
+	// hashes its labels and takes a lock on every call.
+	allowed, denied map[string]prometheus.Counter
+}
+
+// decided counts a decision of alg.
+func (m rateLimitMetrics) decided(alg string, allowed bool) {
+	if allowed {
+		m.allowed[alg].Inc()
+	} else {
+		m.denied[alg].Inc()
+	}
 }
 
 func newRateLimitMetrics(reg prometheus.Registerer) rateLimitMetrics {
@@ -402,9 +413,10 @@ func newRateLimitMetrics(reg prometheus.Registerer) rateLimitMetrics {
 	}
 	reg.MustRegister(m.decisions, m.degraded)
 	// Every series exists from the start, so rate() and alerts see a 0, not nothing.
+	m.allowed, m.denied = make(map[string]prometheus.Counter), make(map[string]prometheus.Counter)
 	for _, alg := range algorithms {
-		m.decisions.WithLabelValues(alg, "allowed")
-		m.decisions.WithLabelValues(alg, "denied")
+		m.allowed[alg] = m.decisions.WithLabelValues(alg, "allowed")
+		m.denied[alg] = m.decisions.WithLabelValues(alg, "denied")
 		m.degraded.WithLabelValues(alg)
 	}
 	return m
