@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,21 +52,21 @@ func parseRateLimit(r *http.Request, maxWindow time.Duration) (rateLimitRequest,
 	if err != nil {
 		return req, err
 	}
-	q, err := query(r)
+	q, err := readRateLimitQuery(r)
 	if err != nil {
 		return req, err
 	}
 	req.key = key
-	if req.limit, err = intParam(q, "limit", 0, 1, maxLimit); err != nil {
+	if req.limit, err = q.int("limit", 0, 1, maxLimit); err != nil {
 		return req, err
 	}
-	if req.window, err = ttlParam(q, "window", time.Minute, maxWindow); err != nil {
+	if req.window, err = q.seconds("window", time.Minute, maxWindow); err != nil {
 		return req, err
 	}
-	if req.cost, err = intParam(q, "cost", 1, 1, maxLimit); err != nil {
+	if req.cost, err = q.int("cost", 1, 1, maxLimit); err != nil {
 		return req, err
 	}
-	alg, given, err := single(q, "algorithm")
+	alg, given, err := q.single("algorithm")
 	if err != nil {
 		return req, err
 	}
@@ -76,7 +78,7 @@ func parseRateLimit(r *http.Request, maxWindow time.Duration) (rateLimitRequest,
 	default:
 		return req, badRequest("algorithm must be fixed, sliding or gcra")
 	}
-	if _, ok := q["burst"]; ok && req.algorithm != algGCRA {
+	if _, n := q.lookup("burst"); n > 0 && req.algorithm != algGCRA {
 		return req, badRequest("burst applies only to algorithm=gcra")
 	}
 	if req.limit == 0 {
@@ -89,7 +91,7 @@ func parseRateLimit(r *http.Request, maxWindow time.Duration) (rateLimitRequest,
 	// capacity is the most the limiter can ever admit at once.
 	capacity, capName := req.limit, "limit"
 	if req.algorithm == algGCRA {
-		if req.burst, err = intParam(q, "burst", req.limit, 1, maxLimit); err != nil {
+		if req.burst, err = q.int("burst", req.limit, 1, maxLimit); err != nil {
 			return req, err
 		}
 		capacity, capName = req.burst, "burst"
@@ -104,6 +106,78 @@ func parseRateLimit(r *http.Request, maxWindow time.Duration) (rateLimitRequest,
 			capName, capacity, seconds(req.window), req.algorithm, store.MaxExact/ms)
 	}
 	return req, nil
+}
+
+// rateLimitQuery is the query of a rate-limit call. A plain one, without
+// escapes or semicolons and with few parameters (what clients send), is read
+// where it is, without the map url.ParseQuery builds; any other is parsed by
+// query, so both answer alike.
+type rateLimitQuery struct {
+	plain string     // a plain query, or ""
+	q     url.Values // any other
+}
+
+// maxPlainParams is the most parameters a query read in place has, far below
+// url.ParseQuery's limit.
+const maxPlainParams = 16
+
+func readRateLimitQuery(r *http.Request) (rateLimitQuery, error) {
+	raw := r.URL.RawQuery
+	if !strings.ContainsAny(raw, "%+;") && strings.Count(raw, "&") < maxPlainParams {
+		return rateLimitQuery{plain: raw}, nil
+	}
+	q, err := query(r)
+	return rateLimitQuery{q: q}, err
+}
+
+// lookup returns the first value of parameter name, and how many it has.
+func (q rateLimitQuery) lookup(name string) (first string, n int) {
+	if q.q != nil {
+		vs := q.q[name]
+		if len(vs) == 0 {
+			return "", 0
+		}
+		return vs[0], len(vs)
+	}
+	for rest := q.plain; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		k, v, _ := strings.Cut(part, "=")
+		if k == name && part != "" {
+			if n == 0 {
+				first = v
+			}
+			n++
+		}
+	}
+	return first, n
+}
+
+// single is the function of that name for a rate-limit query.
+func (q rateLimitQuery) single(name string) (string, bool, error) {
+	v, n := q.lookup(name)
+	switch {
+	case n == 0:
+		return "", false, nil
+	case n > 1:
+		return "", false, badRequest("%s: give it once", name)
+	}
+	return v, true, nil
+}
+
+// int is intParam for a rate-limit query.
+func (q rateLimitQuery) int(name string, def, min, max int64) (int64, error) {
+	s, ok, err := q.single(name)
+	if err != nil || !ok {
+		return def, err
+	}
+	return wholeParam(name, s, min, max)
+}
+
+// seconds is ttlParam for a rate-limit query.
+func (q rateLimitQuery) seconds(name string, def, max time.Duration) (time.Duration, error) {
+	n, err := q.int(name, int64(def/time.Second), 1, int64(max/time.Second))
+	return time.Duration(n) * time.Second, err
 }
 
 // counterResponse answers a call without a limit: a windowed counter.

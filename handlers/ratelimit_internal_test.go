@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strconv"
 	"testing"
@@ -75,4 +76,32 @@ func TestWriteDecisionAsSetAndMarshalWriteIt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A query read in place gives every parameter the values url.ParseQuery
+// gives it, and one it cannot read in place is refused as query refuses it.
+func FuzzRateLimitQuery(f *testing.F) {
+	for _, raw := range []string{
+		"", "limit=3&window=60", "limit=3&limit=4", "limit", "limit=&cost=2", "&&limit=1&", "=1&limit==2",
+		"algorithm=gcra&burst", "window=60&window", "lim%69t=3", "limit=3;window=2", "cost=1+1", "limit=%zz",
+		"a&b&c&d&e&f&g&h&i&j&k&l&m&n&o&p&limit=1",
+	} {
+		f.Add(raw, "limit")
+	}
+	f.Fuzz(func(t *testing.T, raw, name string) {
+		q, err := readRateLimitQuery(&http.Request{URL: &url.URL{RawQuery: raw}})
+		want, wantErr := url.ParseQuery(raw)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("%q: error %v, want %v", raw, err, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		for _, n := range []string{name, "limit", "window", "cost", "algorithm", "burst"} {
+			v, count := q.lookup(n)
+			if vs := want[n]; count != len(vs) || count > 0 && v != vs[0] {
+				t.Errorf("%q: %q has %d values, the first %q; want %q", raw, n, count, v, vs)
+			}
+		}
+	})
 }
