@@ -74,6 +74,11 @@ func intParam(q url.Values, name string, def, min, max int64) (int64, error) {
 	if err != nil || !ok {
 		return def, err
 	}
+	return wholeParam(name, s, min, max)
+}
+
+// wholeParam reads the value s of parameter name, a whole number in [min, max].
+func wholeParam(name, s string, min, max int64) (int64, error) {
 	n, err := parseWhole(s)
 	if err != nil || n < min || n > max {
 		return 0, badRequest("%s must be a whole number from %d to %d", name, min, max)

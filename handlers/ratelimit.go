@@ -1,10 +1,13 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,21 +52,21 @@ func parseRateLimit(r *http.Request, maxWindow time.Duration) (rateLimitRequest,
 	if err != nil {
 		return req, err
 	}
-	q, err := query(r)
+	q, err := readRateLimitQuery(r)
 	if err != nil {
 		return req, err
 	}
 	req.key = key
-	if req.limit, err = intParam(q, "limit", 0, 1, maxLimit); err != nil {
+	if req.limit, err = q.int("limit", 0, 1, maxLimit); err != nil {
 		return req, err
 	}
-	if req.window, err = ttlParam(q, "window", time.Minute, maxWindow); err != nil {
+	if req.window, err = q.seconds("window", time.Minute, maxWindow); err != nil {
 		return req, err
 	}
-	if req.cost, err = intParam(q, "cost", 1, 1, maxLimit); err != nil {
+	if req.cost, err = q.int("cost", 1, 1, maxLimit); err != nil {
 		return req, err
 	}
-	alg, given, err := single(q, "algorithm")
+	alg, given, err := q.single("algorithm")
 	if err != nil {
 		return req, err
 	}
@@ -75,7 +78,7 @@ func parseRateLimit(r *http.Request, maxWindow time.Duration) (rateLimitRequest,
 	default:
 		return req, badRequest("algorithm must be fixed, sliding or gcra")
 	}
-	if _, ok := q["burst"]; ok && req.algorithm != algGCRA {
+	if _, n := q.lookup("burst"); n > 0 && req.algorithm != algGCRA {
 		return req, badRequest("burst applies only to algorithm=gcra")
 	}
 	if req.limit == 0 {
@@ -88,7 +91,7 @@ func parseRateLimit(r *http.Request, maxWindow time.Duration) (rateLimitRequest,
 	// capacity is the most the limiter can ever admit at once.
 	capacity, capName := req.limit, "limit"
 	if req.algorithm == algGCRA {
-		if req.burst, err = intParam(q, "burst", req.limit, 1, maxLimit); err != nil {
+		if req.burst, err = q.int("burst", req.limit, 1, maxLimit); err != nil {
 			return req, err
 		}
 		capacity, capName = req.burst, "burst"
@@ -103,6 +106,78 @@ func parseRateLimit(r *http.Request, maxWindow time.Duration) (rateLimitRequest,
 			capName, capacity, seconds(req.window), req.algorithm, store.MaxExact/ms)
 	}
 	return req, nil
+}
+
+// rateLimitQuery is the query of a rate-limit call. A plain one, without
+// escapes or semicolons and with few parameters (what clients send), is read
+// where it is, without the map url.ParseQuery builds; any other is parsed by
+// query, so both answer alike.
+type rateLimitQuery struct {
+	plain string     // a plain query, or ""
+	q     url.Values // any other
+}
+
+// maxPlainParams is the most parameters a query read in place has, far below
+// url.ParseQuery's limit.
+const maxPlainParams = 16
+
+func readRateLimitQuery(r *http.Request) (rateLimitQuery, error) {
+	raw := r.URL.RawQuery
+	if !strings.ContainsAny(raw, "%+;") && strings.Count(raw, "&") < maxPlainParams {
+		return rateLimitQuery{plain: raw}, nil
+	}
+	q, err := query(r)
+	return rateLimitQuery{q: q}, err
+}
+
+// lookup returns the first value of parameter name, and how many it has.
+func (q rateLimitQuery) lookup(name string) (first string, n int) {
+	if q.q != nil {
+		vs := q.q[name]
+		if len(vs) == 0 {
+			return "", 0
+		}
+		return vs[0], len(vs)
+	}
+	for rest := q.plain; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		k, v, _ := strings.Cut(part, "=")
+		if k == name && part != "" {
+			if n == 0 {
+				first = v
+			}
+			n++
+		}
+	}
+	return first, n
+}
+
+// single is the function of that name for a rate-limit query.
+func (q rateLimitQuery) single(name string) (string, bool, error) {
+	v, n := q.lookup(name)
+	switch {
+	case n == 0:
+		return "", false, nil
+	case n > 1:
+		return "", false, badRequest("%s: give it once", name)
+	}
+	return v, true, nil
+}
+
+// int is intParam for a rate-limit query.
+func (q rateLimitQuery) int(name string, def, min, max int64) (int64, error) {
+	s, ok, err := q.single(name)
+	if err != nil || !ok {
+		return def, err
+	}
+	return wholeParam(name, s, min, max)
+}
+
+// seconds is ttlParam for a rate-limit query.
+func (q rateLimitQuery) seconds(name string, def, max time.Duration) (time.Duration, error) {
+	n, err := q.int(name, int64(def/time.Second), 1, int64(max/time.Second))
+	return time.Duration(n) * time.Second, err
 }
 
 // counterResponse answers a call without a limit: a windowed counter.
@@ -121,21 +196,87 @@ type decisionResponse struct {
 	Burst      int64 `json:"burst,omitempty"` // gcra only
 }
 
-// writeDecision sets the IETF RateLimit headers and their legacy X- forms.
+// writeDecision sets the IETF RateLimit headers and their legacy X- forms,
+// and writes d as JSON: the bytes Header.Set and json.Marshal would give. The
+// header values are cut from one string, their slices from one array, and
+// put under names already in net/http's canonical form (RateLimit-Policy is
+// sent as Ratelimit-Policy either way), which Set would copy; each slice's
+// capacity is its length, so a later Add copies it rather than writing over
+// its neighbour.
 func writeDecision(w http.ResponseWriter, status int, req rateLimitRequest, d decisionResponse) {
-	// The names are written in net/http's canonical form (RateLimit-Policy is
-	// sent as Ratelimit-Policy either way), which spares Set a copy of each.
-	h := w.Header()
-	limit, remaining, reset := strconv.FormatInt(d.Limit, 10), strconv.FormatInt(d.Remaining, 10), strconv.FormatInt(d.Reset, 10)
-	h.Set("Ratelimit-Policy", `"default";q=`+limit+";w="+strconv.FormatInt(seconds(req.window), 10))
-	h.Set("Ratelimit", `"default";r=`+remaining+";t="+reset)
-	h.Set("X-Ratelimit-Limit", limit)
-	h.Set("X-Ratelimit-Remaining", remaining)
-	h.Set("X-Ratelimit-Reset", reset)
-	if !d.Allowed && status == http.StatusTooManyRequests {
-		h.Set("Retry-After", strconv.FormatInt(d.RetryAfter, 10))
+	var scratch [decisionJSONMax]byte
+	body := bytes.Clone(appendDecisionJSON(scratch[:0], d))
+	retry := !d.Allowed && status == http.StatusTooManyRequests
+
+	var buf [224]byte // 7 values: 2 of at most 55 bytes, 5 numbers of at most 20
+	var ends [7]int
+	b := append(buf[:0], `"default";q=`...)
+	b = strconv.AppendInt(b, d.Limit, 10)
+	b = append(b, ";w="...)
+	b = strconv.AppendInt(b, seconds(req.window), 10)
+	ends[0] = len(b)
+	b = append(b, `"default";r=`...)
+	b = strconv.AppendInt(b, d.Remaining, 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, d.Reset, 10)
+	ends[1] = len(b)
+	b = strconv.AppendInt(b, d.Limit, 10)
+	ends[2] = len(b)
+	b = strconv.AppendInt(b, d.Remaining, 10)
+	ends[3] = len(b)
+	b = strconv.AppendInt(b, d.Reset, 10)
+	ends[4] = len(b)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	ends[5] = len(b)
+	if retry {
+		b = strconv.AppendInt(b, d.RetryAfter, 10)
 	}
-	writeJSON(w, status, d)
+	ends[6] = len(b)
+
+	all := string(b)
+	vals := new([7]string)
+	for i, start := range [7]int{0, ends[0], ends[1], ends[2], ends[3], ends[4], ends[5]} {
+		vals[i] = all[start:ends[i]]
+	}
+	h := w.Header()
+	h["Ratelimit-Policy"] = vals[0:1:1]
+	h["Ratelimit"] = vals[1:2:2]
+	h["X-Ratelimit-Limit"] = vals[2:3:3]
+	h["X-Ratelimit-Remaining"] = vals[3:4:4]
+	h["X-Ratelimit-Reset"] = vals[4:5:5]
+	if retry {
+		h["Retry-After"] = vals[6:7:7]
+	}
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = vals[5:6:6]
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// decisionJSONMax bounds the JSON of a decisionResponse: its names and
+// punctuation, and seven numbers of at most 20 bytes.
+const decisionJSONMax = 96 + 7*20
+
+// appendDecisionJSON appends d as json.Marshal encodes it: its fields in
+// order, burst left out when 0.
+func appendDecisionJSON(b []byte, d decisionResponse) []byte {
+	b = append(b, `{"allowed":`...)
+	b = strconv.AppendBool(b, d.Allowed)
+	b = append(b, `,"limit":`...)
+	b = strconv.AppendInt(b, d.Limit, 10)
+	b = append(b, `,"remaining":`...)
+	b = strconv.AppendInt(b, d.Remaining, 10)
+	b = append(b, `,"reset":`...)
+	b = strconv.AppendInt(b, d.Reset, 10)
+	b = append(b, `,"retry_after":`...)
+	b = strconv.AppendInt(b, d.RetryAfter, 10)
+	b = append(b, `,"count":`...)
+	b = strconv.AppendInt(b, d.Count, 10)
+	if d.Burst != 0 {
+		b = append(b, `,"burst":`...)
+		b = strconv.AppendInt(b, d.Burst, 10)
+	}
+	return append(b, '}')
 }
 
 // denied completes a denial: retry_after is at least 1, and reset names the
@@ -288,11 +429,10 @@ func handleRateLimit(rl rateLimiting, consume bool) http.Handler {
 		}
 		status := http.StatusOK
 		if consume {
-			result := "allowed"
 			if !d.Allowed {
-				status, result = http.StatusTooManyRequests, "denied"
+				status = http.StatusTooManyRequests
 			}
-			rl.metrics.decisions.WithLabelValues(req.algorithm, result).Inc()
+			rl.metrics.decided(req.algorithm, d.Allowed)
 		}
 		writeDecision(w, status, req, d)
 		return nil
@@ -318,6 +458,18 @@ func handleRateLimitReset(s rateLimitStore) http.Handler {
 type rateLimitMetrics struct {
 	decisions *prometheus.CounterVec
 	degraded  *prometheus.CounterVec
+	// The decisions' series by algorithm, looked up once: WithLabelValues
+	// hashes its labels and takes a lock on every call.
+	allowed, denied map[string]prometheus.Counter
+}
+
+// decided counts a decision of alg.
+func (m rateLimitMetrics) decided(alg string, allowed bool) {
+	if allowed {
+		m.allowed[alg].Inc()
+	} else {
+		m.denied[alg].Inc()
+	}
 }
 
 func newRateLimitMetrics(reg prometheus.Registerer) rateLimitMetrics {
@@ -335,9 +487,10 @@ func newRateLimitMetrics(reg prometheus.Registerer) rateLimitMetrics {
 	}
 	reg.MustRegister(m.decisions, m.degraded)
 	// Every series exists from the start, so rate() and alerts see a 0, not nothing.
+	m.allowed, m.denied = make(map[string]prometheus.Counter), make(map[string]prometheus.Counter)
 	for _, alg := range algorithms {
-		m.decisions.WithLabelValues(alg, "allowed")
-		m.decisions.WithLabelValues(alg, "denied")
+		m.allowed[alg] = m.decisions.WithLabelValues(alg, "allowed")
+		m.denied[alg] = m.decisions.WithLabelValues(alg, "denied")
 		m.degraded.WithLabelValues(alg)
 	}
 	return m

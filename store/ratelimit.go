@@ -49,50 +49,104 @@ func (s *Store) CountFixed(ctx context.Context, key string, cost int64, window t
 	return Window{Count: res[0], Reset: time.Duration(res[1]) * time.Millisecond}, nil
 }
 
-// countFixedPlain counts with INCRBY, opens the window with PEXPIRE … NX and
-// reads it with PTTL, one write in one round trip, for less than half the
-// Redis CPU of the script. The script's atomicity is not needed: INCRBY alone
-// decides the count, and PEXPIRE … NX sets the expiry only on a key that has
-// none, so concurrent calls never push a window back, and a key left without
-// one (a lost reply between INCRBY and PEXPIRE, a SET from outside) gets it
-// on the next call, as the script gives it. ok is false when the server does
-// not take PEXPIRE … NX (before Redis 7.0): the call is counted then, and
-// the window not yet opened.
+// countFixedPlain counts with INCRBY and reads the window with PTTL, one
+// write of two commands in one round trip, for less than half the Redis CPU
+// of the script. The script's atomicity is not needed: INCRBY alone decides
+// the count, so concurrent calls each get a count of their own.
+//
+// Only a counter without an expiry costs a second round trip (openFixed):
+// the call that opened the window, or any call after a counter was left
+// without one (a lost reply between the two round trips, a SET from
+// outside), which the script would mend too. Its PEXPIRE … NX sets the
+// expiry only on a key that has none, so concurrent openers never push a
+// window back. ok is false when the server does not take PEXPIRE … NX
+// (before Redis 7.0): the call is counted then, and the window not yet
+// opened.
 func (s *Store) countFixedPlain(ctx context.Context, k string, cost int64, window time.Duration) (w Window, ok bool, err error) {
-	var incr, ttl *redis.IntCmd
-	var expire *redis.BoolCmd
+	c := &fixedCall{}
 	_, err = s.runWrites(ctx, func(ctx context.Context) []redis.Cmder {
-		incr = redis.NewIntCmd(ctx, "incrby", k, cost)
-		expire = redis.NewBoolCmd(ctx, "pexpire", k, window.Milliseconds(), "nx")
-		ttl = redis.NewIntCmd(ctx, "pttl", k)
-		return []redis.Cmder{incr, expire, ttl}
+		return c.count(ctx, k, cost)
 	})
 	if err == nil {
-		err = incr.Err()
+		err = c.incr.Err()
+	}
+	if err == nil {
+		err = c.ttl.Err()
 	}
 	if err != nil {
 		return Window{}, true, classify("rate limit", err)
 	}
-	var rerr redis.Error
-	if e := expire.Err(); errors.As(e, &rerr) && !isUnavailableReply(rerr.Error()) {
-		return Window{}, false, nil
-	}
-	for _, c := range []redis.Cmder{expire, ttl} {
-		if err := c.Err(); err != nil {
-			return Window{}, true, classify("rate limit", err)
-		}
-	}
-	w = Window{Count: incr.Val(), Reset: window}
-	switch ms := ttl.Val(); {
-	case expire.Val(): // this call opened the window
+	w = Window{Count: c.incr.Val(), Reset: window}
+	switch ms := c.ttl.Val(); {
 	case ms >= 0:
 		w.Reset = time.Duration(ms) * time.Millisecond
 	case ms == -2:
 		// The window ended (or was reset) between INCRBY and PTTL: the call
 		// was counted in a window that is over.
 		w.Reset = 0
+	default: // -1: a counter without an expiry
+		return s.openFixed(ctx, k, w, window)
 	}
 	return w, true, nil
+}
+
+// fixedCall holds the commands of one countFixedPlain round trip, and the
+// arguments they share, in one allocation.
+type fixedCall struct {
+	incr, ttl *redis.IntCmd
+	args      [5]any
+	cmds      [2]redis.Cmder
+}
+
+func (c *fixedCall) count(ctx context.Context, k string, cost int64) []redis.Cmder {
+	key := any(k) // boxed once for both
+	c.args = [5]any{"incrby", key, cost, "pttl", key}
+	c.incr = redis.NewIntCmd(ctx, c.args[0:3:3]...)
+	c.ttl = redis.NewIntCmd(ctx, c.args[3:5:5]...)
+	c.cmds = [2]redis.Cmder{c.incr, c.ttl}
+	return c.cmds[:]
+}
+
+// openFixed opens the window of a counter found without an expiry, with
+// PEXPIRE … NX, and reads it with PTTL in the same round trip: a concurrent
+// call may have opened it first, and its expiry stands. w is the call's
+// count, with a whole window.
+func (s *Store) openFixed(ctx context.Context, k string, w Window, window time.Duration) (Window, bool, error) {
+	var expire *redis.BoolCmd
+	var ttl *redis.IntCmd
+	_, err := s.runWrites(ctx, func(ctx context.Context) []redis.Cmder {
+		expire = redis.NewBoolCmd(ctx, "pexpire", k, window.Milliseconds(), "nx")
+		ttl = redis.NewIntCmd(ctx, "pttl", k)
+		return []redis.Cmder{expire, ttl}
+	})
+	if err == nil {
+		if err = expire.Err(); refusesNX(err) {
+			return Window{}, false, nil
+		}
+	}
+	if err == nil {
+		err = ttl.Err()
+	}
+	if err != nil {
+		return Window{}, true, classify("rate limit", err)
+	}
+	switch ms := ttl.Val(); {
+	case expire.Val(): // this call opened the window
+	case ms >= 0:
+		w.Reset = time.Duration(ms) * time.Millisecond
+	case ms == -2:
+		// The counter was reset since INCRBY: the call was counted in a
+		// window that is over.
+		w.Reset = 0
+	}
+	return w, true, nil
+}
+
+// refusesNX reports a server's refusal of PEXPIRE … NX: an error reply that
+// does not say the server is away.
+func refusesNX(err error) bool {
+	var rerr redis.Error
+	return err != nil && errors.As(err, &rerr) && !isUnavailableReply(rerr.Error())
 }
 
 // PeekFixed returns the state of a fixed-window counter without counting:

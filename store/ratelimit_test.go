@@ -103,6 +103,83 @@ func TestFixedWindowMendsACounterWithoutExpiry(t *testing.T) {
 	}
 }
 
+// The first call opens the window; later calls neither push it back nor
+// leave the counter without an expiry. With what is left of the window cut
+// short from outside, each later call answers that and keeps it, and only
+// the call that found no expiry sent PEXPIRE.
+func TestFixedWindowIsNeverExtended(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	const window, left = time.Minute, 10 * time.Second
+	for _, way := range fixedWays {
+		t.Run(way.name, func(t *testing.T) {
+			s := fixedStore(t, srv, way.opts, way.script)
+			k := "x-" + way.name
+			key := "ratelimit:{" + k + "}"
+			expires := commandCalls(t, rdb, "pexpire")
+			if w, err := s.CountFixed(ctx, k, 1, window); err != nil || w != (Window{Count: 1, Reset: window}) {
+				t.Errorf("first call = %+v, %v; want count 1 and a whole window", w, err)
+			}
+			if ttl := rdb.PTTL(ctx, key).Val(); ttl <= 0 || ttl > window {
+				t.Errorf("the counter's TTL after the first call = %v, want within (0, %v]", ttl, window)
+			}
+			if err := rdb.PExpire(ctx, key, left).Err(); err != nil {
+				t.Fatalf("PEXPIRE: %v", err)
+			}
+			for i := range 3 {
+				w, err := s.CountFixed(ctx, k, 1, window)
+				if err != nil || w.Count != int64(i+2) || w.Reset <= 0 || w.Reset > left {
+					t.Errorf("call %d = %+v, %v; want count %d and a reset within (0, %v]", i+2, w, err, i+2, left)
+				}
+				if ttl := rdb.PTTL(ctx, key).Val(); ttl <= 0 || ttl > left {
+					t.Errorf("the counter's TTL after call %d = %v, want within (0, %v]: never pushed back, never removed", i+2, ttl, left)
+				}
+			}
+			// The test's own PEXPIRE is one of them.
+			if n := commandCalls(t, rdb, "pexpire") - expires - 1; n != 1 {
+				t.Errorf("PEXPIRE ran %d times in 4 calls, want once, by the call that opened the window", n)
+			}
+		})
+	}
+}
+
+// A call that finds its counter without an expiry opens the window with
+// PEXPIRE … NX; when a concurrent call opened it first, that window
+// stands and is what the call answers, and a counter reset in between
+// answers a window that is over.
+func TestFixedWindowOpensOnlyAWindowNotOpenedYet(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	ctx := context.Background()
+	const window, left = time.Minute, 10 * time.Second
+	for _, way := range fixedWays[:2] {
+		t.Run(way.name, func(t *testing.T) {
+			s := fixedStore(t, srv, way.opts, false)
+			k := "o-" + way.name
+			rdb.Set(ctx, k, "3", left)
+			w, ok, err := s.openFixed(ctx, k, Window{Count: 3, Reset: window}, window)
+			if err != nil || !ok || w.Count != 3 || w.Reset <= 0 || w.Reset > left {
+				t.Errorf("opening a window another call opened = %+v, %v, %v; want count 3 and a reset within (0, %v]", w, ok, err, left)
+			}
+			if ttl := rdb.PTTL(ctx, k).Val(); ttl <= 0 || ttl > left {
+				t.Errorf("the counter's TTL = %v, want the other call's, within (0, %v]", ttl, left)
+			}
+			rdb.Set(ctx, k, "4", 0)
+			if w, ok, err := s.openFixed(ctx, k, Window{Count: 4, Reset: window}, window); err != nil || !ok || w != (Window{Count: 4, Reset: window}) {
+				t.Errorf("opening the window of a counter without expiry = %+v, %v, %v; want count 4 and a whole window", w, ok, err)
+			}
+			if ttl := rdb.PTTL(ctx, k).Val(); ttl <= left || ttl > window {
+				t.Errorf("the counter's TTL = %v, want the window opened, within (%v, %v]", ttl, left, window)
+			}
+			rdb.Del(ctx, k)
+			if w, ok, err := s.openFixed(ctx, k, Window{Count: 5, Reset: window}, window); err != nil || !ok || w != (Window{Count: 5}) {
+				t.Errorf("opening the window of a counter reset since = %+v, %v, %v; want count 5 and a window that is over", w, ok, err)
+			}
+		})
+	}
+}
+
 // Many callers at once on a real server: each call gets a count of its own,
 // so exactly limit calls of cost 1 see a count within limit, however the
 // commands of concurrent calls interleave.
@@ -141,6 +218,10 @@ func TestFixedWindowExactUnderConcurrency(t *testing.T) {
 			}
 			if got := rdb.Get(ctx, "ratelimit:{"+k+"}").Val(); got != fmt.Sprint(callers*calls) {
 				t.Errorf("counter = %s, want %d", got, callers*calls)
+			}
+			// However many calls found it without one, the window opened once.
+			if ttl := rdb.PTTL(ctx, "ratelimit:{"+k+"}").Val(); ttl <= 0 || ttl > time.Minute {
+				t.Errorf("the counter's TTL = %v, want within (0, %v]", ttl, time.Minute)
 			}
 		})
 	}

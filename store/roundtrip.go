@@ -131,7 +131,7 @@ func (s *Store) runWrites(ctx context.Context, newCmds func(context.Context) []r
 		var buf [4]redis.AutoFuture
 		futures := buf[:0]
 		for _, c := range cmds {
-			futures = append(futures, s.ap.Submit(ctx, once{c}))
+			futures = append(futures, s.ap.Submit(ctx, noRetry(c)))
 		}
 		for _, f := range futures {
 			if f.WaitContext(ctx) != nil && ctx.Err() != nil {
@@ -150,6 +150,23 @@ func (s *Store) runWrites(ctx context.Context, newCmds func(context.Context) []r
 			return cmds, nil
 		}
 	}
+}
+
+// onceInt is once for a *redis.IntCmd: one pointer, as onceCmd is.
+type onceInt struct{ *redis.IntCmd }
+
+func (onceInt) NoRetry() bool { return true }
+
+// noRetry wraps c in once, without an allocation of its own for the
+// commands whose wrapper is one pointer.
+func noRetry(c redis.Cmder) redis.Cmder {
+	switch c := c.(type) {
+	case *redis.IntCmd:
+		return onceInt{c}
+	case *redis.Cmd:
+		return onceCmd{c}
+	}
+	return once{c}
 }
 
 // runPair runs two reads as runCmd does, in one round trip. It returns ctx's
