@@ -83,7 +83,7 @@ func runCmd[C redis.Cmder](ctx context.Context, s *Store, policy retryPolicy, ne
 		start, span := time.Now(), s.spans.start(ctx, cmd.FullName())
 		// once: go-redis must not send a batch again; retries are decided
 		// here, command by command.
-		if err := s.ap.Submit(ctx, once{cmd}).WaitContext(ctx); err != nil && ctx.Err() != nil {
+		if err := s.ap.Submit(ctx, noRetry(cmd)).WaitContext(ctx); err != nil && ctx.Err() != nil {
 			cmd = newCmd(ctx, args...)
 			cmd.SetErr(ctx.Err())
 			s.spans.end(span, cmd)
@@ -152,10 +152,15 @@ func (s *Store) runWrites(ctx context.Context, newCmds func(context.Context) []r
 	}
 }
 
-// onceInt is once for a *redis.IntCmd: one pointer, as onceCmd is.
-type onceInt struct{ *redis.IntCmd }
+// onceInt and onceString are once for an *redis.IntCmd and a
+// *redis.StringCmd: one pointer, as onceCmd is.
+type (
+	onceInt    struct{ *redis.IntCmd }
+	onceString struct{ *redis.StringCmd }
+)
 
-func (onceInt) NoRetry() bool { return true }
+func (onceInt) NoRetry() bool    { return true }
+func (onceString) NoRetry() bool { return true }
 
 // noRetry wraps c in once, without an allocation of its own for the
 // commands whose wrapper is one pointer.
@@ -163,6 +168,8 @@ func noRetry(c redis.Cmder) redis.Cmder {
 	switch c := c.(type) {
 	case *redis.IntCmd:
 		return onceInt{c}
+	case *redis.StringCmd:
+		return onceString{c}
 	case *redis.Cmd:
 		return onceCmd{c}
 	}
@@ -186,7 +193,7 @@ func (s *Store) runPair(ctx context.Context, newA, newB func(context.Context) re
 		a, b := newA(ctx), newB(ctx)
 		start := time.Now()
 		spanA, spanB := s.spans.start(ctx, a.FullName()), s.spans.start(ctx, b.FullName())
-		fa, fb := s.ap.Submit(ctx, once{a}), s.ap.Submit(ctx, once{b})
+		fa, fb := s.ap.Submit(ctx, noRetry(a)), s.ap.Submit(ctx, noRetry(b))
 		if fa.WaitContext(ctx) != nil && ctx.Err() != nil {
 			s.spans.fail(spanA, ctx.Err())
 			s.spans.fail(spanB, ctx.Err())
@@ -218,7 +225,7 @@ func (s *Store) runPair(ctx context.Context, newA, newB func(context.Context) re
 // the main client instead, without keeping the value.
 func (s *Store) readTracked(ctx context.Context, r *reader, a, b redis.Cmder) error {
 	spanA, spanB := s.spans.start(ctx, a.FullName()), s.spans.start(ctx, b.FullName())
-	fa, fb := r.ap.Submit(ctx, once{a}), r.ap.Submit(ctx, once{b})
+	fa, fb := r.ap.Submit(ctx, noRetry(a)), r.ap.Submit(ctx, noRetry(b))
 	if fa.WaitContext(ctx) != nil && ctx.Err() != nil {
 		s.spans.fail(spanA, ctx.Err())
 		s.spans.fail(spanB, ctx.Err())
@@ -393,7 +400,7 @@ func (s *Store) readPipeline(ctx context.Context, queue func(p redis.Pipeliner))
 func sendOnce[C redis.Cmder](ctx context.Context, s *Store, p processor, newCmd func(context.Context, ...any) C, args ...any) C {
 	for attempt := 0; ; attempt++ {
 		cmd := newCmd(ctx, args...)
-		_ = p.Process(ctx, once{cmd})
+		_ = p.Process(ctx, noRetry(cmd))
 		if !s.retry(ctx, writing, attempt, cmd.Err()) {
 			return cmd
 		}
