@@ -33,7 +33,7 @@ func TestChunkedConnWritesEachChunkAtOnce(t *testing.T) {
 			server, client := net.Pipe()
 			defer client.Close()
 			conn := &recordingConn{Conn: server}
-			c := newChunkedConn(conn, tt.chunked, time.Minute, &sync.Pool{})
+			c := newChunkedConn(conn, tt.chunked, time.Minute, &sync.Pool{}, nil)
 			if !c.write([]byte("event: a\n\n"), []byte("event: b\n\n")) {
 				t.Fatal("write failed")
 			}
@@ -72,7 +72,7 @@ func TestChunkedConnGivesEveryWriteItsStall(t *testing.T) {
 	defer client.Close()
 	const stall = time.Hour
 	conn := &deadlineConn{recordingConn: recordingConn{Conn: server}}
-	c := newChunkedConn(conn, true, stall, &sync.Pool{})
+	c := newChunkedConn(conn, true, stall, &sync.Pool{}, nil)
 	defer func() {
 		c.end()
 		<-c.gone
