@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -51,16 +54,54 @@ func TestStreamCountsEachMessageOnce(t *testing.T) {
 			",\"sent\":" + strconv.FormatInt(sent, 10) + "}}\n\n"
 	}
 	events += ": ping\n\nevent: error\ndata: {\"error\":\"too slow\"}\n\n"
-	s := &stream{body: bufio.NewReader(strings.NewReader(events)), seen: make([]bool, 2)}
+	// As the gateway sends it over HTTP/1.1: a chunk for each event or two.
+	var chunked strings.Builder
+	for rest := events; rest != ""; {
+		n := min(len(rest), 90)
+		fmt.Fprintf(&chunked, "%x\r\n%s\r\n", n, rest[:n])
+		rest = rest[n:]
+	}
+	chunked.WriteString("0\r\n\r\n")
+
+	for _, tc := range []struct {
+		name    string
+		body    string
+		chunked bool
+		reads   func(io.Reader) io.Reader
+		head    int // bytes of the body read along with the head
+	}{
+		{"chunked", chunked.String(), true, func(r io.Reader) io.Reader { return r }, 0},
+		{"chunked, a byte a read", chunked.String(), true, iotest.OneByteReader, 0},
+		{"chunked, partly read with the head", chunked.String(), true, iotest.HalfReader, 50},
+		{"not chunked", events, false, iotest.HalfReader, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &stream{head: []byte(tc.body[:tc.head]), rd: tc.reads(strings.NewReader(tc.body[tc.head:])),
+				chunked: tc.chunked, buf: make([]byte, 64), seen: make([]bool, 2)}
+			s.read()
+			if got := s.delivered.Load(); got != 3 {
+				t.Errorf("delivered %d, want 3", got)
+			}
+			if s.duplicated != 1 {
+				t.Errorf("duplicated %d, want 1", s.duplicated)
+			}
+			if len(s.latencies) != 3 || s.latencies[0] < 20*time.Millisecond {
+				t.Errorf("latencies %v, want 3 of at least 20ms", s.latencies)
+			}
+			if !s.endedEarly {
+				t.Error("a stream that ended before the bench closed it is not marked")
+			}
+		})
+	}
+}
+
+func TestStreamStopsAtBadChunking(t *testing.T) {
+	body := "event: message\ndata: {\"seq\":1,\"sent\":1}\n\n"
+	s := &stream{rd: strings.NewReader(fmt.Sprintf("%x\r\n%sXX", len(body), body) + "event: message\ndata: {\"seq\":2,\"sent\":1}\n\n"),
+		chunked: true, buf: make([]byte, 64), seen: make([]bool, 3)}
 	s.read()
-	if got := s.delivered.Load(); got != 3 {
-		t.Errorf("delivered %d, want 3", got)
-	}
-	if len(s.latencies) != 3 || s.latencies[0] < 20*time.Millisecond {
-		t.Errorf("latencies %v, want 3 of at least 20ms", s.latencies)
-	}
-	if !s.endedEarly {
-		t.Error("a stream that ended before the bench closed it is not marked")
+	if got := s.delivered.Load(); got != 1 {
+		t.Errorf("delivered %d, want 1: nothing after the chunk that does not end in CRLF", got)
 	}
 }
 

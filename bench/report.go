@@ -241,6 +241,9 @@ func printFanout(w io.Writer, fs []fanoutResult, o options) {
 		if r.endedEarly > 0 {
 			notes = append(notes, fmt.Sprintf("%d ended by the gateway", r.endedEarly))
 		}
+		if r.duplicated > 0 {
+			notes = append(notes, fmt.Sprintf("%d deliveries duplicated", r.duplicated))
+		}
 		if r.failed > 0 {
 			notes = append(notes, fmt.Sprintf("%d publishes failed", r.failed))
 		}

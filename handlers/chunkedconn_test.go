@@ -33,7 +33,7 @@ func TestChunkedConnWritesEachChunkAtOnce(t *testing.T) {
 			server, client := net.Pipe()
 			defer client.Close()
 			conn := &recordingConn{Conn: server}
-			c := newChunkedConn(conn, tt.chunked, time.Minute, &sync.Pool{})
+			c := newChunkedConn(conn, tt.chunked, time.Minute, &sync.Pool{}, nil)
 			if !c.write([]byte("event: a\n\n"), []byte("event: b\n\n")) {
 				t.Fatal("write failed")
 			}
@@ -51,5 +51,52 @@ func TestChunkedConnWritesEachChunkAtOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// deadlineConn keeps the write deadlines set on it.
+type deadlineConn struct {
+	recordingConn
+	deadlines []time.Time
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.deadlines = append(c.deadlines, t)
+	return nil
+}
+
+// Every write may wait stall for the client, however seldom the deadline is
+// moved.
+func TestChunkedConnGivesEveryWriteItsStall(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	const stall = time.Hour
+	conn := &deadlineConn{recordingConn: recordingConn{Conn: server}}
+	c := newChunkedConn(conn, true, stall, &sync.Pool{}, nil)
+	defer func() {
+		c.end()
+		<-c.gone
+	}()
+	write := func() {
+		t.Helper()
+		before := time.Now()
+		if !c.write([]byte("event: a\n\n")) {
+			t.Fatal("write failed")
+		}
+		if len(conn.deadlines) == 0 || conn.deadlines[len(conn.deadlines)-1].Before(before.Add(stall)) {
+			t.Fatalf("deadlines %v: a write at %v may not wait %v", conn.deadlines, before, stall)
+		}
+	}
+	for range 3 {
+		write()
+	}
+	if len(conn.deadlines) != 1 {
+		t.Errorf("%d deadlines set for 3 writes in a row, want 1", len(conn.deadlines))
+	}
+	// As if nearly stall had passed since the deadline was set.
+	c.deadline = time.Now().Add(stall - time.Second)
+	write()
+	if len(conn.deadlines) != 2 {
+		t.Errorf("%d deadlines set, want the deadline moved once more", len(conn.deadlines))
 	}
 }

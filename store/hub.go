@@ -324,6 +324,7 @@ func (t *topic) remove(s *Subscription, err error) {
 	if err != nil {
 		s.err = err
 		close(s.done)
+		s.Wake()
 	}
 }
 

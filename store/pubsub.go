@@ -132,15 +132,22 @@ func (s *Subscription) push(b []byte) bool {
 	}
 	s.queue = append(s.queue, b)
 	s.mu.Unlock()
+	s.Wake()
+	return true
+}
+
+// Waiting receives a value when frames are queued for Take, when the
+// subscription ends, and after Wake: a stream's goroutine can wait on it
+// alone, however many things it waits for.
+func (s *Subscription) Waiting() <-chan struct{} { return s.waiting }
+
+// Wake makes Waiting receive a value, unless one is already pending.
+func (s *Subscription) Wake() {
 	select {
 	case s.waiting <- struct{}{}:
 	default:
 	}
-	return true
 }
-
-// Waiting receives a value when frames are queued for Take.
-func (s *Subscription) Waiting() <-chan struct{} { return s.waiting }
 
 // Take returns the frames queued, in order, and keeps buf, emptied, to
 // queue the next ones in: a stream that passes back what it has written
