@@ -183,9 +183,3 @@ func unanswered(err error) bool {
 	}
 	return true
 }
-
-// onceCmd is once for a *redis.Cmd: one pointer, it goes into an interface
-// without an allocation of its own.
-type onceCmd struct{ *redis.Cmd }
-
-func (onceCmd) NoRetry() bool { return true }

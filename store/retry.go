@@ -28,10 +28,34 @@ const (
 // writeKey marks, in a context, a pipeline of write commands.
 type writeKey struct{}
 
-// once marks a command go-redis must not send a second time.
+// once marks a command go-redis must not send a second time. noRetry makes
+// it, and for the commonest commands the one-pointer forms below, which go
+// into an interface without an allocation of their own.
 type once struct{ redis.Cmder }
 
-func (once) NoRetry() bool { return true }
+type (
+	onceCmd    struct{ *redis.Cmd }
+	onceInt    struct{ *redis.IntCmd }
+	onceString struct{ *redis.StringCmd }
+)
+
+func (once) NoRetry() bool       { return true }
+func (onceCmd) NoRetry() bool    { return true }
+func (onceInt) NoRetry() bool    { return true }
+func (onceString) NoRetry() bool { return true }
+
+// noRetry marks c as a command go-redis must not send a second time.
+func noRetry(c redis.Cmder) redis.Cmder {
+	switch c := c.(type) {
+	case *redis.Cmd:
+		return onceCmd{c}
+	case *redis.IntCmd:
+		return onceInt{c}
+	case *redis.StringCmd:
+		return onceString{c}
+	}
+	return once{c}
+}
 
 // writeHook wraps the commands of a write pipeline in once, so go-redis
 // leaves the decision to retry to write. On a cluster it sits on the cluster
@@ -48,7 +72,7 @@ func (writeHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proce
 		}
 		wrapped := make([]redis.Cmder, len(cmds))
 		for i, c := range cmds {
-			wrapped[i] = once{c}
+			wrapped[i] = noRetry(c)
 		}
 		return next(ctx, wrapped)
 	}
@@ -123,7 +147,7 @@ func lostReply(err error) bool {
 // guard is cmd as the command API must send it.
 func guard(cmd *redis.Cmd, write bool) redis.Cmder {
 	if write {
-		return once{cmd}
+		return onceCmd{cmd}
 	}
 	return cmd
 }

@@ -152,30 +152,6 @@ func (s *Store) runWrites(ctx context.Context, newCmds func(context.Context) []r
 	}
 }
 
-// onceInt and onceString are once for an *redis.IntCmd and a
-// *redis.StringCmd: one pointer, as onceCmd is.
-type (
-	onceInt    struct{ *redis.IntCmd }
-	onceString struct{ *redis.StringCmd }
-)
-
-func (onceInt) NoRetry() bool    { return true }
-func (onceString) NoRetry() bool { return true }
-
-// noRetry wraps c in once, without an allocation of its own for the
-// commands whose wrapper is one pointer.
-func noRetry(c redis.Cmder) redis.Cmder {
-	switch c := c.(type) {
-	case *redis.IntCmd:
-		return onceInt{c}
-	case *redis.StringCmd:
-		return onceString{c}
-	case *redis.Cmd:
-		return onceCmd{c}
-	}
-	return once{c}
-}
-
 // runPair runs two reads as runCmd does, in one round trip. It returns ctx's
 // error when ctx ended before both had run; the commands must not be read
 // then.
